@@ -1,0 +1,10 @@
+//! rbflex: training-free neural architecture search with RBFleX-NAS.
+//!
+//! Layers, each in its own module: [`spaces`] (architecture encodings ->
+//! networks) -> [`nets`] (tch modules reporting activations to a sink) ->
+//! [`proxies`] (RBFleX, HDA) -> [`benchmarks`] (ground truth) and [`inputs`]
+//! (images) -> [`search`] / [`correlate`] -> the `rbflex` CLI.
+
+pub mod nets;
+pub mod proxies;
+pub mod spaces;

@@ -1,0 +1,130 @@
+//! Parameter store: creates tensors with PyTorch's default initialisation in
+//! construction order (so `tch::manual_seed(S)` reproduces the reference's
+//! weights bit for bit) and loads PyTorch-named state dicts.
+
+use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+
+/// The trainable tensors of a network, by PyTorch name, in creation order.
+#[derive(Debug, Default)]
+pub struct Params {
+    entries: Vec<(String, Tensor)>,
+}
+
+/// `nn.init.kaiming_uniform_(w, a=sqrt(5))`'s bound, computed in f64 exactly as
+/// Python does: gain = sqrt(2 / (1 + a^2)), bound = sqrt(3) * gain / sqrt(fan_in).
+fn kaiming_bound(fan_in: i64) -> f64 {
+    let a = 5f64.sqrt();
+    let gain = (2.0 / (1.0 + a * a)).sqrt();
+    let std = gain / (fan_in as f64).sqrt();
+    3f64.sqrt() * std
+}
+
+fn uniform(shape: &[i64], bound: f64) -> Tensor {
+    let mut t = Tensor::empty(shape, (Kind::Float, Device::Cpu));
+    let _ = t.uniform_(-bound, bound);
+    t
+}
+
+impl Params {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn push(&mut self, name: String, t: Tensor) -> Tensor {
+        let alias = t.shallow_clone();
+        self.entries.push((name, t));
+        alias
+    }
+
+    /// Weight of `nn.Conv2d` (and its bias when `bias`), PyTorch default init:
+    /// kaiming-uniform(a=sqrt 5) weight, uniform(+-1/sqrt(fan_in)) bias.
+    pub fn conv(
+        &mut self,
+        prefix: &str,
+        c_in: i64,
+        c_out: i64,
+        kernel: [i64; 2],
+        groups: i64,
+        bias: bool,
+    ) -> (Tensor, Option<Tensor>) {
+        let fan_in = c_in / groups * kernel[0] * kernel[1];
+        let w = uniform(&[c_out, c_in / groups, kernel[0], kernel[1]], kaiming_bound(fan_in));
+        let w = self.push(format!("{prefix}.weight"), w);
+        let b = bias.then(|| {
+            let b = uniform(&[c_out], 1.0 / (fan_in as f64).sqrt());
+            self.push(format!("{prefix}.bias"), b)
+        });
+        (w, b)
+    }
+
+    /// Weight and bias of `nn.Linear`, PyTorch default init.
+    pub fn linear(&mut self, prefix: &str, f_in: i64, f_out: i64) -> (Tensor, Tensor) {
+        let w = uniform(&[f_out, f_in], kaiming_bound(f_in));
+        let w = self.push(format!("{prefix}.weight"), w);
+        let b = uniform(&[f_out], 1.0 / (f_in as f64).sqrt());
+        let b = self.push(format!("{prefix}.bias"), b);
+        (w, b)
+    }
+
+    /// Affine parameters of a normalisation layer: weight 1, bias 0 (no RNG draw).
+    pub fn norm_affine(&mut self, prefix: &str, c: i64) -> (Tensor, Tensor) {
+        let w = self.push(format!("{prefix}.weight"), Tensor::ones([c], (Kind::Float, Device::Cpu)));
+        let b = self.push(format!("{prefix}.bias"), Tensor::zeros([c], (Kind::Float, Device::Cpu)));
+        (w, b)
+    }
+
+    /// Number of trainable values.
+    pub fn count(&self) -> i64 {
+        self.entries.iter().map(|(_, t)| t.numel() as i64).sum()
+    }
+
+    /// Names and shapes in creation order.
+    pub fn shapes(&self) -> Vec<(String, Vec<i64>)> {
+        self.entries.iter().map(|(n, t)| (n.clone(), t.size())).collect()
+    }
+
+    /// Overwrites every parameter from a PyTorch `state_dict()` saved as
+    /// safetensors. BatchNorm running statistics are ignored (train-mode BN
+    /// does not read them); a missing, mis-shaped or unexpected tensor is an
+    /// error naming it.
+    pub fn load_safetensors(&self, path: &Path) -> Result<()> {
+        let loaded = Tensor::read_safetensors(path)
+            .with_context(|| format!("cannot read params file {}", path.display()))?;
+        let mut by_name: HashMap<String, Tensor> = loaded.into_iter().collect();
+        let _guard = tch::no_grad_guard();
+        for (name, t) in &self.entries {
+            let src = by_name.remove(name).with_context(|| {
+                format!("params file {}: missing tensor '{name}'", path.display())
+            })?;
+            if src.size() != t.size() {
+                bail!(
+                    "params file {}: tensor '{name}' has shape {:?}, the network needs {:?}",
+                    path.display(),
+                    src.size(),
+                    t.size()
+                );
+            }
+            let mut dst = t.shallow_clone();
+            dst.copy_(&src.to_kind(Kind::Float));
+        }
+        let stats = ["running_mean", "running_var", "num_batches_tracked"];
+        let mut extra: Vec<_> = by_name
+            .keys()
+            .filter(|k| !stats.iter().any(|s| k.ends_with(s)))
+            .cloned()
+            .collect();
+        extra.sort();
+        if let Some(first) = extra.first() {
+            bail!(
+                "params file {}: unexpected tensor '{first}' ({} unexpected in all): does the architecture match?",
+                path.display(),
+                extra.len()
+            );
+        }
+        Ok(())
+    }
+}

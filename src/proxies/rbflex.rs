@@ -1,0 +1,90 @@
+//! The RBFleX-NAS score: `N * (log|det K| + log|det Q|)` with RBF kernels over
+//! the column-normalised activations (K) and final-layer inputs (Q).
+
+use super::kernel::{logabsdet, KernelSums};
+use crate::nets::{split_images, Net, Sink};
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+/// The paper's fixed gamma for the activation kernel.
+pub const GAMMA_K: f64 = 2.68690173088039e-12;
+/// The paper's fixed gamma for the final-layer kernel.
+pub const GAMMA_Q: f64 = 1.02460061284506e-11;
+
+/// Kernel widths.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Gammas {
+    /// Gamma of the activation kernel K.
+    pub gamma_k: f64,
+    /// Gamma of the final-layer kernel Q.
+    pub gamma_q: f64,
+}
+
+impl Default for Gammas {
+    fn default() -> Self {
+        Self { gamma_k: GAMMA_K, gamma_q: GAMMA_Q }
+    }
+}
+
+/// One network's score and its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    /// `N * (logdet_k + logdet_q)`; `-inf` when a kernel is singular.
+    pub score: f64,
+    /// `log|det K|`.
+    pub logdet_k: f64,
+    /// `log|det Q|`.
+    pub logdet_q: f64,
+    /// Captured activation values per image (L_A).
+    pub la: i64,
+    /// Final-layer input values per image (L_Q).
+    pub lq: i64,
+    /// Whether some activation was NaN or infinite (the score is then `-inf`).
+    pub nonfinite: bool,
+}
+
+/// A [`Sink`] that streams both kernels' sums.
+#[derive(Debug)]
+pub struct RbflexSink {
+    /// Activation side.
+    pub k: KernelSums,
+    /// Final-layer side.
+    pub q: KernelSums,
+}
+
+impl RbflexSink {
+    /// Empty sums for `n` images.
+    pub fn new(n: usize) -> Self {
+        Self { k: KernelSums::new(n), q: KernelSums::new(n) }
+    }
+
+    /// The score from the accumulated sums.
+    pub fn finish(&self, n: usize, g: Gammas) -> Score {
+        let nonfinite = self.k.nonfinite || self.q.nonfinite;
+        let logdet_k = logabsdet(&self.k.kernel(g.gamma_k), n);
+        let logdet_q = logabsdet(&self.q.kernel(g.gamma_q), n);
+        let mut score = n as f64 * (logdet_k + logdet_q);
+        if nonfinite || score.is_nan() {
+            score = f64::NEG_INFINITY;
+        }
+        Score { score, logdet_k, logdet_q, la: self.k.len, lq: self.q.len, nonfinite }
+    }
+}
+
+impl Sink for RbflexSink {
+    fn activation(&mut self, outs: &[Tensor]) {
+        self.k.add(outs);
+    }
+    fn last_input(&mut self, outs: &[Tensor]) {
+        self.q.add(outs);
+    }
+}
+
+/// Scores a network on a batch `x` (`[N, C, H, W]`), forwarding each image
+/// alone as the reference does (train-mode BN with that image's statistics).
+pub fn score(net: &dyn Net, x: &Tensor, g: Gammas) -> Score {
+    let n = x.size()[0] as usize;
+    let mut sink = RbflexSink::new(n);
+    net.forward(&split_images(x), &mut sink);
+    sink.finish(n, g)
+}

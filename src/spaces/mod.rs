@@ -1,0 +1,97 @@
+//! Design spaces: architecture encodings, their official index order, and how
+//! each architecture becomes a network. A new space is one module here that
+//! implements [`Space`] plus one line in [`by_name`].
+
+pub mod nb201;
+
+use crate::nets::Net;
+use anyhow::{bail, Result};
+use serde::Serialize;
+use std::fmt;
+
+/// The datasets a space is benchmarked on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+pub enum Dataset {
+    /// CIFAR-10 (32x32, 10 classes).
+    #[value(name = "cifar10")]
+    #[serde(rename = "cifar10")]
+    Cifar10,
+    /// CIFAR-100 (32x32, 100 classes).
+    #[value(name = "cifar100")]
+    #[serde(rename = "cifar100")]
+    Cifar100,
+    /// ImageNet16-120 (16x16, 120 classes).
+    #[value(name = "imagenet16-120")]
+    #[serde(rename = "imagenet16_120")]
+    ImageNet16,
+}
+
+impl Dataset {
+    /// Classes of the dataset's classifier.
+    pub fn num_classes(self) -> i64 {
+        match self {
+            Dataset::Cifar10 => 10,
+            Dataset::Cifar100 => 100,
+            Dataset::ImageNet16 => 120,
+        }
+    }
+
+    /// Name used in file names and CSV columns.
+    pub fn key(self) -> &'static str {
+        match self {
+            Dataset::Cifar10 => "cifar10",
+            Dataset::Cifar100 => "cifar100",
+            Dataset::ImageNet16 => "imagenet16_120",
+        }
+    }
+}
+
+impl fmt::Display for Dataset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// A design space.
+pub trait Space: Sync {
+    /// Short name used on the command line (`--space`).
+    fn name(&self) -> &'static str;
+    /// Number of architectures.
+    fn len(&self) -> usize;
+    /// Whether the space is empty (never, for a real space).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The architecture string at an official index.
+    fn arch(&self, index: usize) -> Result<String>;
+    /// The official index of an architecture string.
+    fn index_of(&self, arch: &str) -> Result<usize>;
+    /// Builds a freshly initialised network (draws from the global tch RNG in
+    /// PyTorch's construction order).
+    fn build(&self, arch: &str, dataset: Dataset) -> Result<Box<dyn Net>>;
+    /// The datasets with ground truth for this space.
+    fn datasets(&self) -> &'static [Dataset];
+}
+
+/// Names accepted by `--space`.
+pub const NAMES: &[&str] = &["nb201"];
+
+/// Looks a space up by its command-line name.
+pub fn by_name(name: &str) -> Result<&'static dyn Space> {
+    match name {
+        "nb201" | "nats-tss" => Ok(&nb201::Nb201),
+        other => bail!("unknown space '{other}' (known: {})", NAMES.join(", ")),
+    }
+}
+
+/// Serialises "seed the global tch RNG, then draw a network's parameters", so
+/// that networks built on several threads keep the weights their seed gives.
+static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Builds `arch` right after `tch::manual_seed(seed)`, as the reference does
+/// after `torch.manual_seed(seed)`; safe to call from many threads at once.
+pub fn build_seeded(space: &dyn Space, arch: &str, dataset: Dataset, seed: i64) -> Result<Box<dyn Net>> {
+    let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    tch::manual_seed(seed);
+    space.build(arch, dataset)
+}
