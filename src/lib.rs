@@ -5,6 +5,13 @@
 //! [`proxies`] (RBFleX, HDA) -> [`benchmarks`] (ground truth) and [`inputs`]
 //! (images) -> [`search`] / [`correlate`] -> the `rbflex` CLI.
 
+pub mod bench;
+pub mod benchmarks;
+pub mod correlate;
+pub mod eval;
+pub mod inputs;
 pub mod nets;
 pub mod proxies;
+pub mod search;
 pub mod spaces;
+pub mod stats;

@@ -1,1 +1,494 @@
-fn main() {}
+//! The `rbflex` command line: score, hda, search, correlate, bench.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use rbflex::benchmarks;
+use rbflex::eval::{ScoreCache, Setting};
+use rbflex::inputs::{load_input, native_size, ImagePool};
+use rbflex::proxies::hda::{candidates, min_positive, Candidates};
+use rbflex::proxies::rbflex::{score, Gammas, GAMMA_K, GAMMA_Q};
+use rbflex::spaces::{self, build_seeded, Dataset, Space};
+use rbflex::{bench, correlate, eval, search};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tch::Tensor;
+
+/// Training-free neural architecture search with RBFleX-NAS.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Score one network.
+    Score(ScoreArgs),
+    /// Detect the kernel gammas from random networks (HDA).
+    Hda(HdaArgs),
+    /// Run the paper's search protocol (trials x sampled networks).
+    Search(SearchArgs),
+    /// Correlate scores with benchmark accuracy over a sample of the space.
+    Correlate(CorrelateArgs),
+    /// Measure networks scored per second and peak memory.
+    Bench(BenchArgs),
+}
+
+/// Options every command shares.
+#[derive(Args, Clone)]
+struct Common {
+    /// Design space.
+    #[arg(long, default_value = "nb201")]
+    space: String,
+    /// Dataset: classifier size, image transforms and ground truth.
+    #[arg(long, value_enum, default_value = "cifar10")]
+    dataset: Dataset,
+    /// Folder of images (PNG/JPEG, or official CIFAR binary batches) instead of
+    /// the embedded sample.
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// Images per kernel (N).
+    #[arg(long, default_value_t = 3)]
+    batch: usize,
+    /// Run seed: image choice and network initialisation.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Emit JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Clone)]
+struct GammaArgs {
+    /// Gamma of the activation kernel K.
+    #[arg(long, default_value_t = GAMMA_K)]
+    gamma_k: f64,
+    /// Gamma of the final-layer kernel Q.
+    #[arg(long, default_value_t = GAMMA_Q)]
+    gamma_q: f64,
+}
+
+impl GammaArgs {
+    fn gammas(&self) -> Result<Gammas> {
+        for (name, g) in [("--gamma-k", self.gamma_k), ("--gamma-q", self.gamma_q)] {
+            if !(g.is_finite() && g > 0.0) {
+                bail!("{name} must be a positive number, got {g}");
+            }
+        }
+        Ok(Gammas {
+            gamma_k: self.gamma_k,
+            gamma_q: self.gamma_q,
+        })
+    }
+}
+
+#[derive(Args)]
+struct ScoreArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    gammas: GammaArgs,
+    /// Architecture string (e.g. `|nor_conv_3x3~0|+|...|`).
+    #[arg(long, required_unless_present = "index", conflicts_with = "index")]
+    arch: Option<String>,
+    /// Official index of the architecture instead of its string.
+    #[arg(long)]
+    index: Option<usize>,
+    /// The network is built right after `manual_seed(S)` with S = --seed;
+    /// images are chosen with --image-seed (default: --seed).
+    #[arg(long)]
+    image_seed: Option<u64>,
+    /// PyTorch state dict (safetensors) to load into the network.
+    #[arg(long)]
+    params: Option<PathBuf>,
+    /// Safetensors file with a float32 NCHW tensor `x`, used as-is.
+    #[arg(long)]
+    input: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct HdaArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Random networks to detect from.
+    #[arg(long, default_value_t = 10)]
+    networks: usize,
+    /// Safetensors file with a float32 NCHW tensor `x`, used as-is.
+    #[arg(long)]
+    input: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    gammas: GammaArgs,
+    /// Worker threads (networks scored at once, one libtorch thread each).
+    #[arg(long, default_value_t = default_jobs())]
+    jobs: usize,
+    /// Results folder (scores are appended as they finish; a rerun resumes).
+    /// Default: rbflex-out/<space>-<dataset>-seed<S>.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Independent trials.
+    #[arg(long, default_value_t = 10)]
+    trials: usize,
+    /// Architectures sampled per trial.
+    #[arg(long, default_value_t = 1000)]
+    networks: usize,
+}
+
+#[derive(Args)]
+struct CorrelateArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Architectures to sample.
+    #[arg(long, default_value_t = 1000, conflicts_with = "all")]
+    sample: usize,
+    /// Every architecture of the space.
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Networks to score.
+    #[arg(long, default_value_t = 200)]
+    networks: usize,
+    /// Worker threads.
+    #[arg(long, default_value_t = default_jobs())]
+    jobs: usize,
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// The images a run feeds: its batch and where it came from.
+fn input_batch(c: &Common, seed: u64) -> Result<(Tensor, String)> {
+    if c.batch < 2 {
+        bail!(
+            "--batch must be at least 2 (a kernel compares images), got {}",
+            c.batch
+        );
+    }
+    let pool = match &c.images {
+        Some(dir) => ImagePool::from_dir(dir, native_size(c.dataset))?,
+        None => ImagePool::embedded(c.dataset)?,
+    };
+    let x = pool.batch(c.dataset, c.batch, seed)?;
+    Ok((
+        x,
+        format!("{} (batch {}, image seed {seed})", pool.source, c.batch),
+    ))
+}
+
+fn space_for(c: &Common) -> Result<&'static dyn Space> {
+    let space = spaces::by_name(&c.space)?;
+    if !space.datasets().contains(&c.dataset) {
+        bail!("space '{}' has no dataset {}", c.space, c.dataset);
+    }
+    Ok(space)
+}
+
+fn setting(r: &RunArgs) -> Result<Setting> {
+    let c = &r.common;
+    let space = space_for(c)?;
+    let (x, images) = input_batch(c, c.seed)?;
+    Ok(Setting {
+        space,
+        dataset: c.dataset,
+        seed: c.seed,
+        gammas: r.gammas.gammas()?,
+        x: Setting::input_from(&x)?,
+        images,
+    })
+}
+
+fn out_dir(r: &RunArgs) -> PathBuf {
+    let c = &r.common;
+    r.out.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "rbflex-out/{}-{}-seed{}",
+            c.space,
+            c.dataset.key(),
+            c.seed
+        ))
+    })
+}
+
+fn fmt_f(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.6}")
+    } else {
+        v.to_string()
+    }
+}
+
+fn cmd_score(a: ScoreArgs) -> Result<()> {
+    let c = &a.common;
+    let space = space_for(c)?;
+    let arch = match (&a.arch, a.index) {
+        (Some(s), _) => s.clone(),
+        (None, Some(i)) => space.arch(i)?,
+        (None, None) => bail!("give --arch or --index"),
+    };
+    let index = space.index_of(&arch).ok();
+    let x = match &a.input {
+        Some(p) => load_input(p)?,
+        None => input_batch(c, a.image_seed.unwrap_or(c.seed))?.0,
+    };
+    let net = build_seeded(space, &arch, c.dataset, c.seed as i64)?;
+    if let Some(p) = &a.params {
+        net.params().load_safetensors(p)?;
+    }
+    let s = score(net.as_ref(), &x, a.gammas.gammas()?);
+    if c.json {
+        let v = json!({
+            "arch": arch, "index": index, "score": num(s.score), "logdet_k": num(s.logdet_k), "logdet_q": num(s.logdet_q),
+            "la": s.la, "lq": s.lq, "nonfinite_activations": s.nonfinite, "params": net.params().count(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("arch      {arch}");
+        if let Some(i) = index {
+            println!("index     {i}");
+        }
+        println!("score     {}", fmt_f(s.score));
+        println!(
+            "logdet_k  {}\nlogdet_q  {}",
+            fmt_f(s.logdet_k),
+            fmt_f(s.logdet_q)
+        );
+        println!(
+            "L_A {}  L_Q {}  params {}",
+            s.la,
+            s.lq,
+            net.params().count()
+        );
+        if s.nonfinite {
+            println!("note: some activations were NaN or infinite; the score is -inf");
+        } else if s.score == f64::NEG_INFINITY {
+            println!(
+                "note: a kernel is singular (identical rows); the score is -inf and ranks last"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A JSON number, or the strings "-inf", "inf", "NaN" that JSON cannot hold
+/// as numbers (pandas and Python's float() read them back).
+fn num(v: f64) -> serde_json::Value {
+    if v.is_finite() {
+        json!(v)
+    } else {
+        json!(v.to_string())
+    }
+}
+
+fn cmd_hda(a: HdaArgs) -> Result<()> {
+    let c = &a.common;
+    let space = space_for(c)?;
+    let x = match &a.input {
+        Some(p) => load_input(p)?,
+        None => input_batch(c, c.seed)?.0,
+    };
+    if a.networks == 0 || a.networks > space.len() {
+        bail!(
+            "--networks must be between 1 and {}, got {}",
+            space.len(),
+            a.networks
+        );
+    }
+    let idx = search::trial_sample(space.len(), a.networks, c.seed, 0);
+    let mut nets = Vec::new();
+    for i in idx {
+        let arch = space.arch(i)?;
+        let net = build_seeded(space, &arch, c.dataset, eval::init_seed(c.seed, i))?;
+        let cand: Candidates = candidates(net.as_ref(), &x);
+        nets.push((i, arch, cand));
+    }
+    let gk = min_positive(nets.iter().flat_map(|n| &n.2.cand_k))
+        .context("no positive gamma_k candidate: every pair of rows has equal means")?;
+    let gq = min_positive(nets.iter().flat_map(|n| &n.2.cand_q))
+        .context("no positive gamma_q candidate: every pair of rows has equal means")?;
+    if c.json {
+        let v = json!({
+            "gamma_k": gk, "gamma_q": gq, "seed": c.seed,
+            "networks": nets.iter().map(|(i, a, cd)| json!({"index": i, "arch": a, "cand_k": cd.cand_k, "cand_q": cd.cand_q})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for (i, arch, _) in &nets {
+            println!("{i:>6}  {arch}");
+        }
+        println!("gamma_k {gk:e}\ngamma_q {gq:e}");
+        println!("(use with: --gamma-k {gk:e} --gamma-q {gq:e})");
+    }
+    Ok(())
+}
+
+fn cmd_search(a: SearchArgs) -> Result<()> {
+    let s = setting(&a.run)?;
+    let truth = benchmarks::for_space(s.space.name())?;
+    let dir = out_dir(&a.run);
+    let mut cache = ScoreCache::open(&dir, &s)?;
+    let rep = search::run(
+        &s,
+        truth,
+        a.trials,
+        a.networks,
+        a.run.jobs,
+        &mut cache,
+        a.run.quiet || a.run.common.json,
+    )?;
+    let path = dir.join("search.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&rep)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    if a.run.common.json {
+        println!("{}", serde_json::to_string_pretty(&rep)?);
+        return Ok(());
+    }
+    println!(
+        "{} on {} (seed {}): {} trials x {} networks, {} distinct scored",
+        rep.space,
+        rep.dataset,
+        rep.seed,
+        rep.trials.len(),
+        rep.networks,
+        rep.networks_scored
+    );
+    let keys: Vec<&String> = rep.mean.keys().collect();
+    println!(
+        "{:>5} {:>6} {:>12}  {}  arch",
+        "trial",
+        "index",
+        "score",
+        keys.iter().map(|k| format!("{k:>14}")).collect::<String>()
+    );
+    for t in &rep.trials {
+        let accs: String = keys
+            .iter()
+            .map(|k| format!("{:>14.2}", t.accuracy.get(*k).copied().unwrap_or(f64::NAN)))
+            .collect();
+        println!(
+            "{:>5} {:>6} {:>12.4}  {accs}  {}",
+            t.trial, t.index, t.score, t.arch
+        );
+    }
+    for k in keys {
+        println!(
+            "{k:>15}: {:.2} +- {:.2} (space best {:.2}, gap {:.2})",
+            rep.mean[k], rep.std[k], rep.best_in_space[k], rep.gap[k]
+        );
+    }
+    println!(
+        "search time {:.1} s (scoring only); results in {}",
+        rep.search_seconds,
+        path.display()
+    );
+    println!("note: each trial keeps its own best (the reference carries its best score over from earlier trials)");
+    Ok(())
+}
+
+fn cmd_correlate(a: CorrelateArgs) -> Result<()> {
+    let s = setting(&a.run)?;
+    let truth = benchmarks::for_space(s.space.name())?;
+    let dir = out_dir(&a.run);
+    let mut cache = ScoreCache::open(&dir, &s)?;
+    let idx = correlate::sample_indices(s.space.len(), (!a.all).then_some(a.sample), s.seed)?;
+    let rep = correlate::run(
+        &s,
+        truth,
+        &idx,
+        a.run.jobs,
+        &mut cache,
+        &dir,
+        a.run.quiet || a.run.common.json,
+    )?;
+    let path = dir.join("correlate.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&rep)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    if a.run.common.json {
+        println!("{}", serde_json::to_string_pretty(&rep)?);
+        return Ok(());
+    }
+    println!(
+        "{} on {}: {} networks ({} non-finite scores), scored in {:.1} s",
+        rep.space, rep.dataset, rep.n, rep.n_nonfinite, rep.seconds
+    );
+    println!(
+        "{:>15} {:>8} {:>9} {:>8}",
+        "accuracy of", "kendall", "spearman", "pearson"
+    );
+    for (d, c) in &rep.by_dataset {
+        println!(
+            "{d:>15} {:>8.4} {:>9.4} {:>8.4}",
+            c.kendall, c.spearman, c.pearson
+        );
+    }
+    println!("csv {}\nplot {}", rep.csv, rep.plot);
+    Ok(())
+}
+
+fn cmd_bench(a: BenchArgs) -> Result<()> {
+    let c = &a.common;
+    let space = space_for(c)?;
+    let (x, images) = input_batch(c, c.seed)?;
+    let s = Setting {
+        space,
+        dataset: c.dataset,
+        seed: c.seed,
+        gammas: Gammas::default(),
+        x: Setting::input_from(&x)?,
+        images,
+    };
+    let rep = bench::run(&s, a.networks, a.jobs, c.json)?;
+    if c.json {
+        println!("{}", serde_json::to_string_pretty(&rep)?);
+    } else {
+        println!(
+            "{}: {} networks at {}x{}, batch {}, {} jobs: {:.1} nets/s ({:.1} ms per network per worker), peak RSS {:.0} MB",
+            rep.space, rep.networks, rep.resolution[0], rep.resolution[1], rep.batch, rep.jobs, rep.nets_per_second, rep.ms_per_network, rep.peak_rss_mb
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // One intra-op thread: networks run in parallel instead, and parity with
+    // the reference's single-threaded kernels is kept.
+    tch::set_num_threads(1);
+    let result = match cli.command {
+        Command::Score(a) => cmd_score(a),
+        Command::Hda(a) => cmd_hda(a),
+        Command::Search(a) => cmd_search(a),
+        Command::Correlate(a) => cmd_correlate(a),
+        Command::Bench(a) => cmd_bench(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

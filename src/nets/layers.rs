@@ -54,7 +54,16 @@ pub struct ConvSpec {
 impl ConvSpec {
     /// A plain convolution: dilation 1, one group, no bias.
     pub fn new(c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64) -> Self {
-        Self { c_in, c_out, k, stride, padding, dilation: 1, groups: 1, bias: false }
+        Self {
+            c_in,
+            c_out,
+            k,
+            stride,
+            padding,
+            dilation: 1,
+            groups: 1,
+            bias: false,
+        }
     }
 }
 
@@ -62,7 +71,14 @@ impl Conv2d {
     /// Creates the layer's parameters under `prefix` (PyTorch init).
     pub fn new(p: &mut Params, prefix: &str, s: ConvSpec) -> Self {
         let (w, b) = p.conv(prefix, s.c_in, s.c_out, [s.k, s.k], s.groups, s.bias);
-        Self { w, b, stride: s.stride, padding: s.padding, dilation: s.dilation, groups: s.groups }
+        Self {
+            w,
+            b,
+            stride: s.stride,
+            padding: s.padding,
+            dilation: s.dilation,
+            groups: s.groups,
+        }
     }
 
     /// Applies the convolution to one tensor.
@@ -99,7 +115,12 @@ impl BatchNorm {
     pub fn new(p: &mut Params, prefix: &str, c: i64) -> Self {
         let (w, b) = p.norm_affine(prefix, c);
         let opts = (tch::Kind::Float, tch::Device::Cpu);
-        Self { w, b, running_mean: Tensor::zeros([c], opts), running_var: Tensor::ones([c], opts) }
+        Self {
+            w,
+            b,
+            running_mean: Tensor::zeros([c], opts),
+            running_var: Tensor::ones([c], opts),
+        }
     }
 
     /// Normalises one tensor with its own batch statistics.
@@ -161,9 +182,14 @@ impl ReluConvBn {
 
     /// Runs the block, reporting the ReLU output then the block output.
     pub fn forward(&self, xs: &[Tensor], sink: &mut dyn Sink) -> Groups {
-        let r = map(xs, |x| x.relu());
-        sink.activation(&r);
-        let y = self.bn.forward(&self.conv.forward(&r));
+        self.forward_relu(&map(xs, |x| x.relu()), sink)
+    }
+
+    /// Runs the block on an input whose ReLU `r` is already computed (shared by
+    /// several blocks reading the same node; the values are the same).
+    pub fn forward_relu(&self, r: &[Tensor], sink: &mut dyn Sink) -> Groups {
+        sink.activation(r);
+        let y = self.bn.forward(&self.conv.forward(r));
         sink.activation(&y);
         y
     }

@@ -17,12 +17,18 @@ enum EdgeOp {
 }
 
 impl EdgeOp {
-    fn forward(&self, xs: &[Tensor], sink: &mut dyn Sink) -> Groups {
+    /// Runs the edge on node `xs`; `relu` caches the node's ReLU, computed once
+    /// for all the conv edges that read it.
+    fn forward(&self, xs: &[Tensor], relu: &mut Option<Groups>, sink: &mut dyn Sink) -> Groups {
         match self {
             EdgeOp::Zero => map(xs, |x| x * 0.0),
             EdgeOp::Identity => xs.iter().map(|x| x.shallow_clone()).collect(),
-            EdgeOp::AvgPool => map(xs, |x| x.avg_pool2d([3, 3], [1, 1], [1, 1], false, false, None::<i64>)),
-            EdgeOp::Conv(op) => op.forward(xs, sink),
+            EdgeOp::AvgPool => map(xs, |x| {
+                x.avg_pool2d([3, 3], [1, 1], [1, 1], false, false, None::<i64>)
+            }),
+            EdgeOp::Conv(op) => {
+                op.forward_relu(relu.get_or_insert_with(|| map(xs, |x| x.relu())), sink)
+            }
         }
     }
 }
@@ -45,8 +51,12 @@ impl InferCell {
                     Op::None => EdgeOp::Zero,
                     Op::Skip => EdgeOp::Identity,
                     Op::AvgPool => EdgeOp::AvgPool,
-                    Op::Conv1x1 => EdgeOp::Conv(ReluConvBn::new(p, &name, ConvSpec::new(c, c, 1, 1, 0))),
-                    Op::Conv3x3 => EdgeOp::Conv(ReluConvBn::new(p, &name, ConvSpec::new(c, c, 3, 1, 1))),
+                    Op::Conv1x1 => {
+                        EdgeOp::Conv(ReluConvBn::new(p, &name, ConvSpec::new(c, c, 1, 1, 0)))
+                    }
+                    Op::Conv3x3 => {
+                        EdgeOp::Conv(ReluConvBn::new(p, &name, ConvSpec::new(c, c, 3, 1, 1)))
+                    }
                 }
             })
             .collect();
@@ -55,9 +65,11 @@ impl InferCell {
 
     fn forward(&self, xs: &[Tensor], sink: &mut dyn Sink) -> Groups {
         let mut nodes: Vec<Groups> = vec![xs.iter().map(|x| x.shallow_clone()).collect()];
+        let mut relus: Vec<Option<Groups>> = vec![None, None, None];
         let mut acc: Option<Groups> = None;
         for (i, edge) in self.edges.iter().enumerate() {
-            let out = edge.forward(&nodes[EDGE_INPUT[i]], sink);
+            let src = EDGE_INPUT[i];
+            let out = edge.forward(&nodes[src], &mut relus[src], sink);
             acc = Some(match acc {
                 None => out,
                 Some(a) => add(&a, &out),
@@ -82,16 +94,34 @@ struct ResNetBlock {
 
 impl ResNetBlock {
     fn new(p: &mut Params, prefix: &str, c_in: i64, c_out: i64) -> Self {
-        let conv_a = ReluConvBn::new(p, &format!("{prefix}.conv_a"), ConvSpec::new(c_in, c_out, 3, 2, 1));
-        let conv_b = ReluConvBn::new(p, &format!("{prefix}.conv_b"), ConvSpec::new(c_out, c_out, 3, 1, 1));
-        let down = Conv2d::new(p, &format!("{prefix}.downsample.1"), ConvSpec::new(c_in, c_out, 1, 1, 0));
-        Self { conv_a, conv_b, down }
+        let conv_a = ReluConvBn::new(
+            p,
+            &format!("{prefix}.conv_a"),
+            ConvSpec::new(c_in, c_out, 3, 2, 1),
+        );
+        let conv_b = ReluConvBn::new(
+            p,
+            &format!("{prefix}.conv_b"),
+            ConvSpec::new(c_out, c_out, 3, 1, 1),
+        );
+        let down = Conv2d::new(
+            p,
+            &format!("{prefix}.downsample.1"),
+            ConvSpec::new(c_in, c_out, 1, 1, 0),
+        );
+        Self {
+            conv_a,
+            conv_b,
+            down,
+        }
     }
 
     fn forward(&self, xs: &[Tensor], sink: &mut dyn Sink) -> Groups {
         let a = self.conv_a.forward(xs, sink);
         let b = self.conv_b.forward(&a, sink);
-        let pooled = map(xs, |x| x.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>));
+        let pooled = map(xs, |x| {
+            x.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>)
+        });
         let residual = self.down.forward(&pooled);
         add(&residual, &b)
     }
@@ -127,7 +157,9 @@ impl TinyNetwork {
             let c_cur = c * mult;
             if stage > 0 {
                 let prefix = format!("cells.{}", stages.len());
-                stages.push(Stage::Reduce(ResNetBlock::new(&mut p, &prefix, c_prev, c_cur)));
+                stages.push(Stage::Reduce(ResNetBlock::new(
+                    &mut p, &prefix, c_prev, c_cur,
+                )));
                 c_prev = c_cur;
             }
             for _ in 0..n {
@@ -137,7 +169,14 @@ impl TinyNetwork {
         }
         let last_bn = BatchNorm::new(&mut p, "lastact.0", c_prev);
         let classifier = Linear::new(&mut p, "classifier", c_prev, num_classes);
-        Self { params: p, stem_conv, stem_bn, stages, last_bn, classifier }
+        Self {
+            params: p,
+            stem_conv,
+            stem_bn,
+            stages,
+            last_bn,
+            classifier,
+        }
     }
 }
 

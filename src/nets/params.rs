@@ -52,7 +52,10 @@ impl Params {
         bias: bool,
     ) -> (Tensor, Option<Tensor>) {
         let fan_in = c_in / groups * kernel[0] * kernel[1];
-        let w = uniform(&[c_out, c_in / groups, kernel[0], kernel[1]], kaiming_bound(fan_in));
+        let w = uniform(
+            &[c_out, c_in / groups, kernel[0], kernel[1]],
+            kaiming_bound(fan_in),
+        );
         let w = self.push(format!("{prefix}.weight"), w);
         let b = bias.then(|| {
             let b = uniform(&[c_out], 1.0 / (fan_in as f64).sqrt());
@@ -72,8 +75,14 @@ impl Params {
 
     /// Affine parameters of a normalisation layer: weight 1, bias 0 (no RNG draw).
     pub fn norm_affine(&mut self, prefix: &str, c: i64) -> (Tensor, Tensor) {
-        let w = self.push(format!("{prefix}.weight"), Tensor::ones([c], (Kind::Float, Device::Cpu)));
-        let b = self.push(format!("{prefix}.bias"), Tensor::zeros([c], (Kind::Float, Device::Cpu)));
+        let w = self.push(
+            format!("{prefix}.weight"),
+            Tensor::ones([c], (Kind::Float, Device::Cpu)),
+        );
+        let b = self.push(
+            format!("{prefix}.bias"),
+            Tensor::zeros([c], (Kind::Float, Device::Cpu)),
+        );
         (w, b)
     }
 
@@ -84,7 +93,10 @@ impl Params {
 
     /// Names and shapes in creation order.
     pub fn shapes(&self) -> Vec<(String, Vec<i64>)> {
-        self.entries.iter().map(|(n, t)| (n.clone(), t.size())).collect()
+        self.entries
+            .iter()
+            .map(|(n, t)| (n.clone(), t.size()))
+            .collect()
     }
 
     /// Overwrites every parameter from a PyTorch `state_dict()` saved as

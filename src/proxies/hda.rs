@@ -18,7 +18,11 @@ pub struct RowMoments {
 impl RowMoments {
     /// Empty moments for `n` rows.
     pub fn new(n: usize) -> Self {
-        Self { count: 0.0, mean: vec![0.0; n], m2: vec![0.0; n] }
+        Self {
+            count: 0.0,
+            mean: vec![0.0; n],
+            m2: vec![0.0; n],
+        }
     }
 
     /// Adds a block of columns (`[N, L]` once flattened).
@@ -90,9 +94,15 @@ pub struct Candidates {
 /// mode BN over the batch) as the reference's HDA.py does.
 pub fn candidates(net: &dyn Net, x: &Tensor) -> Candidates {
     let n = x.size()[0] as usize;
-    let mut sink = HdaSink { k: RowMoments::new(n), q: RowMoments::new(n) };
+    let mut sink = HdaSink {
+        k: RowMoments::new(n),
+        q: RowMoments::new(n),
+    };
     net.forward(std::slice::from_ref(x), &mut sink);
-    Candidates { cand_k: sink.k.candidates(), cand_q: sink.q.candidates() }
+    Candidates {
+        cand_k: sink.k.candidates(),
+        cand_q: sink.q.candidates(),
+    }
 }
 
 /// The smallest positive candidate, if any.
@@ -102,7 +112,9 @@ pub fn min_positive<'a>(cands: impl IntoIterator<Item = &'a Option<f64>>) -> Opt
         .flatten()
         .copied()
         .filter(|c| *c > 0.0 && c.is_finite())
-        .fold(None, |acc: Option<f64>, c| Some(acc.map_or(c, |a| a.min(c))))
+        .fold(None, |acc: Option<f64>, c| {
+            Some(acc.map_or(c, |a| a.min(c)))
+        })
 }
 
 #[cfg(test)]

@@ -24,49 +24,240 @@ pub fn normalize_columns(m: &Tensor) -> Tensor {
     (m - &mn) / (&mx - &mn)
 }
 
+/// Copies groups (`[n_g, ...]` each, f32) into `buf` as N rows of L values.
+/// Returns (N, L).
+pub fn rows_f32(outs: &[Tensor], buf: &mut Vec<f32>) -> (usize, usize) {
+    buf.clear();
+    let mut rows = 0;
+    for t in outs {
+        let t = t.to_kind(Kind::Float).contiguous();
+        let numel = t.numel();
+        let start = buf.len();
+        buf.resize(start + numel, 0.0);
+        t.copy_data(&mut buf[start..], numel);
+        rows += t.size().first().copied().unwrap_or(1).max(0) as usize;
+    }
+    let len = if rows == 0 { 0 } else { buf.len() / rows };
+    (rows, len)
+}
+
 /// Running sums of the normalised rows: squared norms and the Gram matrix.
 #[derive(Debug)]
 pub struct KernelSums {
     n: usize,
     /// Values per row accumulated so far.
     pub len: i64,
-    /// Whether any raw value was NaN or infinite.
-    pub nonfinite: bool,
     rowsq: Vec<f64>,
     gram: Vec<f64>,
+    buf: Vec<f32>,
+    /// The last output added (kept alive, so its storage cannot be reused) and
+    /// what it added: a network that reports the same tensors again (a ReLU
+    /// shared by several blocks) costs nothing more.
+    recent: Vec<(Vec<Tensor>, Contribution)>,
 }
+
+/// Lanes of the column loop's accumulators (lets the compiler vectorise).
+const LANES: usize = 4;
 
 impl KernelSums {
     /// Empty sums for `n` rows.
     pub fn new(n: usize) -> Self {
-        Self { n, len: 0, nonfinite: false, rowsq: vec![0.0; n], gram: vec![0.0; n * n] }
+        Self {
+            n,
+            len: 0,
+            rowsq: vec![0.0; n],
+            gram: vec![0.0; n * n],
+            buf: Vec::new(),
+            recent: Vec::new(),
+        }
     }
 
-    /// Adds the columns of one captured output (`[N, L]` once flattened).
+    /// Whether some sum is NaN or infinite (a raw value was).
+    pub fn nonfinite(&self) -> bool {
+        self.gram.iter().any(|v| !v.is_finite())
+    }
+
+    /// Adds the columns of one captured output (`[N, L]` once flattened):
+    /// each column is min-max normalised over the rows (a constant column
+    /// becomes 0, or stays 1 when it is exactly 1, as in the reference), then
+    /// its products are added to the Gram sums in f64.
     pub fn add(&mut self, outs: &[Tensor]) {
-        let m = rows_f64(outs);
-        let size = m.size();
-        if size[0] as usize != self.n || size[1] == 0 {
-            self.len += size.get(1).copied().unwrap_or(0);
-            return;
-        }
-        if !bool::try_from(m.isfinite().all()).unwrap_or(false) {
-            self.nonfinite = true;
-        }
-        let z = normalize_columns(&m);
-        let rowsq = (&z * &z).sum_dim_intlist([1i64].as_slice(), false, Kind::Double);
-        let gram = z.matmul(&z.tr());
-        let rowsq = Vec::<f64>::try_from(rowsq).unwrap_or_default();
-        let gram = Vec::<f64>::try_from(gram.reshape([-1])).unwrap_or_default();
-        for (a, b) in self.rowsq.iter_mut().zip(rowsq) {
+        let same = |prev: &[Tensor]| {
+            prev.len() == outs.len()
+                && prev.iter().zip(outs).all(|(a, b)| {
+                    a.data_ptr() == b.data_ptr() && a.size() == b.size() && a.stride() == b.stride()
+                })
+        };
+        let contribution = match self.recent.iter().find(|(prev, _)| same(prev)) {
+            Some((_, c)) => c.clone(),
+            None => {
+                let mut buf = std::mem::take(&mut self.buf);
+                let (rows, len) = rows_f32(outs, &mut buf);
+                let mut c = Contribution {
+                    len: len as i64,
+                    rowsq: vec![0.0; self.n],
+                    gram: vec![0.0; self.n * self.n],
+                };
+                if rows == self.n && len > 0 {
+                    accumulate(&buf, len, &mut c);
+                }
+                self.buf = buf;
+                if self.recent.len() == RECENT {
+                    self.recent.remove(0);
+                }
+                self.recent
+                    .push((outs.iter().map(|t| t.shallow_clone()).collect(), c.clone()));
+                c
+            }
+        };
+        self.len += contribution.len;
+        for (a, b) in self.rowsq.iter_mut().zip(&contribution.rowsq) {
             *a += b;
         }
-        for (a, b) in self.gram.iter_mut().zip(gram) {
+        for (a, b) in self.gram.iter_mut().zip(&contribution.gram) {
             *a += b;
         }
-        self.len += size[1];
     }
+}
 
+/// What one captured output adds to the sums.
+#[derive(Debug, Clone)]
+struct Contribution {
+    len: i64,
+    rowsq: Vec<f64>,
+    gram: Vec<f64>,
+}
+
+/// Outputs remembered by identity (a cell's node ReLUs are reported once per
+/// conv edge reading them).
+const RECENT: usize = 4;
+
+fn accumulate(data: &[f32], len: usize, out: &mut Contribution) {
+    let n = out.rowsq.len();
+    if n == 3 {
+        return accumulate3(data, len, out);
+    }
+    let pairs: Vec<(usize, usize)> = (0..n).flat_map(|i| (i..n).map(move |j| (i, j))).collect();
+    let mut acc = vec![[0f64; LANES]; pairs.len()];
+    let mut z = vec![[0f64; LANES]; n];
+    let mut j0 = 0;
+    while j0 < len {
+        let width = LANES.min(len - j0);
+        for l in 0..LANES {
+            if l >= width {
+                for zi in z.iter_mut() {
+                    zi[l] = 0.0;
+                }
+                continue;
+            }
+            let col = j0 + l;
+            let (mut mn, mut mx) = (f64::INFINITY, f64::NEG_INFINITY);
+            for i in 0..n {
+                let v = f64::from(data[i * len + col]);
+                z[i][l] = v;
+                mn = if v < mn || v.is_nan() { v } else { mn };
+                mx = if v > mx || v.is_nan() { v } else { mx };
+            }
+            let (lo, hi) = if mx == mn {
+                (if mn == 1.0 { 0.0 } else { mn }, 1.0)
+            } else {
+                (mn, mx)
+            };
+            let scale = hi - lo;
+            for zi in z.iter_mut() {
+                zi[l] = (zi[l] - lo) / scale;
+            }
+        }
+        for (a, &(i, j)) in acc.iter_mut().zip(&pairs) {
+            for l in 0..LANES {
+                a[l] += z[i][l] * z[j][l];
+            }
+        }
+        j0 += LANES;
+    }
+    for (a, &(i, j)) in acc.iter().zip(&pairs) {
+        let s: f64 = a.iter().sum();
+        out.gram[i * n + j] += s;
+        if i != j {
+            out.gram[j * n + i] += s;
+        } else {
+            out.rowsq[i] += s;
+        }
+    }
+}
+
+/// The default N = 3, written so that the compiler vectorises it: four
+/// columns at a time, each lane with its own partial sums; compiled for AVX2
+/// too and picked at run time (no FMA, so both paths give the same bits).
+fn accumulate3(data: &[f32], len: usize, out: &mut Contribution) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { accumulate3_avx2(data, len, out) };
+    }
+    accumulate3_body(data, len, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn accumulate3_avx2(data: &[f32], len: usize, out: &mut Contribution) {
+    accumulate3_body(data, len, out)
+}
+
+#[inline(always)]
+fn accumulate3_body(data: &[f32], len: usize, out: &mut Contribution) {
+    let (r0, rest) = data.split_at(len);
+    let (r1, r2) = rest.split_at(len);
+    // s00 s11 s22 s01 s02 s12, each in LANES partial sums
+    let mut acc = [[0f64; LANES]; 6];
+    let column = |a: f32, b: f32, c: f32| -> [f64; 3] {
+        let (a, b, c) = (f64::from(a), f64::from(b), f64::from(c));
+        let mn = a.min(b).min(c);
+        let mx = a.max(b).max(c);
+        // reference: x_max[x_max == x_min] = 1; x_min[x_max == x_min] = 0
+        let hi = if mx == mn { 1.0 } else { mx };
+        let lo = if hi == mn { 0.0 } else { mn };
+        let inv = 1.0 / (hi - lo);
+        [(a - lo) * inv, (b - lo) * inv, (c - lo) * inv]
+    };
+    let mut add = |z: [[f64; 3]; LANES]| {
+        for l in 0..LANES {
+            let [x, y, w] = z[l];
+            acc[0][l] += x * x;
+            acc[1][l] += y * y;
+            acc[2][l] += w * w;
+            acc[3][l] += x * y;
+            acc[4][l] += x * w;
+            acc[5][l] += y * w;
+        }
+    };
+    let chunks = len / LANES;
+    for k in 0..chunks {
+        let j = k * LANES;
+        let (a, b, c) = (&r0[j..j + LANES], &r1[j..j + LANES], &r2[j..j + LANES]);
+        add(std::array::from_fn(|l| column(a[l], b[l], c[l])));
+    }
+    let tail = chunks * LANES;
+    add(std::array::from_fn(|l| {
+        let j = tail + l;
+        if j < len {
+            column(r0[j], r1[j], r2[j])
+        } else {
+            [0.0; 3]
+        }
+    }));
+    let s: Vec<f64> = acc.iter().map(|a| a.iter().sum()).collect();
+    for (i, v) in s[..3].iter().enumerate() {
+        out.rowsq[i] += v;
+        out.gram[i * 4] += v;
+    }
+    for (&(i, j), v) in [(0, 1), (0, 2), (1, 2)].iter().zip(&s[3..]) {
+        out.gram[i * 3 + j] += v;
+        out.gram[j * 3 + i] += v;
+    }
+}
+
+impl KernelSums {
     /// Squared row norms of the normalised matrix.
     pub fn rowsq(&self) -> &[f64] {
         &self.rowsq
@@ -94,7 +285,9 @@ impl KernelSums {
 /// `log|det M|` of a row-major n x n f64 matrix via libtorch's LU (LAPACK),
 /// the reference's `torch.linalg.slogdet`; `-inf` when singular.
 pub fn logabsdet(m: &[f64], n: usize) -> f64 {
-    let t = Tensor::from_slice(m).reshape([n as i64, n as i64]).to_device(Device::Cpu);
+    let t = Tensor::from_slice(m)
+        .reshape([n as i64, n as i64])
+        .to_device(Device::Cpu);
     let (_sign, lad) = Tensor::linalg_slogdet(&t);
     let v = f64::try_from(lad).unwrap_or(f64::NAN);
     if v.is_nan() {
@@ -111,9 +304,35 @@ mod tests {
     #[test]
     fn normalisation_matches_reference_semantics() {
         // columns: varying, constant 5, constant exactly 1
-        let m = Tensor::from_slice(&[0.0f64, 5.0, 1.0, 2.0, 5.0, 1.0, 4.0, 5.0, 1.0]).reshape([3, 3]);
+        let m =
+            Tensor::from_slice(&[0.0f64, 5.0, 1.0, 2.0, 5.0, 1.0, 4.0, 5.0, 1.0]).reshape([3, 3]);
         let z = Vec::<f64>::try_from(normalize_columns(&m).reshape([-1])).unwrap();
         assert_eq!(z, vec![0.0, 0.0, 1.0, 0.5, 0.0, 1.0, 1.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn hand_loop_equals_tensor_normalisation() {
+        for rows in [2, 3, 5] {
+            check_hand_loop(rows);
+        }
+    }
+
+    fn check_hand_loop(rows: i64) {
+        let m = Tensor::randn([rows, 1001], (Kind::Float, Device::Cpu));
+        let _ = m.narrow(1, 7, 1).fill_(1.0);
+        let _ = m.narrow(1, 9, 1).fill_(-2.5);
+        let z = normalize_columns(&m.to_kind(Kind::Double));
+        let gram = Vec::<f64>::try_from(z.matmul(&z.tr()).reshape([-1])).unwrap();
+        let mut s = KernelSums::new(rows as usize);
+        s.add(&[m.shallow_clone()]);
+        for (a, b) in s.gram().iter().zip(&gram) {
+            assert!((a - b).abs() <= 1e-12 * b.abs(), "{a} vs {b}");
+        }
+        assert!(!s.nonfinite());
+        let _ = m.narrow(1, 3, 1).fill_(f64::NAN);
+        let mut s = KernelSums::new(rows as usize);
+        s.add(&[m]);
+        assert!(s.nonfinite());
     }
 
     #[test]
@@ -121,8 +340,14 @@ mod tests {
         // Two "layers" of a 2-row matrix; rows after normalisation:
         // layer 1 columns [0,1],[0,1] -> rows (0,0) and (1,1); layer 2 [3,3] -> 0.
         let mut s = KernelSums::new(2);
-        s.add(&[Tensor::from_slice(&[0.0f32, 0.0]).reshape([1, 2]), Tensor::from_slice(&[1.0f32, 1.0]).reshape([1, 2])]);
-        s.add(&[Tensor::from_slice(&[3.0f32]).reshape([1, 1]), Tensor::from_slice(&[3.0f32]).reshape([1, 1])]);
+        s.add(&[
+            Tensor::from_slice(&[0.0f32, 0.0]).reshape([1, 2]),
+            Tensor::from_slice(&[1.0f32, 1.0]).reshape([1, 2]),
+        ]);
+        s.add(&[
+            Tensor::from_slice(&[3.0f32]).reshape([1, 1]),
+            Tensor::from_slice(&[3.0f32]).reshape([1, 1]),
+        ]);
         assert_eq!(s.len, 3);
         assert_eq!(s.rowsq(), &[0.0, 2.0]);
         assert_eq!(s.gram(), &[0.0, 0.0, 0.0, 2.0]);

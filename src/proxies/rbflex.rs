@@ -22,7 +22,10 @@ pub struct Gammas {
 
 impl Default for Gammas {
     fn default() -> Self {
-        Self { gamma_k: GAMMA_K, gamma_q: GAMMA_Q }
+        Self {
+            gamma_k: GAMMA_K,
+            gamma_q: GAMMA_Q,
+        }
     }
 }
 
@@ -55,19 +58,29 @@ pub struct RbflexSink {
 impl RbflexSink {
     /// Empty sums for `n` images.
     pub fn new(n: usize) -> Self {
-        Self { k: KernelSums::new(n), q: KernelSums::new(n) }
+        Self {
+            k: KernelSums::new(n),
+            q: KernelSums::new(n),
+        }
     }
 
     /// The score from the accumulated sums.
     pub fn finish(&self, n: usize, g: Gammas) -> Score {
-        let nonfinite = self.k.nonfinite || self.q.nonfinite;
+        let nonfinite = self.k.nonfinite() || self.q.nonfinite();
         let logdet_k = logabsdet(&self.k.kernel(g.gamma_k), n);
         let logdet_q = logabsdet(&self.q.kernel(g.gamma_q), n);
         let mut score = n as f64 * (logdet_k + logdet_q);
         if nonfinite || score.is_nan() {
             score = f64::NEG_INFINITY;
         }
-        Score { score, logdet_k, logdet_q, la: self.k.len, lq: self.q.len, nonfinite }
+        Score {
+            score,
+            logdet_k,
+            logdet_q,
+            la: self.k.len,
+            lq: self.q.len,
+            nonfinite,
+        }
     }
 }
 

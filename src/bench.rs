@@ -1,0 +1,71 @@
+//! Throughput and memory benchmark: networks scored per second on random
+//! architectures, and the process's peak resident memory.
+
+use crate::eval::{score_many, ScoreCache, Setting};
+use anyhow::Result;
+use rand::seq::index::sample;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+/// Benchmark figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Space.
+    pub space: String,
+    /// Networks scored.
+    pub networks: usize,
+    /// Worker threads.
+    pub jobs: usize,
+    /// Image batch size.
+    pub batch: i64,
+    /// Input height and width.
+    pub resolution: [i64; 2],
+    /// Wall seconds.
+    pub seconds: f64,
+    /// Networks per second.
+    pub nets_per_second: f64,
+    /// Mean wall milliseconds per network on one worker.
+    pub ms_per_network: f64,
+    /// Peak resident memory of the process (MB).
+    pub peak_rss_mb: f64,
+}
+
+/// Peak resident set size of this process in MB (`VmHWM`), 0 if unknown.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// Scores `networks` random architectures (drawn with `seed`) on `jobs` threads.
+pub fn run(s: &Setting, networks: usize, jobs: usize, quiet: bool) -> Result<BenchReport> {
+    let n = networks.min(s.space.len());
+    let idx = sample(&mut ChaCha8Rng::seed_from_u64(s.seed), s.space.len(), n).into_vec();
+    let mut cache = ScoreCache::in_memory();
+    let (records, secs) = score_many(s, &idx, jobs, &mut cache, quiet)?;
+    let per_net = records.iter().map(|r| r.seconds).sum::<f64>() / records.len().max(1) as f64;
+    let shape = &s.x.1;
+    Ok(BenchReport {
+        space: s.space.name().into(),
+        networks: n,
+        jobs,
+        batch: s.batch(),
+        resolution: [
+            shape.get(2).copied().unwrap_or(0),
+            shape.get(3).copied().unwrap_or(0),
+        ],
+        seconds: secs,
+        nets_per_second: n as f64 / secs,
+        ms_per_network: per_net * 1e3,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}

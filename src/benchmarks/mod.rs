@@ -1,0 +1,24 @@
+//! Ground truth: each design space's benchmark accuracies, embedded.
+
+pub mod nb201;
+
+use crate::spaces::Dataset;
+use anyhow::{bail, Result};
+
+/// Test accuracies (%) of a space's architectures, by official index.
+pub trait GroundTruth: Sync {
+    /// Accuracy of architecture `index` on `dataset`, if the benchmark has it.
+    fn accuracy(&self, index: usize, dataset: Dataset) -> Option<f64>;
+    /// The datasets with accuracies.
+    fn datasets(&self) -> &'static [Dataset];
+    /// What the numbers are (shown in reports).
+    fn describe(&self) -> &'static str;
+}
+
+/// The embedded ground truth of a space.
+pub fn for_space(space: &str) -> Result<&'static dyn GroundTruth> {
+    match space {
+        "nb201" => Ok(nb201::table()),
+        other => bail!("no ground truth for space '{other}'"),
+    }
+}
