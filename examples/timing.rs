@@ -1,4 +1,4 @@
-use rbflex::nets::{split_images, Counter};
+use rbflex::nets::{BnStats, Counter};
 use rbflex::proxies::rbflex::{score, Gammas};
 use rbflex::spaces::{self, Dataset};
 fn main() {
@@ -15,9 +15,9 @@ fn main() {
         let _ = score(net.as_ref(), &x, Gammas::default());
         let t2 = std::time::Instant::now();
         let mut c = Counter::default();
-        net.forward(&split_images(&x), &mut c);
+        net.forward(&x, BnStats::PerImage, &mut c);
         let t3 = std::time::Instant::now();
-        net.forward(std::slice::from_ref(&x), &mut c);
+        net.forward(&x, BnStats::Batch, &mut c);
         let t4 = std::time::Instant::now();
         tb += (t1 - t0).as_secs_f64();
         tf += (t2 - t1).as_secs_f64();

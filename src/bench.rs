@@ -36,11 +36,9 @@ pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|kb| kb.parse::<f64>().ok())
-            })
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
@@ -59,10 +57,7 @@ pub fn run(s: &Setting, networks: usize, jobs: usize, quiet: bool) -> Result<Ben
         networks: n,
         jobs,
         batch: s.batch(),
-        resolution: [
-            shape.get(2).copied().unwrap_or(0),
-            shape.get(3).copied().unwrap_or(0),
-        ],
+        resolution: [shape.get(2).copied().unwrap_or(0), shape.get(3).copied().unwrap_or(0)],
         seconds: secs,
         nets_per_second: n as f64 / secs,
         ms_per_network: per_net * 1e3,

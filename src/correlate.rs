@@ -70,10 +70,8 @@ pub fn run(
     write_csv(&csv_path, &records, truth)?;
     let mut by_dataset = BTreeMap::new();
     for d in truth.datasets() {
-        let (sc, acc): (Vec<f64>, Vec<f64>) = records
-            .iter()
-            .filter_map(|r| truth.accuracy(r.index, *d).map(|a| (r.score, a)))
-            .unzip();
+        let (sc, acc): (Vec<f64>, Vec<f64>) =
+            records.iter().filter_map(|r| truth.accuracy(r.index, *d).map(|a| (r.score, a))).unzip();
         by_dataset.insert(d.key().to_string(), correlate(&sc, &acc));
     }
     let main = by_dataset
@@ -95,12 +93,7 @@ pub fn run(
         main.n,
         main.n_nonfinite
     );
-    scatter(
-        &plot_path,
-        &pts,
-        &title,
-        &format!("{} test accuracy (%)", s.dataset),
-    )?;
+    scatter(&plot_path, &pts, &title, &format!("{} test accuracy (%)", s.dataset))?;
     Ok(CorrelationReport {
         space: s.space.name().into(),
         dataset: s.dataset.key().into(),
@@ -117,12 +110,9 @@ pub fn run(
 }
 
 fn write_csv(path: &Path, records: &[Record], truth: &dyn GroundTruth) -> Result<()> {
-    let mut w =
-        csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
-    let mut header: Vec<String> = ["index", "arch", "score", "logdet_k", "logdet_q"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut w = csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut header: Vec<String> =
+        ["index", "arch", "score", "logdet_k", "logdet_q"].iter().map(|s| s.to_string()).collect();
     header.extend(truth.datasets().iter().map(|d| d.key().to_string()));
     w.write_record(&header)?;
     for r in records {
@@ -133,16 +123,12 @@ fn write_csv(path: &Path, records: &[Record], truth: &dyn GroundTruth) -> Result
             r.logdet_k.to_string(),
             r.logdet_q.to_string(),
         ];
-        row.extend(truth.datasets().iter().map(|d| {
-            truth
-                .accuracy(r.index, *d)
-                .map(|a| a.to_string())
-                .unwrap_or_default()
-        }));
+        row.extend(
+            truth.datasets().iter().map(|d| truth.accuracy(r.index, *d).map(|a| a.to_string()).unwrap_or_default()),
+        );
         w.write_record(&row)?;
     }
-    w.flush()
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    w.flush().with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
@@ -168,15 +154,8 @@ pub fn scatter(path: &Path, pts: &[(f64, f64)], title: &str, y_label: &str) -> R
             .x_label_area_size(45)
             .y_label_area_size(60)
             .build_cartesian_2d(x0..x1, y0..y1)?;
-        chart
-            .configure_mesh()
-            .x_desc("RBFleX score")
-            .y_desc(y_label)
-            .draw()?;
-        chart.draw_series(
-            pts.iter()
-                .map(|(x, y)| Circle::new((*x, *y), 2, BLUE.mix(0.35).filled())),
-        )?;
+        chart.configure_mesh().x_desc("RBFleX score").y_desc(y_label).draw()?;
+        chart.draw_series(pts.iter().map(|(x, y)| Circle::new((*x, *y), 2, BLUE.mix(0.35).filled())))?;
         root.present()?;
         Ok(())
     };
@@ -184,9 +163,7 @@ pub fn scatter(path: &Path, pts: &[(f64, f64)], title: &str, y_label: &str) -> R
 }
 
 fn bounds(v: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = v.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
-        (a.min(x), b.max(x))
-    });
+    let (lo, hi) = v.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
     if !lo.is_finite() || !hi.is_finite() {
         return (0.0, 1.0);
     }

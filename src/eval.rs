@@ -19,9 +19,7 @@ use tch::Tensor;
 
 /// The seed a network is built with in a run: `seed * 1_000_000 + index`.
 pub fn init_seed(run_seed: u64, index: usize) -> i64 {
-    (run_seed as i64)
-        .wrapping_mul(1_000_000)
-        .wrapping_add(index as i64)
+    (run_seed as i64).wrapping_mul(1_000_000).wrapping_add(index as i64)
 }
 
 /// Everything that determines a score besides the architecture.
@@ -139,32 +137,31 @@ pub struct ScoreCache {
 impl ScoreCache {
     /// A cache that keeps nothing on disk.
     pub fn in_memory() -> Self {
-        Self {
-            path: None,
-            done: HashMap::new(),
-        }
+        Self { path: None, done: HashMap::new() }
     }
 
     /// Opens (or starts) the cache in `dir` for this setting.
     pub fn open(dir: &Path, s: &Setting) -> Result<Self> {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create results folder {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create results folder {}", dir.display()))?;
         let header = s.header();
         let run = dir.join("run.json");
         if run.exists() {
-            let text = std::fs::read_to_string(&run)
-                .with_context(|| format!("cannot read {}", run.display()))?;
-            let old: RunHeader = serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "{} is corrupt; delete it or use another --out",
-                    run.display()
-                )
-            })?;
+            let text = std::fs::read_to_string(&run).with_context(|| format!("cannot read {}", run.display()))?;
+            let old: RunHeader = serde_json::from_str(&text)
+                .with_context(|| format!("{} is corrupt; delete it or use another --out", run.display()))?;
             if old != header {
+                let (a, b) = (serde_json::to_value(&old)?, serde_json::to_value(&header)?);
+                let diff: Vec<String> = b
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(k, v)| a.get(k.as_str()) != Some(v))
+                    .map(|(k, v)| format!("{k} was {} (now {v})", a.get(k.as_str()).unwrap_or(&serde_json::Value::Null)))
+                    .collect();
                 bail!(
-                    "{} holds scores computed with other settings ({}); use another --out or delete the folder",
+                    "{} holds scores computed with other settings: {}; use another --out or delete the folder",
                     dir.display(),
-                    serde_json::to_string(&old)?
+                    diff.join(", ")
                 );
             }
         } else {
@@ -176,10 +173,7 @@ impl ScoreCache {
         if path.exists() {
             done = read_scores(&path)?;
         }
-        Ok(Self {
-            path: Some(path),
-            done,
-        })
+        Ok(Self { path: Some(path), done })
     }
 
     /// Scores already known.
@@ -189,10 +183,8 @@ impl ScoreCache {
 
     fn append(&mut self, r: Record, file: &mut Option<csv::Writer<File>>) -> Result<()> {
         if let (Some(w), Some(p)) = (file.as_mut(), &self.path) {
-            w.serialize(&r)
-                .with_context(|| format!("cannot append to {}", p.display()))?;
-            w.flush()
-                .with_context(|| format!("cannot append to {}", p.display()))?;
+            w.serialize(&r).with_context(|| format!("cannot append to {}", p.display()))?;
+            w.flush().with_context(|| format!("cannot append to {}", p.display()))?;
         }
         self.done.insert(r.index, r);
         Ok(())
@@ -206,9 +198,7 @@ impl ScoreCache {
             .append(true)
             .open(p)
             .with_context(|| format!("cannot open {}", p.display()))?;
-        Ok(Some(
-            csv::WriterBuilder::new().has_headers(fresh).from_writer(f),
-        ))
+        Ok(Some(csv::WriterBuilder::new().has_headers(fresh).from_writer(f)))
     }
 }
 
@@ -229,9 +219,7 @@ fn read_scores(path: &Path) -> Result<HashMap<usize, Record>> {
             good.push('\n');
             continue;
         }
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .from_reader(line.as_bytes());
+        let mut rdr = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
         let rec: Option<Result<Record, _>> = rdr.deserialize().next();
         match rec {
             Some(Ok(r)) => {
@@ -240,13 +228,8 @@ fn read_scores(path: &Path) -> Result<HashMap<usize, Record>> {
                 done.insert(r.index, r);
             }
             _ if i + 1 == n => {
-                eprintln!(
-                    "warning: {}: dropping a torn last line {}; it will be recomputed",
-                    path.display(),
-                    i + 1
-                );
-                std::fs::write(path, &good)
-                    .with_context(|| format!("cannot rewrite {}", path.display()))?;
+                eprintln!("warning: {}: dropping a torn last line {}; it will be recomputed", path.display(), i + 1);
+                std::fs::write(path, &good).with_context(|| format!("cannot rewrite {}", path.display()))?;
             }
             Some(Err(e)) => bail!("{} line {}: {e}", path.display(), i + 1),
             None => bail!("{} line {}: empty record", path.display(), i + 1),
@@ -280,18 +263,12 @@ pub fn score_many(
     cache: &mut ScoreCache,
     quiet: bool,
 ) -> Result<(Vec<Record>, f64)> {
-    let mut todo: Vec<usize> = indices
-        .iter()
-        .copied()
-        .filter(|i| cache.get(*i).is_none())
-        .collect();
+    let mut todo: Vec<usize> = indices.iter().copied().filter(|i| cache.get(*i).is_none()).collect();
     todo.sort_unstable();
     todo.dedup();
     let t0 = Instant::now();
     if !todo.is_empty() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(jobs.max(1))
-            .build()?;
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build()?;
         let pb = progress(todo.len() as u64, "scoring", quiet);
         let mut writer = cache.writer()?;
         let (tx, rx) = mpsc::channel::<Result<Record>>();
@@ -302,9 +279,7 @@ pub fn score_many(
                 pool.install(|| {
                     todo.par_iter().for_each_with(tx, |tx, &i| {
                         if !stop_ref.load(Ordering::Relaxed) {
-                            let _ = tx.send(
-                                score_index(s, i).with_context(|| format!("scoring index {i}")),
-                            );
+                            let _ = tx.send(score_index(s, i).with_context(|| format!("scoring index {i}")));
                         }
                     })
                 })
@@ -323,9 +298,6 @@ pub fn score_many(
         outcome?;
     }
     let secs = t0.elapsed().as_secs_f64();
-    let out = indices
-        .iter()
-        .filter_map(|i| cache.get(*i).cloned())
-        .collect();
+    let out = indices.iter().filter_map(|i| cache.get(*i).cloned()).collect();
     Ok((out, secs))
 }

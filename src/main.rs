@@ -77,10 +77,7 @@ impl GammaArgs {
                 bail!("{name} must be a positive number, got {g}");
             }
         }
-        Ok(Gammas {
-            gamma_k: self.gamma_k,
-            gamma_q: self.gamma_q,
-        })
+        Ok(Gammas { gamma_k: self.gamma_k, gamma_q: self.gamma_q })
     }
 }
 
@@ -175,28 +172,20 @@ struct BenchArgs {
 }
 
 fn default_jobs() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 /// The images a run feeds: its batch and where it came from.
 fn input_batch(c: &Common, seed: u64) -> Result<(Tensor, String)> {
     if c.batch < 2 {
-        bail!(
-            "--batch must be at least 2 (a kernel compares images), got {}",
-            c.batch
-        );
+        bail!("--batch must be at least 2 (a kernel compares images), got {}", c.batch);
     }
     let pool = match &c.images {
         Some(dir) => ImagePool::from_dir(dir, native_size(c.dataset))?,
         None => ImagePool::embedded(c.dataset)?,
     };
     let x = pool.batch(c.dataset, c.batch, seed)?;
-    Ok((
-        x,
-        format!("{} (batch {}, image seed {seed})", pool.source, c.batch),
-    ))
+    Ok((x, format!("{} (batch {}, image seed {seed})", pool.source, c.batch)))
 }
 
 fn space_for(c: &Common) -> Result<&'static dyn Space> {
@@ -223,14 +212,7 @@ fn setting(r: &RunArgs) -> Result<Setting> {
 
 fn out_dir(r: &RunArgs) -> PathBuf {
     let c = &r.common;
-    r.out.clone().unwrap_or_else(|| {
-        PathBuf::from(format!(
-            "rbflex-out/{}-{}-seed{}",
-            c.space,
-            c.dataset.key(),
-            c.seed
-        ))
-    })
+    r.out.clone().unwrap_or_else(|| PathBuf::from(format!("rbflex-out/{}-{}-seed{}", c.space, c.dataset.key(), c.seed)))
 }
 
 fn fmt_f(v: f64) -> String {
@@ -271,23 +253,12 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
             println!("index     {i}");
         }
         println!("score     {}", fmt_f(s.score));
-        println!(
-            "logdet_k  {}\nlogdet_q  {}",
-            fmt_f(s.logdet_k),
-            fmt_f(s.logdet_q)
-        );
-        println!(
-            "L_A {}  L_Q {}  params {}",
-            s.la,
-            s.lq,
-            net.params().count()
-        );
+        println!("logdet_k  {}\nlogdet_q  {}", fmt_f(s.logdet_k), fmt_f(s.logdet_q));
+        println!("L_A {}  L_Q {}  params {}", s.la, s.lq, net.params().count());
         if s.nonfinite {
             println!("note: some activations were NaN or infinite; the score is -inf");
         } else if s.score == f64::NEG_INFINITY {
-            println!(
-                "note: a kernel is singular (identical rows); the score is -inf and ranks last"
-            );
+            println!("note: a kernel is singular (identical rows); the score is -inf and ranks last");
         }
     }
     Ok(())
@@ -311,11 +282,7 @@ fn cmd_hda(a: HdaArgs) -> Result<()> {
         None => input_batch(c, c.seed)?.0,
     };
     if a.networks == 0 || a.networks > space.len() {
-        bail!(
-            "--networks must be between 1 and {}, got {}",
-            space.len(),
-            a.networks
-        );
+        bail!("--networks must be between 1 and {}, got {}", space.len(), a.networks);
     }
     let idx = search::trial_sample(space.len(), a.networks, c.seed, 0);
     let mut nets = Vec::new();
@@ -350,15 +317,7 @@ fn cmd_search(a: SearchArgs) -> Result<()> {
     let truth = benchmarks::for_space(s.space.name())?;
     let dir = out_dir(&a.run);
     let mut cache = ScoreCache::open(&dir, &s)?;
-    let rep = search::run(
-        &s,
-        truth,
-        a.trials,
-        a.networks,
-        a.run.jobs,
-        &mut cache,
-        a.run.quiet || a.run.common.json,
-    )?;
+    let rep = search::run(&s, truth, a.trials, a.networks, a.run.jobs, &mut cache, a.run.quiet || a.run.common.json)?;
     let path = dir.join("search.json");
     std::fs::write(&path, serde_json::to_string_pretty(&rep)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -381,17 +340,12 @@ fn cmd_search(a: SearchArgs) -> Result<()> {
         "trial",
         "index",
         "score",
-        keys.iter().map(|k| format!("{k:>14}")).collect::<String>()
+        keys.iter().map(|k| format!("{k:>15}")).collect::<String>()
     );
     for t in &rep.trials {
-        let accs: String = keys
-            .iter()
-            .map(|k| format!("{:>14.2}", t.accuracy.get(*k).copied().unwrap_or(f64::NAN)))
-            .collect();
-        println!(
-            "{:>5} {:>6} {:>12.4}  {accs}  {}",
-            t.trial, t.index, t.score, t.arch
-        );
+        let accs: String =
+            keys.iter().map(|k| format!("{:>15.2}", t.accuracy.get(*k).copied().unwrap_or(f64::NAN))).collect();
+        println!("{:>5} {:>6} {:>12.4}  {accs}  {}", t.trial, t.index, t.score, t.arch);
     }
     for k in keys {
         println!(
@@ -399,11 +353,7 @@ fn cmd_search(a: SearchArgs) -> Result<()> {
             rep.mean[k], rep.std[k], rep.best_in_space[k], rep.gap[k]
         );
     }
-    println!(
-        "search time {:.1} s (scoring only); results in {}",
-        rep.search_seconds,
-        path.display()
-    );
+    println!("search time {:.1} s (scoring only); results in {}", rep.search_seconds, path.display());
     println!("note: each trial keeps its own best (the reference carries its best score over from earlier trials)");
     Ok(())
 }
@@ -414,15 +364,7 @@ fn cmd_correlate(a: CorrelateArgs) -> Result<()> {
     let dir = out_dir(&a.run);
     let mut cache = ScoreCache::open(&dir, &s)?;
     let idx = correlate::sample_indices(s.space.len(), (!a.all).then_some(a.sample), s.seed)?;
-    let rep = correlate::run(
-        &s,
-        truth,
-        &idx,
-        a.run.jobs,
-        &mut cache,
-        &dir,
-        a.run.quiet || a.run.common.json,
-    )?;
+    let rep = correlate::run(&s, truth, &idx, a.run.jobs, &mut cache, &dir, a.run.quiet || a.run.common.json)?;
     let path = dir.join("correlate.json");
     std::fs::write(&path, serde_json::to_string_pretty(&rep)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -434,15 +376,9 @@ fn cmd_correlate(a: CorrelateArgs) -> Result<()> {
         "{} on {}: {} networks ({} non-finite scores), scored in {:.1} s",
         rep.space, rep.dataset, rep.n, rep.n_nonfinite, rep.seconds
     );
-    println!(
-        "{:>15} {:>8} {:>9} {:>8}",
-        "accuracy of", "kendall", "spearman", "pearson"
-    );
+    println!("{:>15} {:>8} {:>9} {:>8}", "accuracy of", "kendall", "spearman", "pearson");
     for (d, c) in &rep.by_dataset {
-        println!(
-            "{d:>15} {:>8.4} {:>9.4} {:>8.4}",
-            c.kendall, c.spearman, c.pearson
-        );
+        println!("{d:>15} {:>8.4} {:>9.4} {:>8.4}", c.kendall, c.spearman, c.pearson);
     }
     println!("csv {}\nplot {}", rep.csv, rep.plot);
     Ok(())

@@ -95,54 +95,28 @@ pub fn run(
     if trials == 0 {
         bail!("--trials must be at least 1");
     }
-    let samples: Vec<Vec<usize>> = (0..trials)
-        .map(|t| trial_sample(len, networks, s.seed, t))
-        .collect();
+    let samples: Vec<Vec<usize>> = (0..trials).map(|t| trial_sample(len, networks, s.seed, t)).collect();
     let all: Vec<usize> = samples.iter().flatten().copied().collect();
     let (records, secs) = score_many(s, &all, jobs, cache, quiet)?;
     let by_index: BTreeMap<usize, &Record> = records.iter().map(|r| (r.index, r)).collect();
     let mut picks = Vec::new();
     for (t, sample) in samples.iter().enumerate() {
-        let recs: Vec<&Record> = sample
-            .iter()
-            .filter_map(|i| by_index.get(i).copied())
-            .collect();
-        let Some(b) = best(&recs) else {
-            bail!("trial {t}: no network could be scored")
-        };
+        let recs: Vec<&Record> = sample.iter().filter_map(|i| by_index.get(i).copied()).collect();
+        let Some(b) = best(&recs) else { bail!("trial {t}: no network could be scored") };
         let r = recs[b];
         let accuracy = truth
             .datasets()
             .iter()
-            .filter_map(|d| {
-                truth
-                    .accuracy(r.index, *d)
-                    .map(|a| (d.key().to_string(), a))
-            })
+            .filter_map(|d| truth.accuracy(r.index, *d).map(|a| (d.key().to_string(), a)))
             .collect();
-        picks.push(Trial {
-            trial: t,
-            arch: r.arch.clone(),
-            index: r.index,
-            score: r.score,
-            accuracy,
-        });
+        picks.push(Trial { trial: t, arch: r.arch.clone(), index: r.index, score: r.score, accuracy });
     }
-    let (mut mean, mut std, mut best_in_space, mut gap) = (
-        BTreeMap::new(),
-        BTreeMap::new(),
-        BTreeMap::new(),
-        BTreeMap::new(),
-    );
+    let (mut mean, mut std, mut best_in_space, mut gap) =
+        (BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     for d in truth.datasets() {
-        let accs: Vec<f64> = picks
-            .iter()
-            .filter_map(|p| p.accuracy.get(d.key()).copied())
-            .collect();
+        let accs: Vec<f64> = picks.iter().filter_map(|p| p.accuracy.get(d.key()).copied()).collect();
         let (m, sd) = mean_std(&accs);
-        let top = (0..len)
-            .filter_map(|i| truth.accuracy(i, *d))
-            .fold(f64::NEG_INFINITY, f64::max);
+        let top = (0..len).filter_map(|i| truth.accuracy(i, *d)).fold(f64::NEG_INFINITY, f64::max);
         mean.insert(d.key().to_string(), m);
         std.insert(d.key().to_string(), sd);
         best_in_space.insert(d.key().to_string(), top);

@@ -24,16 +24,9 @@ pub struct Correlation {
 /// Correlates `scores` with `truth` (same length).
 pub fn correlate(scores: &[f64], truth: &[f64]) -> Correlation {
     // Non-finite scores (never NaN after this) rank lowest, tied.
-    let ranked: Vec<f64> = scores
-        .iter()
-        .map(|s| if s.is_finite() { *s } else { f64::NEG_INFINITY })
-        .collect();
-    let finite: Vec<(f64, f64)> = scores
-        .iter()
-        .zip(truth)
-        .filter(|(s, _)| s.is_finite())
-        .map(|(s, t)| (*s, *t))
-        .collect();
+    let ranked: Vec<f64> = scores.iter().map(|s| if s.is_finite() { *s } else { f64::NEG_INFINITY }).collect();
+    let finite: Vec<(f64, f64)> =
+        scores.iter().zip(truth).filter(|(s, _)| s.is_finite()).map(|(s, t)| (*s, *t)).collect();
     let (fs, ft): (Vec<f64>, Vec<f64>) = finite.into_iter().unzip();
     Correlation {
         n: scores.len(),
@@ -113,8 +106,7 @@ pub fn kendall_tau_b(x: &[f64], y: &[f64]) -> f64 {
     let mut buf = ys.clone();
     let swaps = merge_count(&mut ys, &mut buf);
     let n2 = tied_pairs(ys.iter().map(|v| v.to_bits()));
-    let concordant_minus_discordant =
-        n0 as f64 - n1 as f64 - n2 as f64 + n3 as f64 - 2.0 * swaps as f64;
+    let concordant_minus_discordant = n0 as f64 - n1 as f64 - n2 as f64 + n3 as f64 - 2.0 * swaps as f64;
     concordant_minus_discordant / (((n0 - n1) as f64) * ((n0 - n2) as f64)).sqrt()
 }
 
@@ -124,8 +116,7 @@ fn merge_count(v: &mut [f64], buf: &mut [f64]) -> u64 {
         return 0;
     }
     let mid = n / 2;
-    let mut swaps =
-        merge_count(&mut v[..mid], &mut buf[..mid]) + merge_count(&mut v[mid..], &mut buf[mid..]);
+    let mut swaps = merge_count(&mut v[..mid], &mut buf[..mid]) + merge_count(&mut v[mid..], &mut buf[mid..]);
     let (mut i, mut j, mut k) = (0, mid, 0);
     while i < mid && j < n {
         if v[j].total_cmp(&v[i]) == Ordering::Less {
@@ -149,10 +140,7 @@ fn merge_count(v: &mut [f64], buf: &mut [f64]) -> u64 {
 pub fn mean_std(x: &[f64]) -> (f64, f64) {
     let n = x.len() as f64;
     let m = x.iter().sum::<f64>() / n;
-    (
-        m,
-        (x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / n).sqrt(),
-    )
+    (m, (x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / n).sqrt())
 }
 
 #[cfg(test)]
@@ -189,9 +177,7 @@ mod tests {
         // scipy: kendalltau([1,1,2,3],[1,2,2,3]) = 0.8
         assert!((kendall_tau_b(&[1., 1., 2., 3.], &[1., 2., 2., 3.]) - 0.8).abs() < 1e-12);
         let x: Vec<f64> = (0..300).map(|i| ((i * 37) % 23) as f64).collect();
-        let y: Vec<f64> = (0..300)
-            .map(|i| ((i * 11) % 17) as f64 + (i % 3) as f64)
-            .collect();
+        let y: Vec<f64> = (0..300).map(|i| ((i * 11) % 17) as f64 + (i % 3) as f64).collect();
         assert!((kendall_tau_b(&x, &y) - kendall_naive(&x, &y)).abs() < 1e-12);
     }
 

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use tch::Tensor;
 
 fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
 }
 
 fn meta(case: &str) -> serde_json::Value {
@@ -41,19 +39,13 @@ fn check(case: &str, with_params: bool) {
     let m = meta(case);
     let net = build(case, 1);
     if with_params {
-        net.params()
-            .load_safetensors(&fixture(&format!("nb201/{case}/params.safetensors")))
-            .unwrap();
+        net.params().load_safetensors(&fixture(&format!("nb201/{case}/params.safetensors"))).unwrap();
     }
     let s = score(net.as_ref(), &input(case), Gammas::default());
     let want = |k: &str| m[k].as_f64().unwrap_or(f64::NEG_INFINITY);
     assert_eq!(s.la, m["LA"].as_i64().unwrap(), "{case} LA");
     assert_eq!(s.lq, m["LQ"].as_i64().unwrap(), "{case} LQ");
-    for (got, key) in [
-        (s.score, "score"),
-        (s.logdet_k, "logdet_K"),
-        (s.logdet_q, "logdet_Q"),
-    ] {
+    for (got, key) in [(s.score, "score"), (s.logdet_k, "logdet_K"), (s.logdet_q, "logdet_Q")] {
         let w = want(key);
         if w.is_infinite() {
             assert_eq!(got, w, "{case} {key}");
@@ -97,24 +89,15 @@ fn hda_reproduces_reference_candidates_and_gammas() {
     let (mut all_k, mut all_q) = (Vec::new(), Vec::new());
     for net_case in g["networks"].as_array().unwrap() {
         let arch = net_case["arch"].as_str().unwrap();
-        assert_eq!(
-            space.index_of(arch).unwrap() as u64,
-            net_case["uid"].as_u64().unwrap()
-        );
+        assert_eq!(space.index_of(arch).unwrap() as u64, net_case["uid"].as_u64().unwrap());
         let net = spaces::build_seeded(space, arch, Dataset::Cifar10, 1).unwrap();
         let c = candidates(net.as_ref(), &x);
         // The reference's per-network candidates are float32 numpy values
         // (means over up to 10^6 values in float32): agree to 1e-3 relative.
-        for (got, want) in [
-            (&c.cand_k, &net_case["cand_K"]),
-            (&c.cand_q, &net_case["cand_Q"]),
-        ] {
+        for (got, want) in [(&c.cand_k, &net_case["cand_K"]), (&c.cand_q, &net_case["cand_Q"])] {
             for (gv, wv) in got.iter().zip(want.as_array().unwrap()) {
                 let (gv, wv) = (gv.unwrap(), wv.as_f64().unwrap());
-                assert!(
-                    rel(gv, wv) < 1e-3,
-                    "{arch}: candidate {gv} vs reference {wv}"
-                );
+                assert!(rel(gv, wv) < 1e-3, "{arch}: candidate {gv} vs reference {wv}");
             }
         }
         all_k.extend(c.cand_k);
@@ -122,10 +105,7 @@ fn hda_reproduces_reference_candidates_and_gammas() {
     }
     let gk = min_positive(&all_k).unwrap();
     let gq = min_positive(&all_q).unwrap();
-    let (wk, wq) = (
-        g["GAMMA_K_float64"].as_f64().unwrap(),
-        g["GAMMA_Q_float64"].as_f64().unwrap(),
-    );
+    let (wk, wq) = (g["GAMMA_K_float64"].as_f64().unwrap(), g["GAMMA_Q_float64"].as_f64().unwrap());
     // HDA forwards the batch as one (the reference's HDA.py), and batched 3x3
     // convolutions differ in the last bit between torch 2.15 (the reference)
     // and libtorch 2.13 (measured: per-image convs, which the scores use, are

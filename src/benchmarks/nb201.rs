@@ -25,11 +25,8 @@ pub fn table() -> &'static Nb201Accuracy {
             .lines()
             .skip(1)
             .map(|l| {
-                let v: Vec<f64> = l
-                    .split(',')
-                    .skip(1)
-                    .map(|x| x.parse().expect("embedded accuracy is a number"))
-                    .collect();
+                let v: Vec<f64> =
+                    l.split(',').skip(1).map(|x| x.parse().expect("embedded accuracy is a number")).collect();
                 [v[0], v[1], v[2]]
             })
             .collect();
@@ -64,11 +61,7 @@ mod tests {
         assert_eq!(t.rows.len(), 15625);
         assert_eq!(t.accuracy(0, Dataset::Cifar10), Some(85.86333333333334));
         assert_eq!(t.accuracy(10, Dataset::Cifar10), Some(10.0));
-        let best = |d| {
-            (0..15625)
-                .filter_map(|i| t.accuracy(i, d))
-                .fold(f64::MIN, f64::max)
-        };
+        let best = |d| (0..15625).filter_map(|i| t.accuracy(i, d)).fold(f64::MIN, f64::max);
         assert!((best(Dataset::Cifar10) - 94.37).abs() < 0.01);
         assert!((best(Dataset::Cifar100) - 73.51).abs() < 0.01);
         assert!((best(Dataset::ImageNet16) - 47.31).abs() < 0.01);

@@ -40,16 +40,10 @@ impl ImagePool {
             Dataset::ImageNet16 => include_bytes!("../../data/images/imagenet16.rgb.gz"),
         };
         let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(gz)
-            .read_to_end(&mut raw)
-            .context("embedded images are corrupt")?;
+        flate2::read::GzDecoder::new(gz).read_to_end(&mut raw).context("embedded images are corrupt")?;
         let (h, w) = native_size(d);
         let images = raw.chunks_exact(h * w * 3).map(|c| c.to_vec()).collect();
-        Ok(ImagePool {
-            size: (h, w),
-            images,
-            source: format!("embedded {d} sample"),
-        })
+        Ok(ImagePool { size: (h, w), images, source: format!("embedded {d} sample") })
     }
 
     /// Reads a folder of images (PNG/JPEG, searched recursively, in path
@@ -57,10 +51,7 @@ impl ImagePool {
     /// must be `size`; anything else is an error naming the file.
     pub fn from_dir(dir: &Path, size: (usize, usize)) -> Result<ImagePool> {
         if !dir.is_dir() {
-            bail!(
-                "image folder {} does not exist or is not a folder",
-                dir.display()
-            );
+            bail!("image folder {} does not exist or is not a folder", dir.display());
         }
         let mut files = Vec::new();
         collect_files(dir, &mut files)?;
@@ -73,66 +64,40 @@ impl ImagePool {
             }
             all
         } else {
-            let pics: Vec<&PathBuf> = files
-                .iter()
-                .filter(|p| has_ext(p, &["png", "jpg", "jpeg"]))
-                .collect();
-            pics.iter()
-                .map(|p| read_image(p, size))
-                .collect::<Result<Vec<_>>>()?
+            let pics: Vec<&PathBuf> = files.iter().filter(|p| has_ext(p, &["png", "jpg", "jpeg"])).collect();
+            pics.iter().map(|p| read_image(p, size)).collect::<Result<Vec<_>>>()?
         };
         if images.is_empty() {
-            bail!(
-                "image folder {} holds no images (.png, .jpg, .jpeg or CIFAR .bin batches)",
-                dir.display()
-            );
+            bail!("image folder {} holds no images (.png, .jpg, .jpeg or CIFAR .bin batches)", dir.display());
         }
-        Ok(ImagePool {
-            size,
-            images,
-            source: dir.display().to_string(),
-        })
+        Ok(ImagePool { size, images, source: dir.display().to_string() })
     }
 
     /// A batch of `n` distinct images chosen with `seed`, transformed as the
     /// reference's training loader does for `d`: `[n, 3, H, W]` float32.
     pub fn batch(&self, d: Dataset, n: usize, seed: u64) -> Result<Tensor> {
         if n > self.images.len() {
-            bail!(
-                "asked for a batch of {n} images but {} holds only {}",
-                self.source,
-                self.images.len()
-            );
+            bail!("asked for a batch of {n} images but {} holds only {}", self.source, self.images.len());
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let picks = sample(&mut rng, self.images.len(), n).into_vec();
         let (h, w) = self.size;
         let mut data = Vec::with_capacity(n * 3 * h * w);
         for i in picks {
-            data.extend(transforms::train_transform(
-                d,
-                &self.images[i],
-                self.size,
-                &mut rng,
-            ));
+            data.extend(transforms::train_transform(d, &self.images[i], self.size, &mut rng));
         }
         Ok(Tensor::from_slice(&data).reshape([n as i64, 3, h as i64, w as i64]))
     }
 }
 
 fn has_ext(p: &Path, exts: &[&str]) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| exts.iter().any(|x| e.eq_ignore_ascii_case(x)))
+    p.extension().and_then(|e| e.to_str()).is_some_and(|e| exts.iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
+    let entries = std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
     for e in entries {
-        let p = e
-            .with_context(|| format!("cannot list {}", dir.display()))?
-            .path();
+        let p = e.with_context(|| format!("cannot list {}", dir.display()))?.path();
         if p.is_dir() {
             collect_files(&p, out)?;
         } else {
@@ -146,12 +111,7 @@ fn read_image(p: &Path, size: (usize, usize)) -> Result<Vec<u8>> {
     let img = image::open(p).with_context(|| format!("cannot decode image {}", p.display()))?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     if (h, w) != size {
-        bail!(
-            "image {} is {w}x{h}, expected {}x{}",
-            p.display(),
-            size.1,
-            size.0
-        );
+        bail!("image {} is {w}x{h}, expected {}x{}", p.display(), size.1, size.0);
     }
     Ok(img.to_rgb8().into_raw())
 }
@@ -160,12 +120,7 @@ fn read_image(p: &Path, size: (usize, usize)) -> Result<Vec<u8>> {
 /// bytes then 3072 bytes of planar RGB.
 fn read_cifar_bin(p: &Path, size: (usize, usize)) -> Result<Vec<Vec<u8>>> {
     if size != (32, 32) {
-        bail!(
-            "CIFAR batch {} holds 32x32 images, this dataset needs {}x{}",
-            p.display(),
-            size.1,
-            size.0
-        );
+        bail!("CIFAR batch {} holds 32x32 images, this dataset needs {}x{}", p.display(), size.1, size.0);
     }
     let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
     let label = if bytes.len() % 3073 == 0 {
@@ -183,9 +138,7 @@ fn read_cifar_bin(p: &Path, size: (usize, usize)) -> Result<Vec<Vec<u8>>> {
         .chunks_exact(3072 + label)
         .map(|rec| {
             let planar = &rec[label..];
-            (0..1024)
-                .flat_map(|px| [planar[px], planar[1024 + px], planar[2048 + px]])
-                .collect()
+            (0..1024).flat_map(|px| [planar[px], planar[1024 + px], planar[2048 + px]]).collect()
         })
         .collect())
 }
@@ -193,26 +146,18 @@ fn read_cifar_bin(p: &Path, size: (usize, usize)) -> Result<Vec<Vec<u8>>> {
 /// Reads the float32 tensor `x` (`[N, C, H, W]`) from a safetensors file, used
 /// as-is (no transforms).
 pub fn load_input(path: &Path) -> Result<Tensor> {
-    let tensors = Tensor::read_safetensors(path)
-        .with_context(|| format!("cannot read input file {}", path.display()))?;
+    let tensors =
+        Tensor::read_safetensors(path).with_context(|| format!("cannot read input file {}", path.display()))?;
     let x = tensors
         .into_iter()
         .find(|(n, _)| n == "x")
         .map(|(_, t)| t)
         .with_context(|| format!("input file {}: no tensor named 'x'", path.display()))?;
     if x.dim() != 4 || x.size()[1] != 3 {
-        bail!(
-            "input file {}: 'x' has shape {:?}, expected [N, 3, H, W]",
-            path.display(),
-            x.size()
-        );
+        bail!("input file {}: 'x' has shape {:?}, expected [N, 3, H, W]", path.display(), x.size());
     }
     if x.size()[0] < 2 {
-        bail!(
-            "input file {}: 'x' holds {} image(s); a kernel needs at least 2",
-            path.display(),
-            x.size()[0]
-        );
+        bail!("input file {}: 'x' holds {} image(s); a kernel needs at least 2", path.display(), x.size()[0]);
     }
     Ok(x.to_kind(tch::Kind::Float))
 }

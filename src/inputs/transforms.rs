@@ -10,24 +10,15 @@ use rand::Rng;
 pub fn mean_std(d: Dataset) -> ([f32; 3], [f32; 3]) {
     match d {
         Dataset::Cifar10 => ([0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]),
-        Dataset::Cifar100 => (
-            [0.507_075_2, 0.486_548_87, 0.440_917_84],
-            [0.267_334_28, 0.256_438_46, 0.276_150_47],
-        ),
-        Dataset::ImageNet16 => (
-            [122.68 / 255.0, 116.66 / 255.0, 104.01 / 255.0],
-            [63.22 / 255.0, 61.26 / 255.0, 65.09 / 255.0],
-        ),
+        Dataset::Cifar100 => ([0.507_075_2, 0.486_548_87, 0.440_917_84], [0.267_334_28, 0.256_438_46, 0.276_150_47]),
+        Dataset::ImageNet16 => {
+            ([122.68 / 255.0, 116.66 / 255.0, 104.01 / 255.0], [63.22 / 255.0, 61.26 / 255.0, 65.09 / 255.0])
+        }
     }
 }
 
 /// Transforms one HWC RGB image into normalised CHW floats.
-pub fn train_transform(
-    d: Dataset,
-    img: &[u8],
-    (h, w): (usize, usize),
-    rng: &mut impl Rng,
-) -> Vec<f32> {
+pub fn train_transform(d: Dataset, img: &[u8], (h, w): (usize, usize), rng: &mut impl Rng) -> Vec<f32> {
     let pad = match d {
         Dataset::ImageNet16 => 2,
         _ => 4,
@@ -61,10 +52,7 @@ pub fn train_transform(
                 sx = cx + rx * cos - ry * sin;
             }
             let (iy, ix) = (sy.round() as isize + dy, sx.round() as isize + dx);
-            let inside = sy.round() >= 0.0
-                && sx.round() >= 0.0
-                && sy.round() < h as f64
-                && sx.round() < w as f64;
+            let inside = sy.round() >= 0.0 && sx.round() >= 0.0 && sy.round() < h as f64 && sx.round() < w as f64;
             for c in 0..3 {
                 let v = if inside { pixel(iy, ix, c) } else { 0.0 };
                 out[c * h * w + y * w + x] = (v / 255.0 - mean[c]) / std[c];
@@ -82,29 +70,15 @@ mod tests {
     #[test]
     fn transform_is_seeded_and_normalised() {
         let img: Vec<u8> = (0..32 * 32 * 3).map(|i| (i % 251) as u8).collect();
-        let a = train_transform(
-            Dataset::Cifar10,
-            &img,
-            (32, 32),
-            &mut rand_chacha::ChaCha8Rng::seed_from_u64(3),
-        );
-        let b = train_transform(
-            Dataset::Cifar10,
-            &img,
-            (32, 32),
-            &mut rand_chacha::ChaCha8Rng::seed_from_u64(3),
-        );
+        let a = train_transform(Dataset::Cifar10, &img, (32, 32), &mut rand_chacha::ChaCha8Rng::seed_from_u64(3));
+        let b = train_transform(Dataset::Cifar10, &img, (32, 32), &mut rand_chacha::ChaCha8Rng::seed_from_u64(3));
         assert_eq!(a, b);
         assert_eq!(a.len(), 3 * 32 * 32);
         // a zero (padding) pixel normalises to -mean/std
         let (m, s) = mean_std(Dataset::Cifar10);
         let zero_r = -m[0] / s[0];
-        let all_black = train_transform(
-            Dataset::Cifar10,
-            &[0; 3072],
-            (32, 32),
-            &mut rand_chacha::ChaCha8Rng::seed_from_u64(1),
-        );
+        let all_black =
+            train_transform(Dataset::Cifar10, &[0; 3072], (32, 32), &mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
         assert!(all_black[..1024].iter().all(|v| (*v - zero_r).abs() < 1e-6));
     }
 }

@@ -1,34 +1,11 @@
-//! Building blocks shared by the design spaces' networks. Every layer maps a
-//! list of groups to a list of groups, one libtorch call per group, so that
-//! per-image BatchNorm and per-image convolution stay bit-identical to the
-//! reference's one-image-at-a-time forward.
+//! Building blocks shared by the design spaces' networks. With
+//! [`BnStats::PerImage`] they reproduce the reference's one-image-at-a-time
+//! forward bit for bit while batching every op that is bit-identical on a
+//! batch (element-wise ops, pooling, 1x1 convolutions, per-image
+//! normalisation); other convolutions run image by image.
 
-use super::{Params, Sink};
+use super::{BnStats, Params, Sink};
 use tch::Tensor;
-
-/// Groups of images flowing through a network (see [`super::Sink`]).
-pub type Groups = Vec<Tensor>;
-
-/// Applies `f` to every group.
-pub fn map(xs: &[Tensor], f: impl Fn(&Tensor) -> Tensor) -> Groups {
-    xs.iter().map(f).collect()
-}
-
-/// Element-wise sum of two group lists, `a + b` in that order.
-pub fn add(a: &[Tensor], b: &[Tensor]) -> Groups {
-    a.iter().zip(b).map(|(x, y)| x + y).collect()
-}
-
-/// `nn.Conv2d` (square kernel, zero padding).
-#[derive(Debug)]
-pub struct Conv2d {
-    w: Tensor,
-    b: Option<Tensor>,
-    stride: i64,
-    padding: i64,
-    dilation: i64,
-    groups: i64,
-}
 
 /// Shape of a convolution.
 #[derive(Debug, Clone, Copy)]
@@ -54,93 +31,94 @@ pub struct ConvSpec {
 impl ConvSpec {
     /// A plain convolution: dilation 1, one group, no bias.
     pub fn new(c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64) -> Self {
-        Self {
-            c_in,
-            c_out,
-            k,
-            stride,
-            padding,
-            dilation: 1,
-            groups: 1,
-            bias: false,
-        }
+        Self { c_in, c_out, k, stride, padding, dilation: 1, groups: 1, bias: false }
     }
+}
+
+/// `nn.Conv2d` (square kernel, zero padding).
+#[derive(Debug)]
+pub struct Conv2d {
+    w: Tensor,
+    b: Option<Tensor>,
+    spec: ConvSpec,
 }
 
 impl Conv2d {
     /// Creates the layer's parameters under `prefix` (PyTorch init).
-    pub fn new(p: &mut Params, prefix: &str, s: ConvSpec) -> Self {
-        let (w, b) = p.conv(prefix, s.c_in, s.c_out, [s.k, s.k], s.groups, s.bias);
-        Self {
-            w,
-            b,
-            stride: s.stride,
-            padding: s.padding,
-            dilation: s.dilation,
-            groups: s.groups,
-        }
+    pub fn new(p: &mut Params, prefix: &str, spec: ConvSpec) -> Self {
+        let (w, b) = p.conv(prefix, spec.c_in, spec.c_out, [spec.k, spec.k], spec.groups, spec.bias);
+        Self { w, b, spec }
     }
 
-    /// Applies the convolution to one tensor.
-    pub fn apply(&self, x: &Tensor) -> Tensor {
+    fn apply(&self, x: &Tensor) -> Tensor {
+        let s = &self.spec;
         x.conv2d(
             &self.w,
             self.b.as_ref(),
-            [self.stride, self.stride],
-            [self.padding, self.padding],
-            [self.dilation, self.dilation],
-            self.groups,
+            [s.stride, s.stride],
+            [s.padding, s.padding],
+            [s.dilation, s.dilation],
+            s.groups,
         )
     }
 
-    /// Applies the convolution to every group.
-    pub fn forward(&self, xs: &[Tensor]) -> Groups {
-        map(xs, |x| self.apply(x))
+    /// Applies the convolution. In per-image mode a kernel larger than 1x1
+    /// runs image by image: libtorch picks another (not bit-identical)
+    /// algorithm for a batch, while a 1x1 convolution is identical either way.
+    pub fn forward(&self, x: &Tensor, stats: BnStats) -> Tensor {
+        let n = x.size()[0];
+        if stats == BnStats::PerImage && self.spec.k > 1 && n > 1 {
+            let parts: Vec<Tensor> = (0..n).map(|i| self.apply(&x.narrow(0, i, 1))).collect();
+            Tensor::cat(&parts, 0)
+        } else {
+            self.apply(x)
+        }
     }
 }
 
-/// `nn.BatchNorm2d` in training mode (statistics of the group itself; biased
-/// variance, eps 1e-5). Running statistics are kept only so that the call is the
-/// reference's; they never influence the output.
+/// `nn.BatchNorm2d` in training mode (biased variance, eps 1e-5), with
+/// per-image or batch statistics. Running statistics never influence the
+/// output and are not kept.
 #[derive(Debug)]
 pub struct BatchNorm {
     w: Tensor,
     b: Tensor,
-    running_mean: Tensor,
-    running_var: Tensor,
 }
 
 impl BatchNorm {
     /// Creates the layer's affine parameters (weight 1, bias 0) under `prefix`.
     pub fn new(p: &mut Params, prefix: &str, c: i64) -> Self {
         let (w, b) = p.norm_affine(prefix, c);
-        let opts = (tch::Kind::Float, tch::Device::Cpu);
-        Self {
-            w,
-            b,
-            running_mean: Tensor::zeros([c], opts),
-            running_var: Tensor::ones([c], opts),
+        Self { w, b }
+    }
+
+    /// Normalises `x`. Per image, `instance_norm` with the BN's affine
+    /// parameters equals BN on each image alone, bit for bit.
+    pub fn forward(&self, x: &Tensor, stats: BnStats) -> Tensor {
+        match stats {
+            BnStats::PerImage => Tensor::instance_norm(
+                x,
+                Some(&self.w),
+                Some(&self.b),
+                None::<&Tensor>,
+                None::<&Tensor>,
+                true,
+                0.1,
+                1e-5,
+                false,
+            ),
+            BnStats::Batch => Tensor::batch_norm(
+                x,
+                Some(&self.w),
+                Some(&self.b),
+                None::<&Tensor>,
+                None::<&Tensor>,
+                true,
+                0.1,
+                1e-5,
+                false,
+            ),
         }
-    }
-
-    /// Normalises one tensor with its own batch statistics.
-    pub fn apply(&self, x: &Tensor) -> Tensor {
-        Tensor::batch_norm(
-            x,
-            Some(&self.w),
-            Some(&self.b),
-            Some(&self.running_mean),
-            Some(&self.running_var),
-            true,
-            0.1,
-            1e-5,
-            false,
-        )
-    }
-
-    /// Normalises every group separately.
-    pub fn forward(&self, xs: &[Tensor]) -> Groups {
-        map(xs, |x| self.apply(x))
     }
 }
 
@@ -158,9 +136,9 @@ impl Linear {
         Self { w, b }
     }
 
-    /// Applies the layer to every group.
-    pub fn forward(&self, xs: &[Tensor]) -> Groups {
-        map(xs, |x| x.linear(&self.w, Some(&self.b)))
+    /// Applies the layer.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        x.linear(&self.w, Some(&self.b))
     }
 }
 
@@ -181,15 +159,15 @@ impl ReluConvBn {
     }
 
     /// Runs the block, reporting the ReLU output then the block output.
-    pub fn forward(&self, xs: &[Tensor], sink: &mut dyn Sink) -> Groups {
-        self.forward_relu(&map(xs, |x| x.relu()), sink)
+    pub fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
+        self.forward_relu(&x.relu(), stats, sink)
     }
 
     /// Runs the block on an input whose ReLU `r` is already computed (shared by
     /// several blocks reading the same node; the values are the same).
-    pub fn forward_relu(&self, r: &[Tensor], sink: &mut dyn Sink) -> Groups {
+    pub fn forward_relu(&self, r: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
         sink.activation(r);
-        let y = self.bn.forward(&self.conv.forward(r));
+        let y = self.bn.forward(&self.conv.forward(r, stats), stats);
         sink.activation(&y);
         y
     }

@@ -1,9 +1,9 @@
 //! Networks as tch modules that report their activations to a [`Sink`] while
 //! they run (no global hooks), with PyTorch-faithful parameter creation.
 //!
-//! A forward pass takes *groups* of images: every group is one tensor whose
-//! images share train-mode BatchNorm statistics. The reference forwards each
-//! image alone (N groups of one); HDA forwards the batch as one group.
+//! A forward pass takes the whole batch `[N, ...]` and a [`BnStats`] mode: the
+//! reference scores each image alone (train-mode BatchNorm with that image's
+//! statistics), while its HDA forwards the batch as one.
 
 pub mod layers;
 pub mod nb201;
@@ -12,20 +12,29 @@ pub mod params;
 pub use params::Params;
 use tch::Tensor;
 
+/// Which statistics train-mode BatchNorm uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BnStats {
+    /// Each image its own, as if forwarded alone (the reference's scoring);
+    /// convolutions that are not bit-identical on a batch run image by image.
+    PerImage,
+    /// The whole batch's (the reference's HDA).
+    Batch,
+}
+
 /// Receives what a network reports while it runs.
 pub trait Sink {
-    /// One captured activation (the K side): `outs[g]` is group `g`'s output,
-    /// `[n_g, ...]`; rows are images in group order.
-    fn activation(&mut self, outs: &[Tensor]);
-    /// The input of the network's final layer (the Q side).
-    fn last_input(&mut self, outs: &[Tensor]);
+    /// One captured activation (the K side), `[N, ...]`.
+    fn activation(&mut self, out: &Tensor);
+    /// The input of the network's final layer (the Q side), `[N, ...]`.
+    fn last_input(&mut self, out: &Tensor);
 }
 
 /// A network that can be scored: a forward pass that feeds a [`Sink`], and its
 /// parameters (to load reference weights or count them).
 pub trait Net: Send {
-    /// Runs every group through the network, reporting to `sink`.
-    fn forward(&self, groups: &[Tensor], sink: &mut dyn Sink);
+    /// Runs the batch `x` through the network, reporting to `sink`.
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink);
     /// The trainable parameters, by PyTorch name, in construction order.
     fn params(&self) -> &Params;
 }
@@ -39,24 +48,16 @@ pub struct Counter {
     pub lq: i64,
 }
 
-fn per_image(outs: &[Tensor]) -> i64 {
-    outs.first()
-        .map(|t| t.numel() as i64 / t.size()[0].max(1))
-        .unwrap_or(0)
+/// Values per image of a `[N, ...]` tensor.
+pub fn per_image(t: &Tensor) -> i64 {
+    t.numel() as i64 / t.size().first().copied().unwrap_or(1).max(1)
 }
 
 impl Sink for Counter {
-    fn activation(&mut self, outs: &[Tensor]) {
-        self.la += per_image(outs);
+    fn activation(&mut self, out: &Tensor) {
+        self.la += per_image(out);
     }
-    fn last_input(&mut self, outs: &[Tensor]) {
-        self.lq += per_image(outs);
+    fn last_input(&mut self, out: &Tensor) {
+        self.lq += per_image(out);
     }
-}
-
-/// Splits a batch `[N, ...]` into N groups of one image each (the reference's
-/// per-image forward).
-pub fn split_images(x: &Tensor) -> Vec<Tensor> {
-    let n = x.size()[0];
-    (0..n).map(|i| x.narrow(0, i, 1)).collect()
 }

@@ -2,8 +2,8 @@
 //! conv3x3+BN, three stages of N cells joined by ResNet basic blocks with
 //! stride 2, BN+ReLU, global average pooling, Linear classifier.
 
-use super::layers::{add, map, BatchNorm, Conv2d, ConvSpec, Groups, Linear, ReluConvBn};
-use super::{Net, Params, Sink};
+use super::layers::{BatchNorm, Conv2d, ConvSpec, Linear, ReluConvBn};
+use super::{BnStats, Net, Params, Sink};
 use crate::spaces::nb201::{Cell, Op, EDGE_INPUT, EDGE_OUTPUT};
 use tch::Tensor;
 
@@ -19,16 +19,12 @@ enum EdgeOp {
 impl EdgeOp {
     /// Runs the edge on node `xs`; `relu` caches the node's ReLU, computed once
     /// for all the conv edges that read it.
-    fn forward(&self, xs: &[Tensor], relu: &mut Option<Groups>, sink: &mut dyn Sink) -> Groups {
+    fn forward(&self, x: &Tensor, relu: &mut Option<Tensor>, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
         match self {
-            EdgeOp::Zero => map(xs, |x| x * 0.0),
-            EdgeOp::Identity => xs.iter().map(|x| x.shallow_clone()).collect(),
-            EdgeOp::AvgPool => map(xs, |x| {
-                x.avg_pool2d([3, 3], [1, 1], [1, 1], false, false, None::<i64>)
-            }),
-            EdgeOp::Conv(op) => {
-                op.forward_relu(relu.get_or_insert_with(|| map(xs, |x| x.relu())), sink)
-            }
+            EdgeOp::Zero => x * 0.0,
+            EdgeOp::Identity => x.shallow_clone(),
+            EdgeOp::AvgPool => x.avg_pool2d([3, 3], [1, 1], [1, 1], false, false, None::<i64>),
+            EdgeOp::Conv(op) => op.forward_relu(relu.get_or_insert_with(|| x.relu()), stats, sink),
         }
     }
 }
@@ -51,35 +47,31 @@ impl InferCell {
                     Op::None => EdgeOp::Zero,
                     Op::Skip => EdgeOp::Identity,
                     Op::AvgPool => EdgeOp::AvgPool,
-                    Op::Conv1x1 => {
-                        EdgeOp::Conv(ReluConvBn::new(p, &name, ConvSpec::new(c, c, 1, 1, 0)))
-                    }
-                    Op::Conv3x3 => {
-                        EdgeOp::Conv(ReluConvBn::new(p, &name, ConvSpec::new(c, c, 3, 1, 1)))
-                    }
+                    Op::Conv1x1 => EdgeOp::Conv(ReluConvBn::new(p, &name, ConvSpec::new(c, c, 1, 1, 0))),
+                    Op::Conv3x3 => EdgeOp::Conv(ReluConvBn::new(p, &name, ConvSpec::new(c, c, 3, 1, 1))),
                 }
             })
             .collect();
         Self { edges }
     }
 
-    fn forward(&self, xs: &[Tensor], sink: &mut dyn Sink) -> Groups {
-        let mut nodes: Vec<Groups> = vec![xs.iter().map(|x| x.shallow_clone()).collect()];
-        let mut relus: Vec<Option<Groups>> = vec![None, None, None];
-        let mut acc: Option<Groups> = None;
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
+        let mut nodes: Vec<Tensor> = vec![x.shallow_clone()];
+        let mut relus: Vec<Option<Tensor>> = vec![None, None, None];
+        let mut acc: Option<Tensor> = None;
         for (i, edge) in self.edges.iter().enumerate() {
             let src = EDGE_INPUT[i];
-            let out = edge.forward(&nodes[src], &mut relus[src], sink);
+            let out = edge.forward(&nodes[src], &mut relus[src], stats, sink);
             acc = Some(match acc {
                 None => out,
-                Some(a) => add(&a, &out),
+                Some(a) => a + out,
             });
             let last_of_node = i + 1 == self.edges.len() || EDGE_OUTPUT[i + 1] != EDGE_OUTPUT[i];
             if last_of_node {
-                nodes.push(acc.take().unwrap_or_default());
+                nodes.push(acc.take().unwrap_or_else(|| x * 0.0));
             }
         }
-        nodes.pop().unwrap_or_default()
+        nodes.pop().unwrap_or_else(|| x * 0.0)
     }
 }
 
@@ -94,36 +86,17 @@ struct ResNetBlock {
 
 impl ResNetBlock {
     fn new(p: &mut Params, prefix: &str, c_in: i64, c_out: i64) -> Self {
-        let conv_a = ReluConvBn::new(
-            p,
-            &format!("{prefix}.conv_a"),
-            ConvSpec::new(c_in, c_out, 3, 2, 1),
-        );
-        let conv_b = ReluConvBn::new(
-            p,
-            &format!("{prefix}.conv_b"),
-            ConvSpec::new(c_out, c_out, 3, 1, 1),
-        );
-        let down = Conv2d::new(
-            p,
-            &format!("{prefix}.downsample.1"),
-            ConvSpec::new(c_in, c_out, 1, 1, 0),
-        );
-        Self {
-            conv_a,
-            conv_b,
-            down,
-        }
+        let conv_a = ReluConvBn::new(p, &format!("{prefix}.conv_a"), ConvSpec::new(c_in, c_out, 3, 2, 1));
+        let conv_b = ReluConvBn::new(p, &format!("{prefix}.conv_b"), ConvSpec::new(c_out, c_out, 3, 1, 1));
+        let down = Conv2d::new(p, &format!("{prefix}.downsample.1"), ConvSpec::new(c_in, c_out, 1, 1, 0));
+        Self { conv_a, conv_b, down }
     }
 
-    fn forward(&self, xs: &[Tensor], sink: &mut dyn Sink) -> Groups {
-        let a = self.conv_a.forward(xs, sink);
-        let b = self.conv_b.forward(&a, sink);
-        let pooled = map(xs, |x| {
-            x.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>)
-        });
-        let residual = self.down.forward(&pooled);
-        add(&residual, &b)
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
+        let a = self.conv_a.forward(x, stats, sink);
+        let b = self.conv_b.forward(&a, stats, sink);
+        let pooled = x.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>);
+        self.down.forward(&pooled, stats) + b
     }
 }
 
@@ -157,9 +130,7 @@ impl TinyNetwork {
             let c_cur = c * mult;
             if stage > 0 {
                 let prefix = format!("cells.{}", stages.len());
-                stages.push(Stage::Reduce(ResNetBlock::new(
-                    &mut p, &prefix, c_prev, c_cur,
-                )));
+                stages.push(Stage::Reduce(ResNetBlock::new(&mut p, &prefix, c_prev, c_cur)));
                 c_prev = c_cur;
             }
             for _ in 0..n {
@@ -169,30 +140,23 @@ impl TinyNetwork {
         }
         let last_bn = BatchNorm::new(&mut p, "lastact.0", c_prev);
         let classifier = Linear::new(&mut p, "classifier", c_prev, num_classes);
-        Self {
-            params: p,
-            stem_conv,
-            stem_bn,
-            stages,
-            last_bn,
-            classifier,
-        }
+        Self { params: p, stem_conv, stem_bn, stages, last_bn, classifier }
     }
 }
 
 impl Net for TinyNetwork {
-    fn forward(&self, groups: &[Tensor], sink: &mut dyn Sink) {
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) {
         let _guard = tch::no_grad_guard();
-        let mut x = self.stem_bn.forward(&self.stem_conv.forward(groups));
+        let mut x = self.stem_bn.forward(&self.stem_conv.forward(x, stats), stats);
         for stage in &self.stages {
             x = match stage {
-                Stage::Cell(c) => c.forward(&x, sink),
-                Stage::Reduce(b) => b.forward(&x, sink),
+                Stage::Cell(c) => c.forward(&x, stats, sink),
+                Stage::Reduce(b) => b.forward(&x, stats, sink),
             };
         }
-        let act = map(&self.last_bn.forward(&x), |t| t.relu());
+        let act = self.last_bn.forward(&x, stats).relu();
         sink.activation(&act);
-        let pooled = map(&act, |t| t.adaptive_avg_pool2d([1, 1]).flatten(1, -1));
+        let pooled = act.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
         sink.last_input(&pooled);
         let _logits = self.classifier.forward(&pooled);
     }

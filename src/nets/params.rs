@@ -52,10 +52,7 @@ impl Params {
         bias: bool,
     ) -> (Tensor, Option<Tensor>) {
         let fan_in = c_in / groups * kernel[0] * kernel[1];
-        let w = uniform(
-            &[c_out, c_in / groups, kernel[0], kernel[1]],
-            kaiming_bound(fan_in),
-        );
+        let w = uniform(&[c_out, c_in / groups, kernel[0], kernel[1]], kaiming_bound(fan_in));
         let w = self.push(format!("{prefix}.weight"), w);
         let b = bias.then(|| {
             let b = uniform(&[c_out], 1.0 / (fan_in as f64).sqrt());
@@ -75,14 +72,8 @@ impl Params {
 
     /// Affine parameters of a normalisation layer: weight 1, bias 0 (no RNG draw).
     pub fn norm_affine(&mut self, prefix: &str, c: i64) -> (Tensor, Tensor) {
-        let w = self.push(
-            format!("{prefix}.weight"),
-            Tensor::ones([c], (Kind::Float, Device::Cpu)),
-        );
-        let b = self.push(
-            format!("{prefix}.bias"),
-            Tensor::zeros([c], (Kind::Float, Device::Cpu)),
-        );
+        let w = self.push(format!("{prefix}.weight"), Tensor::ones([c], (Kind::Float, Device::Cpu)));
+        let b = self.push(format!("{prefix}.bias"), Tensor::zeros([c], (Kind::Float, Device::Cpu)));
         (w, b)
     }
 
@@ -93,10 +84,7 @@ impl Params {
 
     /// Names and shapes in creation order.
     pub fn shapes(&self) -> Vec<(String, Vec<i64>)> {
-        self.entries
-            .iter()
-            .map(|(n, t)| (n.clone(), t.size()))
-            .collect()
+        self.entries.iter().map(|(n, t)| (n.clone(), t.size())).collect()
     }
 
     /// Overwrites every parameter from a PyTorch `state_dict()` saved as
@@ -104,14 +92,14 @@ impl Params {
     /// does not read them); a missing, mis-shaped or unexpected tensor is an
     /// error naming it.
     pub fn load_safetensors(&self, path: &Path) -> Result<()> {
-        let loaded = Tensor::read_safetensors(path)
-            .with_context(|| format!("cannot read params file {}", path.display()))?;
+        let loaded =
+            Tensor::read_safetensors(path).with_context(|| format!("cannot read params file {}", path.display()))?;
         let mut by_name: HashMap<String, Tensor> = loaded.into_iter().collect();
         let _guard = tch::no_grad_guard();
         for (name, t) in &self.entries {
-            let src = by_name.remove(name).with_context(|| {
-                format!("params file {}: missing tensor '{name}'", path.display())
-            })?;
+            let src = by_name
+                .remove(name)
+                .with_context(|| format!("params file {}: missing tensor '{name}'", path.display()))?;
             if src.size() != t.size() {
                 bail!(
                     "params file {}: tensor '{name}' has shape {:?}, the network needs {:?}",
@@ -124,11 +112,7 @@ impl Params {
             dst.copy_(&src.to_kind(Kind::Float));
         }
         let stats = ["running_mean", "running_var", "num_batches_tracked"];
-        let mut extra: Vec<_> = by_name
-            .keys()
-            .filter(|k| !stats.iter().any(|s| k.ends_with(s)))
-            .cloned()
-            .collect();
+        let mut extra: Vec<_> = by_name.keys().filter(|k| !stats.iter().any(|s| k.ends_with(s))).cloned().collect();
         extra.sort();
         if let Some(first) = extra.first() {
             bail!(

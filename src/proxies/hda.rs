@@ -3,7 +3,7 @@
 //! with m and s^2 each row's mean and population variance.
 
 use super::kernel::rows_f64;
-use crate::nets::{Net, Sink};
+use crate::nets::{BnStats, Net, Sink};
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
@@ -18,16 +18,12 @@ pub struct RowMoments {
 impl RowMoments {
     /// Empty moments for `n` rows.
     pub fn new(n: usize) -> Self {
-        Self {
-            count: 0.0,
-            mean: vec![0.0; n],
-            m2: vec![0.0; n],
-        }
+        Self { count: 0.0, mean: vec![0.0; n], m2: vec![0.0; n] }
     }
 
     /// Adds a block of columns (`[N, L]` once flattened).
-    pub fn add(&mut self, outs: &[Tensor]) {
-        let m = rows_f64(outs);
+    pub fn add(&mut self, out: &Tensor) {
+        let m = rows_f64(out);
         let l = m.size()[1] as f64;
         if l == 0.0 {
             return;
@@ -73,11 +69,11 @@ pub struct HdaSink {
 }
 
 impl Sink for HdaSink {
-    fn activation(&mut self, outs: &[Tensor]) {
-        self.k.add(outs);
+    fn activation(&mut self, out: &Tensor) {
+        self.k.add(out);
     }
-    fn last_input(&mut self, outs: &[Tensor]) {
-        self.q.add(outs);
+    fn last_input(&mut self, out: &Tensor) {
+        self.q.add(out);
     }
 }
 
@@ -94,15 +90,9 @@ pub struct Candidates {
 /// mode BN over the batch) as the reference's HDA.py does.
 pub fn candidates(net: &dyn Net, x: &Tensor) -> Candidates {
     let n = x.size()[0] as usize;
-    let mut sink = HdaSink {
-        k: RowMoments::new(n),
-        q: RowMoments::new(n),
-    };
-    net.forward(std::slice::from_ref(x), &mut sink);
-    Candidates {
-        cand_k: sink.k.candidates(),
-        cand_q: sink.q.candidates(),
-    }
+    let mut sink = HdaSink { k: RowMoments::new(n), q: RowMoments::new(n) };
+    net.forward(x, BnStats::Batch, &mut sink);
+    Candidates { cand_k: sink.k.candidates(), cand_q: sink.q.candidates() }
 }
 
 /// The smallest positive candidate, if any.
@@ -112,9 +102,7 @@ pub fn min_positive<'a>(cands: impl IntoIterator<Item = &'a Option<f64>>) -> Opt
         .flatten()
         .copied()
         .filter(|c| *c > 0.0 && c.is_finite())
-        .fold(None, |acc: Option<f64>, c| {
-            Some(acc.map_or(c, |a| a.min(c)))
-        })
+        .fold(None, |acc: Option<f64>, c| Some(acc.map_or(c, |a| a.min(c))))
 }
 
 #[cfg(test)]
@@ -126,14 +114,14 @@ mod tests {
         // rows: [1,3] (mean 2, var 1), [2,2] (mean 2, var 0), [5,7] (mean 6, var 1)
         let mut m = RowMoments::new(3);
         // streamed in two blocks of one column each
-        m.add(&[Tensor::from_slice(&[1.0f32, 2.0, 5.0]).reshape([3, 1])]);
-        m.add(&[Tensor::from_slice(&[3.0f32, 2.0, 7.0]).reshape([3, 1])]);
+        m.add(&Tensor::from_slice(&[1.0f32, 2.0, 5.0]).reshape([3, 1]));
+        m.add(&Tensor::from_slice(&[3.0f32, 2.0, 7.0]).reshape([3, 1]));
         let c = m.candidates();
         // (0,1): 0/(2*1) = 0; (0,2): 16/(2*2) = 4; (1,2): 16/(2*1) = 8
         assert_eq!(c, vec![Some(0.0), Some(4.0), Some(8.0)]);
         assert_eq!(min_positive(&c), Some(4.0));
         let mut flat = RowMoments::new(2);
-        flat.add(&[Tensor::from_slice(&[1.0f32, 1.0]).reshape([2, 1])]);
+        flat.add(&Tensor::from_slice(&[1.0f32, 1.0]).reshape([2, 1]));
         assert_eq!(flat.candidates(), vec![None]);
         assert_eq!(min_positive(&flat.candidates()), None);
     }

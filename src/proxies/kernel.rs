@@ -4,11 +4,9 @@
 
 use tch::{Device, Kind, Tensor};
 
-/// Flattens groups (`[n_g, ...]` each) into one `[N, L]` f64 matrix, rows in
-/// group order.
-pub fn rows_f64(outs: &[Tensor]) -> Tensor {
-    let rows: Vec<Tensor> = outs.iter().map(|t| t.reshape([t.size()[0], -1])).collect();
-    Tensor::cat(&rows, 0).to_kind(Kind::Double)
+/// A captured `[N, ...]` output as an `[N, L]` f64 matrix.
+pub fn rows_f64(out: &Tensor) -> Tensor {
+    out.reshape([out.size()[0], -1]).to_kind(Kind::Double)
 }
 
 /// Min-max normalises every column over the rows, as the reference does:
@@ -24,21 +22,16 @@ pub fn normalize_columns(m: &Tensor) -> Tensor {
     (m - &mn) / (&mx - &mn)
 }
 
-/// Copies groups (`[n_g, ...]` each, f32) into `buf` as N rows of L values.
+/// Copies a captured `[N, ...]` output into `buf` as N rows of L f32 values.
 /// Returns (N, L).
-pub fn rows_f32(outs: &[Tensor], buf: &mut Vec<f32>) -> (usize, usize) {
+pub fn rows_f32(out: &Tensor, buf: &mut Vec<f32>) -> (usize, usize) {
+    let t = out.to_kind(Kind::Float).contiguous();
+    let numel = t.numel();
     buf.clear();
-    let mut rows = 0;
-    for t in outs {
-        let t = t.to_kind(Kind::Float).contiguous();
-        let numel = t.numel();
-        let start = buf.len();
-        buf.resize(start + numel, 0.0);
-        t.copy_data(&mut buf[start..], numel);
-        rows += t.size().first().copied().unwrap_or(1).max(0) as usize;
-    }
-    let len = if rows == 0 { 0 } else { buf.len() / rows };
-    (rows, len)
+    buf.resize(numel, 0.0);
+    t.copy_data(buf, numel);
+    let rows = t.size().first().copied().unwrap_or(1).max(0) as usize;
+    (rows, if rows == 0 { 0 } else { numel / rows })
 }
 
 /// Running sums of the normalised rows: squared norms and the Gram matrix.
@@ -53,7 +46,7 @@ pub struct KernelSums {
     /// The last output added (kept alive, so its storage cannot be reused) and
     /// what it added: a network that reports the same tensors again (a ReLU
     /// shared by several blocks) costs nothing more.
-    recent: Vec<(Vec<Tensor>, Contribution)>,
+    recent: Vec<(Tensor, Contribution)>,
 }
 
 /// Lanes of the column loop's accumulators (lets the compiler vectorise).
@@ -62,14 +55,7 @@ const LANES: usize = 4;
 impl KernelSums {
     /// Empty sums for `n` rows.
     pub fn new(n: usize) -> Self {
-        Self {
-            n,
-            len: 0,
-            rowsq: vec![0.0; n],
-            gram: vec![0.0; n * n],
-            buf: Vec::new(),
-            recent: Vec::new(),
-        }
+        Self { n, len: 0, rowsq: vec![0.0; n], gram: vec![0.0; n * n], buf: Vec::new(), recent: Vec::new() }
     }
 
     /// Whether some sum is NaN or infinite (a raw value was).
@@ -81,32 +67,24 @@ impl KernelSums {
     /// each column is min-max normalised over the rows (a constant column
     /// becomes 0, or stays 1 when it is exactly 1, as in the reference), then
     /// its products are added to the Gram sums in f64.
-    pub fn add(&mut self, outs: &[Tensor]) {
-        let same = |prev: &[Tensor]| {
-            prev.len() == outs.len()
-                && prev.iter().zip(outs).all(|(a, b)| {
-                    a.data_ptr() == b.data_ptr() && a.size() == b.size() && a.stride() == b.stride()
-                })
-        };
+    pub fn add(&mut self, out: &Tensor) {
+        let same =
+            |prev: &Tensor| prev.data_ptr() == out.data_ptr() && prev.size() == out.size() && prev.stride() == out.stride();
         let contribution = match self.recent.iter().find(|(prev, _)| same(prev)) {
             Some((_, c)) => c.clone(),
             None => {
                 let mut buf = std::mem::take(&mut self.buf);
-                let (rows, len) = rows_f32(outs, &mut buf);
-                let mut c = Contribution {
-                    len: len as i64,
-                    rowsq: vec![0.0; self.n],
-                    gram: vec![0.0; self.n * self.n],
-                };
+                let (rows, len) = rows_f32(out, &mut buf);
+                let mut c =
+                    Contribution { len: len as i64, rowsq: vec![0.0; self.n], gram: vec![0.0; self.n * self.n] };
                 if rows == self.n && len > 0 {
                     accumulate(&buf, len, &mut c);
                 }
                 self.buf = buf;
                 if self.recent.len() == RECENT {
-                    self.recent.remove(0);
+                    drop(self.recent.remove(0));
                 }
-                self.recent
-                    .push((outs.iter().map(|t| t.shallow_clone()).collect(), c.clone()));
+                self.recent.push((out.shallow_clone(), c.clone()));
                 c
             }
         };
@@ -158,11 +136,7 @@ fn accumulate(data: &[f32], len: usize, out: &mut Contribution) {
                 mn = if v < mn || v.is_nan() { v } else { mn };
                 mx = if v > mx || v.is_nan() { v } else { mx };
             }
-            let (lo, hi) = if mx == mn {
-                (if mn == 1.0 { 0.0 } else { mn }, 1.0)
-            } else {
-                (mn, mx)
-            };
+            let (lo, hi) = if mx == mn { (if mn == 1.0 { 0.0 } else { mn }, 1.0) } else { (mn, mx) };
             let scale = hi - lo;
             for zi in z.iter_mut() {
                 zi[l] = (zi[l] - lo) / scale;
@@ -285,9 +259,7 @@ impl KernelSums {
 /// `log|det M|` of a row-major n x n f64 matrix via libtorch's LU (LAPACK),
 /// the reference's `torch.linalg.slogdet`; `-inf` when singular.
 pub fn logabsdet(m: &[f64], n: usize) -> f64 {
-    let t = Tensor::from_slice(m)
-        .reshape([n as i64, n as i64])
-        .to_device(Device::Cpu);
+    let t = Tensor::from_slice(m).reshape([n as i64, n as i64]).to_device(Device::Cpu);
     let (_sign, lad) = Tensor::linalg_slogdet(&t);
     let v = f64::try_from(lad).unwrap_or(f64::NAN);
     if v.is_nan() {
@@ -304,8 +276,7 @@ mod tests {
     #[test]
     fn normalisation_matches_reference_semantics() {
         // columns: varying, constant 5, constant exactly 1
-        let m =
-            Tensor::from_slice(&[0.0f64, 5.0, 1.0, 2.0, 5.0, 1.0, 4.0, 5.0, 1.0]).reshape([3, 3]);
+        let m = Tensor::from_slice(&[0.0f64, 5.0, 1.0, 2.0, 5.0, 1.0, 4.0, 5.0, 1.0]).reshape([3, 3]);
         let z = Vec::<f64>::try_from(normalize_columns(&m).reshape([-1])).unwrap();
         assert_eq!(z, vec![0.0, 0.0, 1.0, 0.5, 0.0, 1.0, 1.0, 0.0, 1.0]);
     }
@@ -324,14 +295,14 @@ mod tests {
         let z = normalize_columns(&m.to_kind(Kind::Double));
         let gram = Vec::<f64>::try_from(z.matmul(&z.tr()).reshape([-1])).unwrap();
         let mut s = KernelSums::new(rows as usize);
-        s.add(&[m.shallow_clone()]);
+        s.add(&m.shallow_clone());
         for (a, b) in s.gram().iter().zip(&gram) {
             assert!((a - b).abs() <= 1e-12 * b.abs(), "{a} vs {b}");
         }
         assert!(!s.nonfinite());
         let _ = m.narrow(1, 3, 1).fill_(f64::NAN);
         let mut s = KernelSums::new(rows as usize);
-        s.add(&[m]);
+        s.add(&m);
         assert!(s.nonfinite());
     }
 
@@ -340,14 +311,14 @@ mod tests {
         // Two "layers" of a 2-row matrix; rows after normalisation:
         // layer 1 columns [0,1],[0,1] -> rows (0,0) and (1,1); layer 2 [3,3] -> 0.
         let mut s = KernelSums::new(2);
-        s.add(&[
-            Tensor::from_slice(&[0.0f32, 0.0]).reshape([1, 2]),
-            Tensor::from_slice(&[1.0f32, 1.0]).reshape([1, 2]),
-        ]);
-        s.add(&[
-            Tensor::from_slice(&[3.0f32]).reshape([1, 1]),
-            Tensor::from_slice(&[3.0f32]).reshape([1, 1]),
-        ]);
+        s.add(&Tensor::from_slice(&[0.0f32, 0.0, 1.0, 1.0]).reshape([2, 2]));
+        s.add(&Tensor::from_slice(&[3.0f32, 3.0]).reshape([2, 1]));
+        // the same tensor again adds the same again (served from the cache)
+        let again = Tensor::from_slice(&[3.0f32, 3.0]).reshape([2, 1]);
+        s.add(&again);
+        s.add(&again);
+        assert_eq!(s.len, 5);
+        s.len = 3;
         assert_eq!(s.len, 3);
         assert_eq!(s.rowsq(), &[0.0, 2.0]);
         assert_eq!(s.gram(), &[0.0, 0.0, 0.0, 2.0]);

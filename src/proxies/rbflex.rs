@@ -2,7 +2,7 @@
 //! the column-normalised activations (K) and final-layer inputs (Q).
 
 use super::kernel::{logabsdet, KernelSums};
-use crate::nets::{split_images, Net, Sink};
+use crate::nets::{BnStats, Net, Sink};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
@@ -22,10 +22,7 @@ pub struct Gammas {
 
 impl Default for Gammas {
     fn default() -> Self {
-        Self {
-            gamma_k: GAMMA_K,
-            gamma_q: GAMMA_Q,
-        }
+        Self { gamma_k: GAMMA_K, gamma_q: GAMMA_Q }
     }
 }
 
@@ -58,10 +55,7 @@ pub struct RbflexSink {
 impl RbflexSink {
     /// Empty sums for `n` images.
     pub fn new(n: usize) -> Self {
-        Self {
-            k: KernelSums::new(n),
-            q: KernelSums::new(n),
-        }
+        Self { k: KernelSums::new(n), q: KernelSums::new(n) }
     }
 
     /// The score from the accumulated sums.
@@ -73,23 +67,16 @@ impl RbflexSink {
         if nonfinite || score.is_nan() {
             score = f64::NEG_INFINITY;
         }
-        Score {
-            score,
-            logdet_k,
-            logdet_q,
-            la: self.k.len,
-            lq: self.q.len,
-            nonfinite,
-        }
+        Score { score, logdet_k, logdet_q, la: self.k.len, lq: self.q.len, nonfinite }
     }
 }
 
 impl Sink for RbflexSink {
-    fn activation(&mut self, outs: &[Tensor]) {
-        self.k.add(outs);
+    fn activation(&mut self, out: &Tensor) {
+        self.k.add(out);
     }
-    fn last_input(&mut self, outs: &[Tensor]) {
-        self.q.add(outs);
+    fn last_input(&mut self, out: &Tensor) {
+        self.q.add(out);
     }
 }
 
@@ -98,6 +85,6 @@ impl Sink for RbflexSink {
 pub fn score(net: &dyn Net, x: &Tensor, g: Gammas) -> Score {
     let n = x.size()[0] as usize;
     let mut sink = RbflexSink::new(n);
-    net.forward(&split_images(x), &mut sink);
+    net.forward(x, BnStats::PerImage, &mut sink);
     sink.finish(n, g)
 }

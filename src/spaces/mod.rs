@@ -90,12 +90,7 @@ static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Builds `arch` right after `tch::manual_seed(seed)`, as the reference does
 /// after `torch.manual_seed(seed)`; safe to call from many threads at once.
-pub fn build_seeded(
-    space: &dyn Space,
-    arch: &str,
-    dataset: Dataset,
-    seed: i64,
-) -> Result<Box<dyn Net>> {
+pub fn build_seeded(space: &dyn Space, arch: &str, dataset: Dataset, seed: i64) -> Result<Box<dyn Net>> {
     let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(seed);
     space.build(arch, dataset)

@@ -63,47 +63,27 @@ impl Cell {
         let bad = |why: String| anyhow::anyhow!("malformed NB201 arch '{arch}': {why}");
         let nodes: Vec<&str> = arch.trim().split('+').collect();
         if nodes.len() != 3 {
-            return Err(bad(format!(
-                "expected 3 nodes joined by '+', found {}",
-                nodes.len()
-            )));
+            return Err(bad(format!("expected 3 nodes joined by '+', found {}", nodes.len())));
         }
         let mut ops = Vec::with_capacity(6);
         for (n, node) in nodes.iter().enumerate() {
             let inner = node
                 .strip_prefix('|')
                 .and_then(|s| s.strip_suffix('|'))
-                .ok_or_else(|| {
-                    bad(format!(
-                        "node {} '{node}' must start and end with '|'",
-                        n + 1
-                    ))
-                })?;
+                .ok_or_else(|| bad(format!("node {} '{node}' must start and end with '|'", n + 1)))?;
             let edges: Vec<&str> = inner.split('|').collect();
             if edges.len() != n + 1 {
-                return Err(bad(format!(
-                    "node {} needs {} edges, found {}",
-                    n + 1,
-                    n + 1,
-                    edges.len()
-                )));
+                return Err(bad(format!("node {} needs {} edges, found {}", n + 1, n + 1, edges.len())));
             }
             for (i, edge) in edges.iter().enumerate() {
-                let (name, input) = edge
-                    .split_once('~')
-                    .ok_or_else(|| bad(format!("edge '{edge}' is not 'op~input'")))?;
+                let (name, input) =
+                    edge.split_once('~').ok_or_else(|| bad(format!("edge '{edge}' is not 'op~input'")))?;
                 let op = Op::from_name(name).ok_or_else(|| {
                     let names: Vec<_> = Op::ALL.iter().map(|o| o.name()).collect();
-                    bad(format!(
-                        "unknown op '{name}' (expected one of {})",
-                        names.join(", ")
-                    ))
+                    bad(format!("unknown op '{name}' (expected one of {})", names.join(", ")))
                 })?;
                 if input != i.to_string() {
-                    return Err(bad(format!(
-                        "edge '{edge}' of node {} must read node {i}",
-                        n + 1
-                    )));
+                    return Err(bad(format!("edge '{edge}' of node {} must read node {i}", n + 1)));
                 }
                 ops.push(op);
             }
@@ -115,17 +95,12 @@ impl Cell {
 
     /// The cell as six op digits (NB201 `OP_NAMES` indices), e.g. `"331133"`.
     pub fn digits(&self) -> String {
-        self.ops
-            .iter()
-            .map(|o| char::from(b'0' + *o as u8))
-            .collect()
+        self.ops.iter().map(|o| char::from(b'0' + *o as u8)).collect()
     }
 
     fn from_digits(d: &str) -> Option<Cell> {
-        let ops: Vec<Op> = d
-            .bytes()
-            .map(|b| Op::ALL.get(b.wrapping_sub(b'0') as usize).copied())
-            .collect::<Option<_>>()?;
+        let ops: Vec<Op> =
+            d.bytes().map(|b| Op::ALL.get(b.wrapping_sub(b'0') as usize).copied()).collect::<Option<_>>()?;
         (ops.len() == 6).then(|| {
             let mut out = [Op::None; 6];
             out.copy_from_slice(&ops);
@@ -137,16 +112,7 @@ impl Cell {
 impl fmt::Display for Cell {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let e = |i: usize| format!("{}~{}", self.ops[i].name(), EDGE_INPUT[i]);
-        write!(
-            f,
-            "|{}|+|{}|{}|+|{}|{}|{}|",
-            e(0),
-            e(1),
-            e(2),
-            e(3),
-            e(4),
-            e(5)
-        )
+        write!(f, "|{}|+|{}|{}|+|{}|{}|{}|", e(0), e(1), e(2), e(3), e(4), e(5))
     }
 }
 
@@ -161,13 +127,9 @@ fn order() -> &'static Order {
     ORDER.get_or_init(|| {
         let gz: &[u8] = include_bytes!("../../data/nb201/archs.txt.gz");
         let mut text = String::new();
-        flate2::read::GzDecoder::new(gz)
-            .read_to_string(&mut text)
-            .expect("embedded NB201 arch table is valid gzip");
-        let cells: Vec<Cell> = text
-            .lines()
-            .map(|l| Cell::from_digits(l).expect("embedded NB201 arch table holds op digits"))
-            .collect();
+        flate2::read::GzDecoder::new(gz).read_to_string(&mut text).expect("embedded NB201 arch table is valid gzip");
+        let cells: Vec<Cell> =
+            text.lines().map(|l| Cell::from_digits(l).expect("embedded NB201 arch table holds op digits")).collect();
         let index = cells.iter().enumerate().map(|(i, c)| (*c, i)).collect();
         Order { cells, index }
     })
@@ -197,12 +159,7 @@ impl Space for Nb201 {
     }
     fn build(&self, arch: &str, dataset: Dataset) -> Result<Box<dyn Net>> {
         let cell = Cell::parse(arch)?;
-        Ok(Box::new(TinyNetwork::new(
-            cell,
-            16,
-            5,
-            dataset.num_classes(),
-        )))
+        Ok(Box::new(TinyNetwork::new(cell, 16, 5, dataset.num_classes())))
     }
     fn datasets(&self) -> &'static [Dataset] {
         &[Dataset::Cifar10, Dataset::Cifar100, Dataset::ImageNet16]
@@ -233,21 +190,13 @@ mod tests {
 
     #[test]
     fn malformed_arch_strings_are_named() {
-        let e = Cell::parse("|none~0|+|none~0|none~1|")
-            .unwrap_err()
-            .to_string();
+        let e = Cell::parse("|none~0|+|none~0|none~1|").unwrap_err().to_string();
         assert!(e.contains("expected 3 nodes"), "{e}");
-        let e = Cell::parse("|conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|")
-            .unwrap_err()
-            .to_string();
+        let e = Cell::parse("|conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|").unwrap_err().to_string();
         assert!(e.contains("unknown op 'conv_5x5'"), "{e}");
-        let e = Cell::parse("|none~1|+|none~0|none~1|+|none~0|none~1|none~2|")
-            .unwrap_err()
-            .to_string();
+        let e = Cell::parse("|none~1|+|none~0|none~1|+|none~0|none~1|none~2|").unwrap_err().to_string();
         assert!(e.contains("must read node 0"), "{e}");
-        let e = Cell::parse("|none~0|+|none~0|+|none~0|none~1|none~2|")
-            .unwrap_err()
-            .to_string();
+        let e = Cell::parse("|none~0|+|none~0|+|none~0|none~1|none~2|").unwrap_err().to_string();
         assert!(e.contains("node 2 needs 2 edges"), "{e}");
     }
 }
