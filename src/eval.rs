@@ -156,7 +156,9 @@ impl ScoreCache {
                     .into_iter()
                     .flatten()
                     .filter(|(k, v)| a.get(k.as_str()) != Some(v))
-                    .map(|(k, v)| format!("{k} was {} (now {v})", a.get(k.as_str()).unwrap_or(&serde_json::Value::Null)))
+                    .map(|(k, v)| {
+                        format!("{k} was {} (now {v})", a.get(k.as_str()).unwrap_or(&serde_json::Value::Null))
+                    })
                     .collect();
                 bail!(
                     "{} holds scores computed with other settings: {}; use another --out or delete the folder",

@@ -5,6 +5,8 @@
 //! [`proxies`] (RBFleX, HDA) -> [`benchmarks`] (ground truth) and [`inputs`]
 //! (images) -> [`search`] / [`correlate`] -> the `rbflex` CLI.
 
+#![warn(missing_docs)]
+
 pub mod bench;
 pub mod benchmarks;
 pub mod correlate;

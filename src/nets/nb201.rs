@@ -103,7 +103,7 @@ impl ResNetBlock {
 #[derive(Debug)]
 enum Stage {
     Cell(InferCell),
-    Reduce(ResNetBlock),
+    Reduce(Box<ResNetBlock>),
 }
 
 /// The NB201 network for one cell.
@@ -130,7 +130,7 @@ impl TinyNetwork {
             let c_cur = c * mult;
             if stage > 0 {
                 let prefix = format!("cells.{}", stages.len());
-                stages.push(Stage::Reduce(ResNetBlock::new(&mut p, &prefix, c_prev, c_cur)));
+                stages.push(Stage::Reduce(Box::new(ResNetBlock::new(&mut p, &prefix, c_prev, c_cur))));
                 c_prev = c_cur;
             }
             for _ in 0..n {

@@ -31,7 +31,7 @@ pub fn rows_f32(out: &Tensor, buf: &mut Vec<f32>) -> (usize, usize) {
     buf.resize(numel, 0.0);
     t.copy_data(buf, numel);
     let rows = t.size().first().copied().unwrap_or(1).max(0) as usize;
-    (rows, if rows == 0 { 0 } else { numel / rows })
+    (rows, numel.checked_div(rows).unwrap_or(0))
 }
 
 /// Running sums of the normalised rows: squared norms and the Gram matrix.
@@ -68,8 +68,9 @@ impl KernelSums {
     /// becomes 0, or stays 1 when it is exactly 1, as in the reference), then
     /// its products are added to the Gram sums in f64.
     pub fn add(&mut self, out: &Tensor) {
-        let same =
-            |prev: &Tensor| prev.data_ptr() == out.data_ptr() && prev.size() == out.size() && prev.stride() == out.stride();
+        let same = |prev: &Tensor| {
+            prev.data_ptr() == out.data_ptr() && prev.size() == out.size() && prev.stride() == out.stride()
+        };
         let contribution = match self.recent.iter().find(|(prev, _)| same(prev)) {
             Some((_, c)) => c.clone(),
             None => {

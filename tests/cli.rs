@@ -1,0 +1,275 @@
+//! The `rbflex` binary end to end: golden parity through the CLI, the
+//! commands' JSON, resumable results, and a clear error for every bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use tch::Tensor;
+
+const TOP: &str = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|";
+
+fn fixture(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel).display().to_string()
+}
+
+fn rbflex(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rbflex")).args(args).output().expect("the binary runs")
+}
+
+fn ok_json(args: &[&str]) -> serde_json::Value {
+    let out = rbflex(args);
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+/// Runs a command that must fail; returns its stderr after checking it is one
+/// clear line and no panic.
+fn fails(args: &[&str]) -> String {
+    let out = rbflex(args);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{args:?} should fail");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "{args:?}: expected a one-line error, got {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    err
+}
+
+fn meta(case: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixture(&format!("nb201/{case}/meta.json"))).unwrap();
+    serde_json::from_str(&text.replace("-Infinity", "null")).unwrap()
+}
+
+fn num(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| v.as_str().and_then(|s| s.parse().ok()).expect("a number or -inf"))
+}
+
+#[test]
+fn score_cli_matches_golden_with_params_and_with_seed() {
+    for case in ["case00", "case03"] {
+        let m = meta(case);
+        let arch = m["arch"].as_str().unwrap();
+        let input = fixture(&format!("nb201/{case}/input.safetensors"));
+        let params = fixture(&format!("nb201/{case}/params.safetensors"));
+        for extra in [vec!["--params", params.as_str()], vec!["--seed", "1"]] {
+            let mut args = vec!["score", "--arch", arch, "--input", &input, "--json"];
+            args.extend(extra);
+            let v = ok_json(&args);
+            for (k, mk) in [("score", "score"), ("logdet_k", "logdet_K"), ("logdet_q", "logdet_Q")] {
+                let (got, want) = (num(&v[k]), m[mk].as_f64().unwrap());
+                assert!(((got - want) / want).abs() < 1e-6, "{case} {k}: {got} vs {want}");
+            }
+            assert_eq!(v["la"], m["LA"]);
+            assert_eq!(v["lq"], m["LQ"]);
+        }
+    }
+}
+
+#[test]
+fn singular_kernel_reports_neg_inf() {
+    let arch = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|";
+    let v = ok_json(&["score", "--arch", arch, "--input", &fixture("nb201/case01/input.safetensors"), "--json"]);
+    assert_eq!(v["score"], "-inf");
+    let text = rbflex(&["score", "--arch", arch]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("singular"));
+}
+
+#[test]
+fn bad_arch_strings_are_named() {
+    let e = fails(&["score", "--arch", "|nor_conv_3x3~0|+|none~0|"]);
+    assert!(e.contains("malformed NB201 arch") && e.contains("expected 3 nodes"), "{e}");
+    let e = fails(&["score", "--arch", "|conv_9x9~0|+|none~0|none~1|+|none~0|none~1|none~2|"]);
+    assert!(e.contains("unknown op 'conv_9x9'"), "{e}");
+    let e = fails(&["score", "--index", "15625"]);
+    assert!(e.contains("index 15625 out of range"), "{e}");
+    let e = fails(&["score", "--space", "nb999", "--index", "1"]);
+    assert!(e.contains("unknown space 'nb999'"), "{e}");
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[test]
+fn bad_files_are_named() {
+    let d = tmp();
+    let missing = d.path().join("nope.safetensors").display().to_string();
+    let e = fails(&["score", "--arch", TOP, "--params", &missing]);
+    assert!(e.contains("cannot read params file") && e.contains("nope.safetensors"), "{e}");
+
+    let params = fixture("nb201/case00/params.safetensors");
+    let bytes = std::fs::read(&params).unwrap();
+    let trunc = d.path().join("trunc.safetensors");
+    std::fs::write(&trunc, &bytes[..bytes.len() / 2]).unwrap();
+    let e = fails(&["score", "--arch", TOP, "--params", trunc.to_str().unwrap()]);
+    assert!(e.contains("trunc.safetensors"), "{e}");
+
+    let e = fails(&["score", "--arch", TOP, "--input", trunc.to_str().unwrap()]);
+    assert!(e.contains("cannot read input file") && e.contains("trunc.safetensors"), "{e}");
+
+    // a state dict without one tensor, and one with a mis-shaped tensor
+    let mut tensors = Tensor::read_safetensors(&params).unwrap();
+    tensors.retain(|(n, _)| n != "cells.0.layers.1.op.1.weight");
+    let less = d.path().join("less.safetensors");
+    Tensor::write_safetensors(&tensors, &less).unwrap();
+    let e = fails(&["score", "--arch", TOP, "--params", less.to_str().unwrap()]);
+    assert!(e.contains("missing tensor 'cells.0.layers.1.op.1.weight'"), "{e}");
+
+    let mut tensors = Tensor::read_safetensors(&params).unwrap();
+    for (n, t) in tensors.iter_mut() {
+        if n == "classifier.weight" {
+            *t = Tensor::zeros([10, 32], (tch::Kind::Float, tch::Device::Cpu));
+        }
+    }
+    let bad = d.path().join("bad.safetensors");
+    Tensor::write_safetensors(&tensors, &bad).unwrap();
+    let e = fails(&["score", "--arch", TOP, "--params", bad.to_str().unwrap()]);
+    assert!(e.contains("'classifier.weight' has shape [10, 32]") && e.contains("[10, 64]"), "{e}");
+
+    // params of another architecture
+    let e = fails(&["score", "--arch", TOP, "--params", &fixture("nb201/case02/params.safetensors")]);
+    assert!(e.contains("missing tensor"), "{e}");
+}
+
+#[test]
+fn bad_image_folders_are_named() {
+    let d = tmp();
+    let e = fails(&["score", "--arch", TOP, "--images", d.path().to_str().unwrap()]);
+    assert!(e.contains("holds no images"), "{e}");
+    let e = fails(&["score", "--arch", TOP, "--images", "/no/such/folder"]);
+    assert!(e.contains("/no/such/folder"), "{e}");
+
+    let big = image::RgbImage::new(64, 48);
+    big.save(d.path().join("big.png")).unwrap();
+    let e = fails(&["score", "--arch", TOP, "--images", d.path().to_str().unwrap()]);
+    assert!(e.contains("big.png is 64x48, expected 32x32"), "{e}");
+    std::fs::remove_file(d.path().join("big.png")).unwrap();
+
+    std::fs::write(d.path().join("broken.png"), b"not a png").unwrap();
+    let e = fails(&["score", "--arch", TOP, "--images", d.path().to_str().unwrap()]);
+    assert!(e.contains("cannot decode image") && e.contains("broken.png"), "{e}");
+    std::fs::remove_file(d.path().join("broken.png")).unwrap();
+
+    std::fs::write(d.path().join("data_batch_1.bin"), vec![7u8; 3073 * 2 + 100]).unwrap();
+    let e = fails(&["score", "--arch", TOP, "--images", d.path().to_str().unwrap()]);
+    assert!(e.contains("data_batch_1.bin is not a CIFAR binary batch"), "{e}");
+}
+
+#[test]
+fn user_images_and_cifar_batches_are_read() {
+    let d = tmp();
+    // CIFAR-10 binary batch of 4 records
+    let mut bin = Vec::new();
+    for r in 0..4u8 {
+        bin.push(r);
+        bin.extend((0..3072).map(|i| ((i * (r as usize + 1)) % 256) as u8));
+    }
+    std::fs::write(d.path().join("data_batch_1.bin"), &bin).unwrap();
+    let v = ok_json(&["score", "--arch", TOP, "--images", d.path().to_str().unwrap(), "--json"]);
+    assert!(num(&v["score"]).is_finite());
+    let e = tmp();
+    for i in 0..3u8 {
+        image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([x as u8 * 8, y as u8 * i, 100]))
+            .save(e.path().join(format!("{i}.png")))
+            .unwrap();
+    }
+    let v = ok_json(&["score", "--arch", TOP, "--images", e.path().to_str().unwrap(), "--json"]);
+    assert!(num(&v["score"]).is_finite());
+    let err = fails(&["score", "--arch", TOP, "--images", e.path().to_str().unwrap(), "--batch", "5"]);
+    assert!(err.contains("holds only 3"), "{err}");
+}
+
+#[test]
+fn bad_options_are_named() {
+    let e = fails(&["score", "--arch", TOP, "--gamma-k", "0"]);
+    assert!(e.contains("--gamma-k must be a positive number"), "{e}");
+    let e = fails(&["score", "--arch", TOP, "--batch", "1"]);
+    assert!(e.contains("--batch must be at least 2"), "{e}");
+    let e = fails(&["search", "--networks", "20000", "--out", tmp().path().to_str().unwrap()]);
+    assert!(e.contains("--networks must be between 1 and the space's size 15625"), "{e}");
+}
+
+#[test]
+fn hda_prints_gammas() {
+    let v = ok_json(&["hda", "--networks", "3", "--json"]);
+    let (gk, gq) = (v["gamma_k"].as_f64().unwrap(), v["gamma_q"].as_f64().unwrap());
+    assert!(gk > 0.0 && gq > 0.0);
+    assert_eq!(v["networks"].as_array().unwrap().len(), 3);
+}
+
+fn scores_csv(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("scores.csv")).unwrap().lines().map(String::from).collect()
+}
+
+#[test]
+fn search_resumes_and_scores_do_not_depend_on_order_or_jobs() {
+    let d = tmp();
+    let out: PathBuf = d.path().join("run");
+    let o = out.to_str().unwrap();
+    let args = ["search", "--trials", "3", "--networks", "12", "--jobs", "2", "--seed", "5", "--out", o, "--json"];
+    let v = ok_json(&args);
+    assert_eq!(v["trials"].as_array().unwrap().len(), 3);
+    for k in ["mean", "std"] {
+        for d in ["cifar10", "cifar100", "imagenet16_120"] {
+            assert!(v[k][d].as_f64().is_some(), "{k}.{d}");
+        }
+    }
+    assert!(v["search_seconds"].as_f64().is_some());
+    let first = scores_csv(&out);
+    let scored = v["networks_scored"].as_u64().unwrap() as usize;
+    assert_eq!(first.len(), scored + 1);
+
+    // A torn last line (an interrupted write) is dropped and recomputed.
+    let mut torn = first[..first.len() - 1].join("\n");
+    torn.push('\n');
+    torn.push_str(&first[first.len() - 1][..10]);
+    std::fs::write(out.join("scores.csv"), torn).unwrap();
+    let again =
+        ok_json(&["search", "--trials", "3", "--networks", "12", "--jobs", "1", "--seed", "5", "--out", o, "--json"]);
+    assert_eq!(again["trials"], v["trials"]);
+    let mut a = first.clone();
+    let mut b = scores_csv(&out);
+    // the recomputed row may carry another timing; compare everything else
+    let strip = |rows: &mut Vec<String>| {
+        for r in rows.iter_mut() {
+            *r = r.rsplit_once(',').map(|(head, _)| head.to_string()).unwrap_or_default();
+        }
+        rows.sort();
+    };
+    strip(&mut a);
+    strip(&mut b);
+    assert_eq!(a, b, "resumed scores differ");
+
+    // Other settings in the same folder are refused.
+    let e = fails(&["search", "--trials", "1", "--networks", "5", "--seed", "6", "--out", o]);
+    assert!(e.contains("seed was 5"), "{e}");
+
+    // Any scored network reproduces alone with `score`.
+    let t = &v["trials"][0];
+    let index = t["index"].as_u64().unwrap();
+    let init = 5 * 1_000_000 + index;
+    let s =
+        ok_json(&["score", "--index", &index.to_string(), "--seed", &init.to_string(), "--image-seed", "5", "--json"]);
+    assert_eq!(num(&s["score"]), num(&t["score"]));
+}
+
+#[test]
+fn correlate_writes_csv_plot_and_json() {
+    let d = tmp();
+    let o = d.path().to_str().unwrap();
+    let v = ok_json(&["correlate", "--sample", "40", "--out", o, "--json", "--seed", "2"]);
+    assert_eq!(v["n"], 40);
+    for k in ["n_nonfinite", "kendall", "spearman", "pearson"] {
+        assert!(v[k].is_number(), "{k}: {}", v[k]);
+    }
+    let csv = std::fs::read_to_string(d.path().join("correlate.csv")).unwrap();
+    assert!(csv.starts_with("index,arch,score,logdet_k,logdet_q,cifar10,cifar100,imagenet16_120"));
+    assert_eq!(csv.lines().count(), 41);
+    let png = std::fs::read(d.path().join("correlate.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+}
+
+#[test]
+fn bench_reports_throughput_and_memory() {
+    let v = ok_json(&["bench", "--networks", "4", "--jobs", "2", "--json"]);
+    assert!(v["nets_per_second"].as_f64().unwrap() > 0.0);
+    assert!(v["peak_rss_mb"].as_f64().unwrap() > 0.0);
+}
