@@ -84,6 +84,7 @@ fn hda_reproduces_reference_candidates_and_gammas() {
     use rbflex::proxies::hda::{candidates, min_positive};
     let text = std::fs::read_to_string(fixture("hda_nb201.json")).unwrap();
     let g: serde_json::Value = serde_json::from_str(&text).unwrap();
+    tch::set_num_threads(1);
     let x = input("case00");
     let space = spaces::by_name("nb201").unwrap();
     let (mut all_k, mut all_q) = (Vec::new(), Vec::new());

@@ -1,0 +1,18 @@
+# Set-up and everyday commands. Each target first makes sure libtorch (the
+# PyPI torch==2.13.0 wheel, in ./.venv) is installed: see scripts/env.sh.
+.PHONY: search test bench lint
+
+# The main job: the paper's NAS-Bench-201 search on CIFAR-10, embedded data.
+search:
+	scripts/env.sh cargo run --release -- search
+
+# The test suite (what CI runs).
+test:
+	scripts/env.sh cargo test --release
+
+bench:
+	scripts/env.sh cargo run --release -- bench --networks 500
+
+lint:
+	cargo fmt --check
+	scripts/env.sh cargo clippy --release --all-targets -- -D warnings
