@@ -12,6 +12,7 @@ pub mod benchmarks;
 pub mod correlate;
 pub mod eval;
 pub mod inputs;
+pub mod nafbee;
 pub mod nets;
 pub mod proxies;
 pub mod search;

@@ -4,11 +4,12 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use rbflex::benchmarks;
 use rbflex::eval::{ScoreCache, Setting};
+use rbflex::inputs::text::Sentences;
 use rbflex::inputs::{load_input, native_size, ImagePool};
 use rbflex::proxies::hda::{candidates, min_positive, Candidates};
 use rbflex::proxies::rbflex::{score, Gammas, GAMMA_K, GAMMA_Q};
 use rbflex::spaces::{self, build_seeded, Dataset, Space};
-use rbflex::{bench, correlate, eval, search};
+use rbflex::{bench, correlate, eval, nafbee, search};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,8 @@ enum Command {
     Correlate(CorrelateArgs),
     /// Measure networks scored per second and peak memory.
     Bench(BenchArgs),
+    /// NAFBee: rank 11 activation functions on VGG-19 or BERT-base.
+    Nafbee(NafbeeArgs),
 }
 
 /// Options every command shares.
@@ -49,7 +52,14 @@ struct Common {
     /// the embedded sample.
     #[arg(long)]
     images: Option<PathBuf>,
-    /// Images per kernel (N).
+    /// File of sentences (SST-2 TSV `label<TAB>sentence`, or one per line)
+    /// instead of the embedded SST-2 sample, for text networks.
+    #[arg(long)]
+    sentences: Option<PathBuf>,
+    /// Append [SEP] to each sentence (the reference adds only [CLS]).
+    #[arg(long)]
+    sep: bool,
+    /// Images (or sentences) per kernel (N).
     #[arg(long, default_value_t = 3)]
     batch: usize,
     /// Run seed: image choice and network initialisation.
@@ -171,17 +181,72 @@ struct BenchArgs {
     jobs: usize,
 }
 
+#[derive(Args)]
+struct NafbeeArgs {
+    /// The network.
+    #[arg(long, value_enum)]
+    model: nafbee::Model,
+    /// Random initialisations (and input batches): mean and spread per variant.
+    #[arg(long, default_value_t = 1)]
+    repeats: usize,
+    /// Run seed; repeat r uses seed + r.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Images or sentences per kernel (N).
+    #[arg(long, default_value_t = 3)]
+    batch: usize,
+    /// Image folder (VGG-19).
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// Sentence file (BERT).
+    #[arg(long)]
+    sentences: Option<PathBuf>,
+    /// Append [SEP] to each sentence (the reference adds only [CLS]).
+    #[arg(long)]
+    sep: bool,
+    /// Pretrained BERT checkpoint (safetensors, Hugging Face names), as the
+    /// reference starts from.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Fixed gamma_k instead of HDA (give --gamma-q too).
+    #[arg(long, requires = "gamma_q")]
+    gamma_k: Option<f64>,
+    /// Fixed gamma_q instead of HDA.
+    #[arg(long, requires = "gamma_k")]
+    gamma_q: Option<f64>,
+    /// Worker threads.
+    #[arg(long, default_value_t = default_jobs())]
+    jobs: usize,
+    /// Results folder. Default: rbflex-out/nafbee-<model>-seed<S>.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Emit JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
 fn default_jobs() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-/// The images a run feeds: its batch and where it came from.
+/// Longest sentence (tokens) fed to text networks, as the reference.
+const MAX_SEQ_LEN: usize = 50;
+
+/// The images (or sentences) a run feeds: its batch and where it came from.
 fn input_batch(c: &Common, seed: u64) -> Result<(Tensor, String)> {
     if c.batch < 2 {
         bail!("--batch must be at least 2 (a kernel compares images), got {}", c.batch);
     }
+    let Some(size) = native_size(c.dataset) else {
+        let pool = match &c.sentences {
+            Some(p) => Sentences::from_file(p)?,
+            None => Sentences::embedded()?,
+        };
+        let x = pool.batch(c.batch, seed, MAX_SEQ_LEN, c.sep)?;
+        return Ok((x, format!("{} (batch {}, seed {seed})", pool.source, c.batch)));
+    };
     let pool = match &c.images {
-        Some(dir) => ImagePool::from_dir(dir, native_size(c.dataset))?,
+        Some(dir) => ImagePool::from_dir(dir, size)?,
         None => ImagePool::embedded(c.dataset)?,
     };
     let x = pool.batch(c.dataset, c.batch, seed)?;
@@ -408,6 +473,90 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+fn cmd_nafbee(a: NafbeeArgs) -> Result<()> {
+    if a.repeats == 0 {
+        bail!("--repeats must be at least 1");
+    }
+    if a.checkpoint.is_some() && a.model != nafbee::Model::Bert {
+        bail!("--checkpoint is for --model bert");
+    }
+    let gammas = match (a.gamma_k, a.gamma_q) {
+        (Some(k), Some(q)) => Some(GammaArgs { gamma_k: k, gamma_q: q }.gammas()?),
+        _ => None,
+    };
+    let common = Common {
+        space: a.model.space().name().into(),
+        dataset: a.model.dataset(),
+        images: a.images.clone(),
+        sentences: a.sentences.clone(),
+        sep: a.sep,
+        batch: a.batch,
+        seed: a.seed,
+        json: a.json,
+    };
+    let _checked = input_batch(&common, a.seed)?; // check the inputs before any network is built
+    let opts = nafbee::Options {
+        model: a.model,
+        repeats: a.repeats,
+        seed: a.seed,
+        input: Box::new(move |seed| Ok(input_batch(&common, seed)?.0)),
+        gammas,
+        checkpoint: a.checkpoint.clone(),
+        jobs: a.jobs,
+    };
+    let rep = nafbee::run(&opts)?;
+    let dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("rbflex-out/nafbee-{}-seed{}", rep.model, a.seed)));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("nafbee.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&rep)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let csv_path = dir.join("nafbee.csv");
+    let mut w = csv::Writer::from_path(&csv_path).with_context(|| format!("cannot write {}", csv_path.display()))?;
+    w.write_record(["activation", "mean_score", "std_score", "rank", "accuracy", "benchmark_rank", "seconds"])?;
+    for v in &rep.variants {
+        w.write_record([
+            v.activation.clone(),
+            v.mean.to_string(),
+            v.std.to_string(),
+            v.rank.to_string(),
+            v.accuracy.to_string(),
+            v.benchmark_rank.to_string(),
+            format!("{:.3}", v.seconds),
+        ])?;
+    }
+    w.flush()?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rep)?);
+        return Ok(());
+    }
+    println!("NAFBee {} ({} repeat(s)); init: {}", rep.model, rep.repeats, rep.init);
+    for (r, g) in rep.gammas.iter().enumerate() {
+        println!("repeat {r}: gamma_k {:e}, gamma_q {:e}", g.gamma_k, g.gamma_q);
+    }
+    println!(
+        "{:<10} {:>14} {:>10} {:>5} {:>9} {:>10} {:>8}",
+        "activation", "score", "+-", "rank", "accuracy", "bench rank", "s/net"
+    );
+    for v in &rep.variants {
+        println!(
+            "{:<10} {:>14} {:>10.4} {:>5} {:>9.2} {:>10} {:>8.2}",
+            v.activation,
+            fmt_f(v.mean),
+            v.std,
+            v.rank,
+            v.accuracy,
+            v.benchmark_rank,
+            v.seconds
+        );
+    }
+    println!(
+        "Kendall {:.4}, Spearman {:.4} (11 variants); top-scored is the benchmark's best: {}",
+        rep.kendall, rep.spearman, rep.top_is_best
+    );
+    println!("peak RSS {:.0} MB; results in {}", rep.peak_rss_mb, dir.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // One intra-op thread: networks run in parallel instead, and parity with
@@ -419,6 +568,7 @@ fn main() -> ExitCode {
         Command::Search(a) => cmd_search(a),
         Command::Correlate(a) => cmd_correlate(a),
         Command::Bench(a) => cmd_bench(a),
+        Command::Nafbee(a) => cmd_nafbee(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -273,3 +273,53 @@ fn bench_reports_throughput_and_memory() {
     assert!(v["nets_per_second"].as_f64().unwrap() > 0.0);
     assert!(v["peak_rss_mb"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn nafbee_vgg19_ranks_eleven_activations_over_repeats() {
+    let d = tmp();
+    let v = ok_json(&["nafbee", "--model", "vgg19", "--repeats", "2", "--out", d.path().to_str().unwrap(), "--json"]);
+    let vars = v["variants"].as_array().unwrap();
+    assert_eq!(vars.len(), 11);
+    assert_eq!(vars[0]["activation"], "ReLU");
+    assert_eq!(vars[0]["accuracy"], 91.06);
+    for x in vars {
+        assert_eq!(x["scores"].as_array().unwrap().len(), 2);
+        assert!(x["std"].as_f64().unwrap() >= 0.0);
+    }
+    assert_eq!(v["gammas"].as_array().unwrap().len(), 2);
+    assert!(v["kendall"].is_number() && v["spearman"].is_number() && v["top_is_best"].is_boolean());
+    let csv = std::fs::read_to_string(d.path().join("nafbee.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 12);
+    // one variant alone, through the generic commands
+    let s = ok_json(&["score", "--space", "nafbee-vgg19", "--arch", "gelu", "--json"]);
+    assert_eq!(s["params"], 20_040_522);
+    assert_eq!(s["index"], 1);
+}
+
+#[test]
+fn nafbee_bad_inputs_are_named() {
+    let e = fails(&["score", "--space", "nafbee-vgg19", "--arch", "swish2"]);
+    assert!(e.contains("unknown activation 'swish2'"), "{e}");
+    let d = tmp();
+    let empty = d.path().join("empty.tsv");
+    std::fs::write(&empty, "\n  \n").unwrap();
+    let e = fails(&["nafbee", "--model", "bert", "--sentences", empty.to_str().unwrap()]);
+    assert!(e.contains("empty.tsv holds no sentences"), "{e}");
+    let e = fails(&["nafbee", "--model", "bert", "--sentences", "/no/such.tsv"]);
+    assert!(e.contains("cannot read sentence file /no/such.tsv"), "{e}");
+
+    let ckpt = d.path().join("ckpt.safetensors");
+    let word = Tensor::zeros([10, 768], (tch::Kind::Float, tch::Device::Cpu));
+    Tensor::write_safetensors(&[("bert.embeddings.word_embeddings.weight", word)], &ckpt).unwrap();
+    let e = fails(&["nafbee", "--model", "bert", "--checkpoint", ckpt.to_str().unwrap(), "--jobs", "1"]);
+    assert!(
+        e.contains("'bert.embeddings.word_embeddings.weight' has shape [10, 768]") && e.contains("[30522, 768]"),
+        "{e}"
+    );
+    let pos = Tensor::zeros([512, 768], (tch::Kind::Float, tch::Device::Cpu));
+    Tensor::write_safetensors(&[("bert.embeddings.position_embeddings.weight", pos)], &ckpt).unwrap();
+    let e = fails(&["nafbee", "--model", "bert", "--checkpoint", ckpt.to_str().unwrap(), "--jobs", "1"]);
+    assert!(e.contains("missing tensor 'bert.embeddings.word_embeddings.weight'"), "{e}");
+    let e = fails(&["nafbee", "--model", "vgg19", "--checkpoint", ckpt.to_str().unwrap()]);
+    assert!(e.contains("--checkpoint is for --model bert"), "{e}");
+}

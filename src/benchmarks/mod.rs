@@ -1,5 +1,6 @@
 //! Ground truth: each design space's benchmark accuracies, embedded.
 
+pub mod nafbee;
 pub mod nb201;
 
 use crate::spaces::Dataset;
@@ -19,6 +20,8 @@ pub trait GroundTruth: Sync {
 pub fn for_space(space: &str) -> Result<&'static dyn GroundTruth> {
     match space {
         "nb201" => Ok(nb201::table()),
+        "nafbee-vgg19" => Ok(&nafbee::VGG19),
+        "nafbee-bert" => Ok(&nafbee::BERT),
         other => bail!("no ground truth for space '{other}'"),
     }
 }

@@ -1,6 +1,7 @@
 //! Input images: the embedded samples, a user's image folder or official
 //! CIFAR binary batches, and the reference's seeded training transforms.
 
+pub mod text;
 pub mod transforms;
 
 use crate::spaces::Dataset;
@@ -23,11 +24,13 @@ pub struct ImagePool {
     pub source: String,
 }
 
-/// Height and width the dataset's networks are benchmarked at.
-pub fn native_size(d: Dataset) -> (usize, usize) {
+/// Height and width the dataset's networks are benchmarked at (`None` for
+/// text).
+pub fn native_size(d: Dataset) -> Option<(usize, usize)> {
     match d {
-        Dataset::Cifar10 | Dataset::Cifar100 => (32, 32),
-        Dataset::ImageNet16 => (16, 16),
+        Dataset::Cifar10 | Dataset::Cifar100 => Some((32, 32)),
+        Dataset::ImageNet16 => Some((16, 16)),
+        Dataset::Sst2 => None,
     }
 }
 
@@ -38,10 +41,11 @@ impl ImagePool {
             Dataset::Cifar10 => include_bytes!("../../data/images/cifar10.rgb.gz"),
             Dataset::Cifar100 => include_bytes!("../../data/images/cifar100.rgb.gz"),
             Dataset::ImageNet16 => include_bytes!("../../data/images/imagenet16.rgb.gz"),
+            Dataset::Sst2 => bail!("{d} is a text dataset, not images"),
         };
         let mut raw = Vec::new();
         flate2::read::GzDecoder::new(gz).read_to_end(&mut raw).context("embedded images are corrupt")?;
-        let (h, w) = native_size(d);
+        let (h, w) = native_size(d).context("no image size")?;
         let images = raw.chunks_exact(h * w * 3).map(|c| c.to_vec()).collect();
         Ok(ImagePool { size: (h, w), images, source: format!("embedded {d} sample") })
     }

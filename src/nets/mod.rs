@@ -5,9 +5,12 @@
 //! reference scores each image alone (train-mode BatchNorm with that image's
 //! statistics), while its HDA forwards the batch as one.
 
+pub mod activation;
+pub mod bert;
 pub mod layers;
 pub mod nb201;
 pub mod params;
+pub mod vgg;
 
 pub use params::Params;
 use tch::Tensor;

@@ -22,6 +22,12 @@ fn kaiming_bound(fan_in: i64) -> f64 {
     3f64.sqrt() * std
 }
 
+/// `nn.init.xavier_uniform_`'s bound (gain 1): sqrt(3) * sqrt(2 / (fan_in + fan_out)).
+fn xavier_bound(fan_in: i64, fan_out: i64) -> f64 {
+    let std = (2.0 / (fan_in + fan_out) as f64).sqrt();
+    3f64.sqrt() * std
+}
+
 fn uniform(shape: &[i64], bound: f64) -> Tensor {
     let mut t = Tensor::empty(shape, (Kind::Float, Device::Cpu));
     let _ = t.uniform_(-bound, bound);
@@ -70,6 +76,40 @@ impl Params {
         (w, b)
     }
 
+    /// A Linear layer initialised as the NAFBee BERT reference does:
+    /// `xavier_uniform_` weight, zero bias.
+    pub fn linear_xavier(&mut self, prefix: &str, f_in: i64, f_out: i64) -> (Tensor, Tensor) {
+        let w = uniform(&[f_out, f_in], xavier_bound(f_in, f_out));
+        let w = self.push(format!("{prefix}.weight"), w);
+        let b = self.push(format!("{prefix}.bias"), Tensor::zeros([f_out], (Kind::Float, Device::Cpu)));
+        (w, b)
+    }
+
+    /// An embedding table drawn from normal(0, std) (BERT's initialiser), with
+    /// row `padding` zeroed.
+    pub fn embedding(&mut self, name: &str, rows: i64, dim: i64, std: f64, padding: Option<i64>) -> Tensor {
+        let mut t = Tensor::empty([rows, dim], (Kind::Float, Device::Cpu));
+        let _ = t.normal_(0.0, std);
+        if let Some(p) = padding {
+            let _ = t.get(p).zero_();
+        }
+        self.push(name.to_string(), t)
+    }
+
+    /// Redraws every 2-D weight whose name ends in `.weight` and is listed in
+    /// `names` with `xavier_uniform_`, in creation order (the reference
+    /// re-initialises a loaded checkpoint's Linear weights this way).
+    pub fn redraw_xavier(&self, names: &[String]) {
+        let _guard = tch::no_grad_guard();
+        for (n, t) in &self.entries {
+            if names.contains(n) {
+                let size = t.size();
+                let mut t = t.shallow_clone();
+                let _ = t.uniform_(-xavier_bound(size[1], size[0]), xavier_bound(size[1], size[0]));
+            }
+        }
+    }
+
     /// Affine parameters of a normalisation layer: weight 1, bias 0 (no RNG draw).
     pub fn norm_affine(&mut self, prefix: &str, c: i64) -> (Tensor, Tensor) {
         let w = self.push(format!("{prefix}.weight"), Tensor::ones([c], (Kind::Float, Device::Cpu)));
@@ -111,7 +151,7 @@ impl Params {
             let mut dst = t.shallow_clone();
             dst.copy_(&src.to_kind(Kind::Float));
         }
-        let stats = ["running_mean", "running_var", "num_batches_tracked"];
+        let stats = ["running_mean", "running_var", "num_batches_tracked", "position_ids"];
         let mut extra: Vec<_> = by_name.keys().filter(|k| !stats.iter().any(|s| k.ends_with(s))).cloned().collect();
         extra.sort();
         if let Some(first) = extra.first() {

@@ -2,6 +2,7 @@
 //! each architecture becomes a network. A new space is one module here that
 //! implements [`Space`] plus one line in [`by_name`].
 
+pub mod nafbee;
 pub mod nb201;
 
 use crate::nets::Net;
@@ -24,6 +25,10 @@ pub enum Dataset {
     #[value(name = "imagenet16-120")]
     #[serde(rename = "imagenet16_120")]
     ImageNet16,
+    /// SST-2 sentences (2 classes; NAFBee's BERT).
+    #[value(name = "sst2")]
+    #[serde(rename = "sst2")]
+    Sst2,
 }
 
 impl Dataset {
@@ -33,6 +38,7 @@ impl Dataset {
             Dataset::Cifar10 => 10,
             Dataset::Cifar100 => 100,
             Dataset::ImageNet16 => 120,
+            Dataset::Sst2 => 2,
         }
     }
 
@@ -42,6 +48,7 @@ impl Dataset {
             Dataset::Cifar10 => "cifar10",
             Dataset::Cifar100 => "cifar100",
             Dataset::ImageNet16 => "imagenet16_120",
+            Dataset::Sst2 => "sst2",
         }
     }
 }
@@ -74,12 +81,14 @@ pub trait Space: Sync {
 }
 
 /// Names accepted by `--space`.
-pub const NAMES: &[&str] = &["nb201"];
+pub const NAMES: &[&str] = &["nb201", "nafbee-vgg19", "nafbee-bert"];
 
 /// Looks a space up by its command-line name.
 pub fn by_name(name: &str) -> Result<&'static dyn Space> {
     match name {
         "nb201" | "nats-tss" => Ok(&nb201::Nb201),
+        "nafbee-vgg19" => Ok(&nafbee::NafbeeVgg19),
+        "nafbee-bert" => Ok(&nafbee::NafbeeBert),
         other => bail!("unknown space '{other}' (known: {})", NAMES.join(", ")),
     }
 }
@@ -88,10 +97,16 @@ pub fn by_name(name: &str) -> Result<&'static dyn Space> {
 /// that networks built on several threads keep the weights their seed gives.
 static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Runs `f` right after `tch::manual_seed(seed)`, holding the lock that keeps
+/// other threads from drawing from the global RNG meanwhile.
+pub fn seeded<T>(seed: i64, f: impl FnOnce() -> T) -> T {
+    let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    tch::manual_seed(seed);
+    f()
+}
+
 /// Builds `arch` right after `tch::manual_seed(seed)`, as the reference does
 /// after `torch.manual_seed(seed)`; safe to call from many threads at once.
 pub fn build_seeded(space: &dyn Space, arch: &str, dataset: Dataset, seed: i64) -> Result<Box<dyn Net>> {
-    let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    tch::manual_seed(seed);
-    space.build(arch, dataset)
+    seeded(seed, || space.build(arch, dataset))
 }
