@@ -116,3 +116,20 @@ fn hda_reproduces_reference_candidates_and_gammas() {
     assert!(rel(gk, wk) < 2e-4, "gamma_k {gk} vs float64 reference {wk}");
     assert!(rel(gq, wq) < 1e-5, "gamma_q {gq} vs float64 reference {wq}");
 }
+
+#[test]
+fn nats_sss_parameter_counts_match_the_benchmark() {
+    use rbflex::benchmarks::nats_sss;
+    let space = spaces::by_name("nats-sss").unwrap();
+    let table = nats_sss::table();
+    // the extremes, then a spread of 600 indices
+    let mut idx: Vec<usize> = vec![0, 1, 7, 8, 4095, 4096, 32766, 32767];
+    idx.extend((0..600).map(|k| (k * 7919 + 13) % 32768));
+    for i in idx {
+        let arch = space.arch(i).unwrap();
+        for d in [Dataset::Cifar10, Dataset::Cifar100, Dataset::ImageNet16] {
+            let net = spaces::build_seeded(space, &arch, d, 0).unwrap();
+            assert_eq!(Some(net.params().count()), table.params(i, d), "{arch} on {d}");
+        }
+    }
+}

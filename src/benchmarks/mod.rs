@@ -1,6 +1,7 @@
 //! Ground truth: each design space's benchmark accuracies, embedded.
 
 pub mod nafbee;
+pub mod nats_sss;
 pub mod nb201;
 
 use crate::spaces::Dataset;
@@ -20,6 +21,7 @@ pub trait GroundTruth: Sync {
 pub fn for_space(space: &str) -> Result<&'static dyn GroundTruth> {
     match space {
         "nb201" => Ok(nb201::table()),
+        "nats-sss" => Ok(nats_sss::table()),
         "nafbee-vgg19" => Ok(&nafbee::VGG19),
         "nafbee-bert" => Ok(&nafbee::BERT),
         other => bail!("no ground truth for space '{other}'"),

@@ -1,6 +1,7 @@
 //! NAS-Bench-201's `TinyNetwork` (xautodl `cell_infers/tiny_network.py`): stem
 //! conv3x3+BN, three stages of N cells joined by ResNet basic blocks with
-//! stride 2, BN+ReLU, global average pooling, Linear classifier.
+//! stride 2, BN+ReLU, global average pooling, Linear classifier. With free
+//! per-layer channels it is NATS-Bench's size-space `DynamicShapeTinyNet`.
 
 use super::layers::{BatchNorm, Conv2d, ConvSpec, Linear, ReluConvBn};
 use super::{BnStats, Net, Params, Sink};
@@ -10,9 +11,13 @@ use tch::Tensor;
 /// One edge op of an inference cell.
 #[derive(Debug)]
 enum EdgeOp {
-    Zero,
+    /// `x * 0`, or fresh zeros of `c_out` channels when the channels change.
+    Zero(Option<i64>),
     Identity,
-    AvgPool,
+    /// A stride-1 `FactorizedReduce` (1x1 conv + BN; its ReLU never fires).
+    Reduce(Conv2d, BatchNorm),
+    /// 3x3 average pooling, after a 1x1 ReLUConvBN when the channels change.
+    AvgPool(Option<ReluConvBn>),
     Conv(ReluConvBn),
 }
 
@@ -20,10 +25,18 @@ impl EdgeOp {
     /// Runs the edge on node `xs`; `relu` caches the node's ReLU, computed once
     /// for all the conv edges that read it.
     fn forward(&self, x: &Tensor, relu: &mut Option<Tensor>, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
+        let pool = |t: &Tensor| t.avg_pool2d([3, 3], [1, 1], [1, 1], false, false, None::<i64>);
         match self {
-            EdgeOp::Zero => x * 0.0,
+            EdgeOp::Zero(None) => x * 0.0,
+            EdgeOp::Zero(Some(c)) => {
+                let mut shape = x.size();
+                shape[1] = *c;
+                x.new_zeros(shape.as_slice(), (x.kind(), x.device()))
+            }
             EdgeOp::Identity => x.shallow_clone(),
-            EdgeOp::AvgPool => x.avg_pool2d([3, 3], [1, 1], [1, 1], false, false, None::<i64>),
+            EdgeOp::Reduce(conv, bn) => bn.forward(&conv.forward(x, stats), stats),
+            EdgeOp::AvgPool(None) => pool(x),
+            EdgeOp::AvgPool(Some(pre)) => pool(&pre.forward_relu(relu.get_or_insert_with(|| x.relu()), stats, sink)),
             EdgeOp::Conv(op) => op.forward_relu(relu.get_or_insert_with(|| x.relu()), stats, sink),
         }
     }
@@ -36,22 +49,32 @@ struct InferCell {
 }
 
 impl InferCell {
-    fn new(p: &mut Params, prefix: &str, cell: &Cell, c: i64) -> Self {
-        let edges = cell
-            .ops
-            .iter()
-            .enumerate()
-            .map(|(i, op)| {
-                let name = format!("{prefix}.layers.{i}");
-                match op {
-                    Op::None => EdgeOp::Zero,
-                    Op::Skip => EdgeOp::Identity,
-                    Op::AvgPool => EdgeOp::AvgPool,
-                    Op::Conv1x1 => EdgeOp::Conv(ReluConvBn::new(p, &name, ConvSpec::new(c, c, 1, 1, 0))),
-                    Op::Conv3x3 => EdgeOp::Conv(ReluConvBn::new(p, &name, ConvSpec::new(c, c, 3, 1, 1))),
-                }
-            })
-            .collect();
+    /// Edges from node 0 map `c_in` to `c_out` channels, the others `c_out` to
+    /// `c_out`, as xautodl's `InferCell`.
+    fn new(p: &mut Params, prefix: &str, cell: &Cell, c_in: i64, c_out: i64) -> Self {
+        let edges =
+            cell.ops
+                .iter()
+                .enumerate()
+                .map(|(i, op)| {
+                    let name = format!("{prefix}.layers.{i}");
+                    let ci = if EDGE_INPUT[i] == 0 { c_in } else { c_out };
+                    let same = ci == c_out;
+                    match op {
+                        Op::None => EdgeOp::Zero((!same).then_some(c_out)),
+                        Op::Skip if same => EdgeOp::Identity,
+                        Op::Skip => EdgeOp::Reduce(
+                            Conv2d::new(p, &format!("{name}.conv"), ConvSpec::new(ci, c_out, 1, 1, 0)),
+                            BatchNorm::new(p, &format!("{name}.bn"), c_out),
+                        ),
+                        Op::AvgPool => EdgeOp::AvgPool((!same).then(|| {
+                            ReluConvBn::new(p, &format!("{name}.preprocess"), ConvSpec::new(ci, c_out, 1, 1, 0))
+                        })),
+                        Op::Conv1x1 => EdgeOp::Conv(ReluConvBn::new(p, &name, ConvSpec::new(ci, c_out, 1, 1, 0))),
+                        Op::Conv3x3 => EdgeOp::Conv(ReluConvBn::new(p, &name, ConvSpec::new(ci, c_out, 3, 1, 1))),
+                    }
+                })
+                .collect();
         Self { edges }
     }
 
@@ -121,22 +144,30 @@ impl TinyNetwork {
     /// Builds `TinyNetwork(C, N, cell, num_classes)`, drawing parameters from
     /// the global tch RNG in PyTorch's construction order.
     pub fn new(cell: Cell, c: i64, n: usize, num_classes: i64) -> Self {
+        let mut channels = vec![c; n];
+        channels.extend(std::iter::repeat_n(2 * c, n + 1));
+        channels.extend(std::iter::repeat_n(4 * c, n + 1));
+        Self::with_channels(cell, &channels, num_classes)
+    }
+
+    /// Builds NATS-Bench's `DynamicShapeTinyNet(channels, cell, num_classes)`:
+    /// `3N + 2` layers, the (N+1)-th and (2N+2)-th being stride-2 ResNet
+    /// blocks, layer i with `channels[i]` output channels.
+    pub fn with_channels(cell: Cell, channels: &[i64], num_classes: i64) -> Self {
+        let n = channels.len() / 3;
         let mut p = Params::new();
-        let stem_conv = Conv2d::new(&mut p, "stem.0", ConvSpec::new(3, c, 3, 1, 1));
-        let stem_bn = BatchNorm::new(&mut p, "stem.1", c);
+        let stem_conv = Conv2d::new(&mut p, "stem.0", ConvSpec::new(3, channels[0], 3, 1, 1));
+        let stem_bn = BatchNorm::new(&mut p, "stem.1", channels[0]);
         let mut stages = Vec::new();
-        let mut c_prev = c;
-        for (stage, mult) in [1, 2, 4].into_iter().enumerate() {
-            let c_cur = c * mult;
-            if stage > 0 {
-                let prefix = format!("cells.{}", stages.len());
+        let mut c_prev = channels[0];
+        for (i, &c_cur) in channels.iter().enumerate() {
+            let prefix = format!("cells.{i}");
+            if i == n || i == 2 * n + 1 {
                 stages.push(Stage::Reduce(Box::new(ResNetBlock::new(&mut p, &prefix, c_prev, c_cur))));
-                c_prev = c_cur;
+            } else {
+                stages.push(Stage::Cell(InferCell::new(&mut p, &prefix, &cell, c_prev, c_cur)));
             }
-            for _ in 0..n {
-                let prefix = format!("cells.{}", stages.len());
-                stages.push(Stage::Cell(InferCell::new(&mut p, &prefix, &cell, c_cur)));
-            }
+            c_prev = c_cur;
         }
         let last_bn = BatchNorm::new(&mut p, "lastact.0", c_prev);
         let classifier = Linear::new(&mut p, "classifier", c_prev, num_classes);

@@ -3,6 +3,7 @@
 //! implements [`Space`] plus one line in [`by_name`].
 
 pub mod nafbee;
+pub mod nats_sss;
 pub mod nb201;
 
 use crate::nets::Net;
@@ -81,12 +82,13 @@ pub trait Space: Sync {
 }
 
 /// Names accepted by `--space`.
-pub const NAMES: &[&str] = &["nb201", "nafbee-vgg19", "nafbee-bert"];
+pub const NAMES: &[&str] = &["nb201", "nats-sss", "nafbee-vgg19", "nafbee-bert"];
 
 /// Looks a space up by its command-line name.
 pub fn by_name(name: &str) -> Result<&'static dyn Space> {
     match name {
         "nb201" | "nats-tss" => Ok(&nb201::Nb201),
+        "nats-sss" => Ok(&nats_sss::NatsSss),
         "nafbee-vgg19" => Ok(&nafbee::NafbeeVgg19),
         "nafbee-bert" => Ok(&nafbee::NafbeeBert),
         other => bail!("unknown space '{other}' (known: {})", NAMES.join(", ")),
