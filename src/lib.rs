@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod benchmarks;
+pub mod catalog;
 pub mod correlate;
 pub mod eval;
 pub mod inputs;

@@ -2,13 +2,16 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use rbflex::benchmarks;
+use rbflex::benchmarks::nats_archive::NatsArchive;
+use rbflex::benchmarks::nds::Convention;
+use rbflex::benchmarks::GroundTruth;
+use rbflex::catalog::{self, Opened};
 use rbflex::eval::{ScoreCache, Setting};
 use rbflex::inputs::text::Sentences;
 use rbflex::inputs::{load_input, native_size, ImagePool};
 use rbflex::proxies::hda::{candidates, min_positive, Candidates};
 use rbflex::proxies::rbflex::{score, Gammas, GAMMA_K, GAMMA_Q};
-use rbflex::spaces::{self, build_seeded, Dataset, Space};
+use rbflex::spaces::{build_seeded, Dataset};
 use rbflex::{bench, correlate, eval, nafbee, search};
 use serde_json::json;
 use std::path::PathBuf;
@@ -37,6 +40,21 @@ enum Command {
     Bench(BenchArgs),
     /// NAFBee: rank 11 activation functions on VGG-19 or BERT-base.
     Nafbee(NafbeeArgs),
+    /// Show what an official NATS-Bench archive holds for one network.
+    Archive(ArchiveArgs),
+}
+
+#[derive(Args)]
+struct ArchiveArgs {
+    /// The archive folder (NATS-tss-v1_0-3ffb9-simple or NATS-sss-v1_0-50262-simple).
+    #[arg(long)]
+    benchmark: PathBuf,
+    /// Network index.
+    #[arg(long, default_value_t = 0)]
+    index: usize,
+    /// Emit JSON (every trial, epoch and set) instead of a summary.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Options every command shares.
@@ -45,9 +63,20 @@ struct Common {
     /// Design space.
     #[arg(long, default_value = "nb201")]
     space: String,
-    /// Dataset: classifier size, image transforms and ground truth.
-    #[arg(long, value_enum, default_value = "cifar10")]
+    /// Dataset: classifier size, image transforms and ground truth (default:
+    /// the space's first: cifar10, imagenet for nds-*_in, sst2 for BERT).
+    #[arg(long = "dataset", value_enum)]
+    dataset_arg: Option<Dataset>,
+    /// The dataset in use (resolved from --dataset and the space).
+    #[arg(skip)]
     dataset: Dataset,
+    /// NDS file (same format as the embedded ones, e.g. a CIFAR-10 file) for
+    /// an nds-* space.
+    #[arg(long)]
+    benchmark: Option<PathBuf>,
+    /// Which NDS accuracy is the ground truth.
+    #[arg(long, value_enum, default_value = "rbflex")]
+    nds_accuracy: Convention,
     /// Folder of images (PNG/JPEG, or official CIFAR binary batches) instead of
     /// the embedded sample.
     #[arg(long)]
@@ -237,7 +266,7 @@ fn input_batch(c: &Common, seed: u64) -> Result<(Tensor, String)> {
     if c.batch < 2 {
         bail!("--batch must be at least 2 (a kernel compares images), got {}", c.batch);
     }
-    let Some(size) = native_size(c.dataset) else {
+    let Some(_size) = native_size(c.dataset) else {
         let pool = match &c.sentences {
             Some(p) => Sentences::from_file(p)?,
             None => Sentences::embedded()?,
@@ -246,33 +275,39 @@ fn input_batch(c: &Common, seed: u64) -> Result<(Tensor, String)> {
         return Ok((x, format!("{} (batch {}, seed {seed})", pool.source, c.batch)));
     };
     let pool = match &c.images {
-        Some(dir) => ImagePool::from_dir(dir, size)?,
+        Some(dir) => ImagePool::from_dir(dir, c.dataset)?,
         None => ImagePool::embedded(c.dataset)?,
     };
     let x = pool.batch(c.dataset, c.batch, seed)?;
     Ok((x, format!("{} (batch {}, image seed {seed})", pool.source, c.batch)))
 }
 
-fn space_for(c: &Common) -> Result<&'static dyn Space> {
-    let space = spaces::by_name(&c.space)?;
-    if !space.datasets().contains(&c.dataset) {
-        bail!("space '{}' has no dataset {}", c.space, c.dataset);
+/// Opens `--space` (with `--benchmark`) and settles the dataset.
+fn open_space(c: &mut Common) -> Result<Opened> {
+    let opened = catalog::open(&c.space, c.benchmark.as_deref(), c.nds_accuracy)?;
+    let ds = opened.space.datasets();
+    c.dataset = c.dataset_arg.unwrap_or(ds[0]);
+    if !ds.contains(&c.dataset) {
+        let names: Vec<_> = ds.iter().map(|d| d.key()).collect();
+        bail!("space '{}' has no dataset {} (it has: {})", c.space, c.dataset, names.join(", "));
     }
-    Ok(space)
+    Ok(opened)
 }
 
-fn setting(r: &RunArgs) -> Result<Setting> {
+fn setting(r: &mut RunArgs) -> Result<(Setting, &'static dyn GroundTruth)> {
+    let opened = open_space(&mut r.common)?;
     let c = &r.common;
-    let space = space_for(c)?;
+    let space = opened.space;
     let (x, images) = input_batch(c, c.seed)?;
-    Ok(Setting {
+    let s = Setting {
         space,
         dataset: c.dataset,
         seed: c.seed,
         gammas: r.gammas.gammas()?,
         x: Setting::input_from(&x)?,
         images,
-    })
+    };
+    Ok((s, opened.truth))
 }
 
 fn out_dir(r: &RunArgs) -> PathBuf {
@@ -288,9 +323,9 @@ fn fmt_f(v: f64) -> String {
     }
 }
 
-fn cmd_score(a: ScoreArgs) -> Result<()> {
+fn cmd_score(mut a: ScoreArgs) -> Result<()> {
+    let space = open_space(&mut a.common)?.space;
     let c = &a.common;
-    let space = space_for(c)?;
     let arch = match (&a.arch, a.index) {
         (Some(s), _) => s.clone(),
         (None, Some(i)) => space.arch(i)?,
@@ -339,9 +374,9 @@ fn num(v: f64) -> serde_json::Value {
     }
 }
 
-fn cmd_hda(a: HdaArgs) -> Result<()> {
+fn cmd_hda(mut a: HdaArgs) -> Result<()> {
+    let space = open_space(&mut a.common)?.space;
     let c = &a.common;
-    let space = space_for(c)?;
     let x = match &a.input {
         Some(p) => load_input(p)?,
         None => input_batch(c, c.seed)?.0,
@@ -377,9 +412,8 @@ fn cmd_hda(a: HdaArgs) -> Result<()> {
     Ok(())
 }
 
-fn cmd_search(a: SearchArgs) -> Result<()> {
-    let s = setting(&a.run)?;
-    let truth = benchmarks::for_space(s.space.name())?;
+fn cmd_search(mut a: SearchArgs) -> Result<()> {
+    let (s, truth) = setting(&mut a.run)?;
     let dir = out_dir(&a.run);
     let mut cache = ScoreCache::open(&dir, &s)?;
     let rep = search::run(&s, truth, a.trials, a.networks, a.run.jobs, &mut cache, a.run.quiet || a.run.common.json)?;
@@ -423,9 +457,8 @@ fn cmd_search(a: SearchArgs) -> Result<()> {
     Ok(())
 }
 
-fn cmd_correlate(a: CorrelateArgs) -> Result<()> {
-    let s = setting(&a.run)?;
-    let truth = benchmarks::for_space(s.space.name())?;
+fn cmd_correlate(mut a: CorrelateArgs) -> Result<()> {
+    let (s, truth) = setting(&mut a.run)?;
     let dir = out_dir(&a.run);
     let mut cache = ScoreCache::open(&dir, &s)?;
     let idx = correlate::sample_indices(s.space.len(), (!a.all).then_some(a.sample), s.seed)?;
@@ -449,9 +482,9 @@ fn cmd_correlate(a: CorrelateArgs) -> Result<()> {
     Ok(())
 }
 
-fn cmd_bench(a: BenchArgs) -> Result<()> {
+fn cmd_bench(mut a: BenchArgs) -> Result<()> {
+    let space = open_space(&mut a.common)?.space;
     let c = &a.common;
-    let space = space_for(c)?;
     let (x, images) = input_batch(c, c.seed)?;
     let s = Setting {
         space,
@@ -486,7 +519,10 @@ fn cmd_nafbee(a: NafbeeArgs) -> Result<()> {
     };
     let common = Common {
         space: a.model.space().name().into(),
+        dataset_arg: Some(a.model.dataset()),
         dataset: a.model.dataset(),
+        benchmark: None,
+        nds_accuracy: Convention::Rbflex,
         images: a.images.clone(),
         sentences: a.sentences.clone(),
         sep: a.sep,
@@ -557,6 +593,39 @@ fn cmd_nafbee(a: NafbeeArgs) -> Result<()> {
     Ok(())
 }
 
+fn cmd_archive(a: ArchiveArgs) -> Result<()> {
+    let archive = NatsArchive::open(&a.benchmark)?;
+    let info = archive.info(a.index)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&*info)?);
+        return Ok(());
+    }
+    println!("{} networks; index {}: {}", archive.archs.len(), info.index, info.arch);
+    for (hp, trials) in &info.hps {
+        let mut datasets: Vec<&str> = trials.iter().map(|t| t.dataset.as_str()).collect();
+        datasets.dedup();
+        for d in datasets {
+            let seeds: Vec<i64> = trials.iter().filter(|t| t.dataset == d).map(|t| t.seed).collect();
+            let sets: std::collections::BTreeSet<String> = trials
+                .iter()
+                .filter(|t| t.dataset == d)
+                .flat_map(|t| t.eval_accuracy.keys().filter_map(|k| k.split('@').next().map(String::from)))
+                .collect();
+            let accs: Vec<String> = sets
+                .iter()
+                .filter_map(|s| info.metric(hp, d, s, None).map(|(acc, _)| format!("{s} {acc:.2}")))
+                .collect();
+            let (params, flops, lat) = info.costs(hp, d).unwrap_or((f64::NAN, f64::NAN, None));
+            println!(
+                "hp {hp:>3} {d:<15} seeds {seeds:?}: {}; params {params:.4} MB, FLOPs {flops:.2} M, latency {}",
+                accs.join(", "),
+                lat.map(|l| format!("{l:.4} s")).unwrap_or_else(|| "n/a".into())
+            );
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // One intra-op thread: networks run in parallel instead, and parity with
@@ -569,6 +638,7 @@ fn main() -> ExitCode {
         Command::Correlate(a) => cmd_correlate(a),
         Command::Bench(a) => cmd_bench(a),
         Command::Nafbee(a) => cmd_nafbee(a),
+        Command::Archive(a) => cmd_archive(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,8 +1,11 @@
 //! Ground truth: each design space's benchmark accuracies, embedded.
 
 pub mod nafbee;
+pub mod nats_archive;
 pub mod nats_sss;
 pub mod nb201;
+pub mod nds;
+pub mod pickle;
 
 use crate::spaces::Dataset;
 use anyhow::{bail, Result};

@@ -20,6 +20,9 @@ pub struct ImagePool {
     pub size: (usize, usize),
     /// Pixels, `h * w * 3` bytes each.
     pub images: Vec<Vec<u8>>,
+    /// Images of any size (ImageNet), as (pixels, width, height); cropped to
+    /// `size` by the transform.
+    pub any: Vec<(Vec<u8>, u32, u32)>,
     /// Where the images came from (shown in reports).
     pub source: String,
 }
@@ -30,30 +33,57 @@ pub fn native_size(d: Dataset) -> Option<(usize, usize)> {
     match d {
         Dataset::Cifar10 | Dataset::Cifar100 => Some((32, 32)),
         Dataset::ImageNet16 => Some((16, 16)),
+        Dataset::ImageNet => Some((224, 224)),
         Dataset::Sst2 => None,
     }
 }
 
+/// Whether images of any size are accepted (and cropped to the native size).
+fn any_size(d: Dataset) -> bool {
+    d == Dataset::ImageNet
+}
+
+/// The embedded full-size ImageNet sample (24 JPEGs, one per class shown).
+const IMAGENET: &[(&str, &[u8])] = &include!("imagenet_files.rs");
+
 impl ImagePool {
     /// The embedded sample for a dataset (see `data/README.md`).
     pub fn embedded(d: Dataset) -> Result<ImagePool> {
+        if any_size(d) {
+            let images = IMAGENET
+                .iter()
+                .map(|(name, bytes)| {
+                    let img =
+                        image::load_from_memory(bytes).with_context(|| format!("embedded image {name} is corrupt"))?;
+                    Ok(raw_with_size(img.to_rgb8()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(ImagePool {
+                size: (224, 224),
+                images: Vec::new(),
+                any: images,
+                source: format!("embedded {d} sample"),
+            });
+        }
         let gz: &[u8] = match d {
             Dataset::Cifar10 => include_bytes!("../../data/images/cifar10.rgb.gz"),
             Dataset::Cifar100 => include_bytes!("../../data/images/cifar100.rgb.gz"),
             Dataset::ImageNet16 => include_bytes!("../../data/images/imagenet16.rgb.gz"),
             Dataset::Sst2 => bail!("{d} is a text dataset, not images"),
+            Dataset::ImageNet => bail!("no fixed-size sample for {d}"),
         };
         let mut raw = Vec::new();
         flate2::read::GzDecoder::new(gz).read_to_end(&mut raw).context("embedded images are corrupt")?;
         let (h, w) = native_size(d).context("no image size")?;
         let images = raw.chunks_exact(h * w * 3).map(|c| c.to_vec()).collect();
-        Ok(ImagePool { size: (h, w), images, source: format!("embedded {d} sample") })
+        Ok(ImagePool { size: (h, w), images, any: Vec::new(), source: format!("embedded {d} sample") })
     }
 
     /// Reads a folder of images (PNG/JPEG, searched recursively, in path
     /// order) or of official CIFAR-10/100 binary batches (`*.bin`). Every image
     /// must be `size`; anything else is an error naming the file.
-    pub fn from_dir(dir: &Path, size: (usize, usize)) -> Result<ImagePool> {
+    pub fn from_dir(dir: &Path, d: Dataset) -> Result<ImagePool> {
+        let size = native_size(d).with_context(|| format!("{d} takes sentences, not images"))?;
         if !dir.is_dir() {
             bail!("image folder {} does not exist or is not a folder", dir.display());
         }
@@ -61,6 +91,20 @@ impl ImagePool {
         collect_files(dir, &mut files)?;
         files.sort();
         let bins: Vec<&PathBuf> = files.iter().filter(|p| has_ext(p, &["bin"])).collect();
+        if any_size(d) {
+            let pics: Vec<&PathBuf> = files.iter().filter(|p| has_ext(p, &["png", "jpg", "jpeg"])).collect();
+            if pics.is_empty() {
+                bail!("image folder {} holds no images (.png, .jpg, .jpeg)", dir.display());
+            }
+            let any = pics
+                .iter()
+                .map(|p| {
+                    let img = image::open(p).with_context(|| format!("cannot decode image {}", p.display()))?;
+                    Ok(raw_with_size(img.to_rgb8()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(ImagePool { size, images: Vec::new(), any, source: dir.display().to_string() });
+        }
         let images = if !bins.is_empty() {
             let mut all = Vec::new();
             for b in bins {
@@ -74,24 +118,34 @@ impl ImagePool {
         if images.is_empty() {
             bail!("image folder {} holds no images (.png, .jpg, .jpeg or CIFAR .bin batches)", dir.display());
         }
-        Ok(ImagePool { size, images, source: dir.display().to_string() })
+        Ok(ImagePool { size, images, any: Vec::new(), source: dir.display().to_string() })
     }
 
     /// A batch of `n` distinct images chosen with `seed`, transformed as the
     /// reference's training loader does for `d`: `[n, 3, H, W]` float32.
     pub fn batch(&self, d: Dataset, n: usize, seed: u64) -> Result<Tensor> {
-        if n > self.images.len() {
-            bail!("asked for a batch of {n} images but {} holds only {}", self.source, self.images.len());
+        let count = self.images.len() + self.any.len();
+        if n > count {
+            bail!("asked for a batch of {n} images but {} holds only {count}", self.source);
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let picks = sample(&mut rng, self.images.len(), n).into_vec();
+        let picks = sample(&mut rng, count, n).into_vec();
         let (h, w) = self.size;
         let mut data = Vec::with_capacity(n * 3 * h * w);
         for i in picks {
-            data.extend(transforms::train_transform(d, &self.images[i], self.size, &mut rng));
+            if let Some((px, iw, ih)) = self.any.get(i) {
+                data.extend(transforms::random_resized_crop(d, px, (*iw, *ih), self.size, &mut rng));
+            } else {
+                data.extend(transforms::train_transform(d, &self.images[i], self.size, &mut rng));
+            }
         }
         Ok(Tensor::from_slice(&data).reshape([n as i64, 3, h as i64, w as i64]))
     }
+}
+
+fn raw_with_size(rgb: image::RgbImage) -> (Vec<u8>, u32, u32) {
+    let (w, h) = rgb.dimensions();
+    (rgb.into_raw(), w, h)
 }
 
 fn has_ext(p: &Path, exts: &[&str]) -> bool {

@@ -11,6 +11,7 @@ pub fn mean_std(d: Dataset) -> ([f32; 3], [f32; 3]) {
     match d {
         Dataset::Cifar10 => ([0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]),
         Dataset::Cifar100 => ([0.507_075_2, 0.486_548_87, 0.440_917_84], [0.267_334_28, 0.256_438_46, 0.276_150_47]),
+        Dataset::ImageNet => ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
         Dataset::ImageNet16 | Dataset::Sst2 => {
             ([122.68 / 255.0, 116.66 / 255.0, 104.01 / 255.0], [63.22 / 255.0, 61.26 / 255.0, 65.09 / 255.0])
         }
@@ -57,6 +58,57 @@ pub fn train_transform(d: Dataset, img: &[u8], (h, w): (usize, usize), rng: &mut
                 let v = if inside { pixel(iy, ix, c) } else { 0.0 };
                 out[c * h * w + y * w + x] = (v / 255.0 - mean[c]) / std[c];
             }
+        }
+    }
+    out
+}
+
+/// torchvision's `RandomResizedCrop(size)` (scale 0.08-1, ratio 3/4-4/3,
+/// bilinear), then ToTensor and normalisation: an RGB image of any size
+/// (`px`, width x height) to normalised CHW floats of `size`.
+pub fn random_resized_crop(
+    d: Dataset,
+    px: &[u8],
+    (w, h): (u32, u32),
+    (oh, ow): (usize, usize),
+    rng: &mut impl Rng,
+) -> Vec<f32> {
+    let (wf, hf) = (f64::from(w), f64::from(h));
+    let area = wf * hf;
+    let (lo, hi) = ((3f64 / 4.0).ln(), (4f64 / 3.0).ln());
+    let mut crop = None;
+    for _ in 0..10 {
+        let target = area * rng.random_range(0.08..=1.0);
+        let aspect = rng.random_range(lo..=hi).exp();
+        let cw = (target * aspect).sqrt().round();
+        let ch = (target / aspect).sqrt().round();
+        if cw > 0.0 && ch > 0.0 && cw <= wf && ch <= hf {
+            let top = rng.random_range(0..=(hf - ch) as u32);
+            let left = rng.random_range(0..=(wf - cw) as u32);
+            crop = Some((left, top, cw as u32, ch as u32));
+            break;
+        }
+    }
+    // fallback: a centre crop with the ratio clamped to the range
+    let (left, top, cw, ch) = crop.unwrap_or_else(|| {
+        let ratio = wf / hf;
+        let (cw, ch) = if ratio < 3.0 / 4.0 {
+            (wf, (wf / (3.0 / 4.0)).round())
+        } else if ratio > 4.0 / 3.0 {
+            ((hf * 4.0 / 3.0).round(), hf)
+        } else {
+            (wf, hf)
+        };
+        (((wf - cw) / 2.0) as u32, ((hf - ch) / 2.0) as u32, cw as u32, ch as u32)
+    });
+    let img = image::RgbImage::from_raw(w, h, px.to_vec()).unwrap_or_else(|| image::RgbImage::new(w.max(1), h.max(1)));
+    let cropped = image::imageops::crop_imm(&img, left, top, cw.max(1), ch.max(1)).to_image();
+    let resized = image::imageops::resize(&cropped, ow as u32, oh as u32, image::imageops::FilterType::Triangle);
+    let (mean, std) = mean_std(d);
+    let mut out = vec![0f32; 3 * oh * ow];
+    for (x, y, p) in resized.enumerate_pixels() {
+        for c in 0..3 {
+            out[c * oh * ow + y as usize * ow + x as usize] = (f32::from(p[c]) / 255.0 - mean[c]) / std[c];
         }
     }
     out

@@ -7,7 +7,8 @@
 use super::{BnStats, Params, Sink};
 use tch::Tensor;
 
-/// Shape of a convolution.
+/// Shape of a convolution (`[height, width]` pairs for kernel, stride,
+/// padding and dilation).
 #[derive(Debug, Clone, Copy)]
 pub struct ConvSpec {
     /// Input channels.
@@ -15,13 +16,13 @@ pub struct ConvSpec {
     /// Output channels.
     pub c_out: i64,
     /// Kernel size.
-    pub k: i64,
+    pub k: [i64; 2],
     /// Stride.
-    pub stride: i64,
+    pub stride: [i64; 2],
     /// Zero padding.
-    pub padding: i64,
+    pub padding: [i64; 2],
     /// Dilation.
-    pub dilation: i64,
+    pub dilation: [i64; 2],
     /// Channel groups.
     pub groups: i64,
     /// Whether it has a bias.
@@ -29,13 +30,27 @@ pub struct ConvSpec {
 }
 
 impl ConvSpec {
-    /// A plain convolution: dilation 1, one group, no bias.
+    /// A plain square convolution: dilation 1, one group, no bias.
     pub fn new(c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64) -> Self {
-        Self { c_in, c_out, k, stride, padding, dilation: 1, groups: 1, bias: false }
+        Self {
+            c_in,
+            c_out,
+            k: [k, k],
+            stride: [stride, stride],
+            padding: [padding, padding],
+            dilation: [1, 1],
+            groups: 1,
+            bias: false,
+        }
+    }
+
+    /// The same with `groups` channel groups and dilation `d`.
+    pub fn grouped(self, groups: i64, d: i64) -> Self {
+        Self { groups, dilation: [d, d], ..self }
     }
 }
 
-/// `nn.Conv2d` (square kernel, zero padding).
+/// `nn.Conv2d` (zero padding).
 #[derive(Debug)]
 pub struct Conv2d {
     w: Tensor,
@@ -46,20 +61,13 @@ pub struct Conv2d {
 impl Conv2d {
     /// Creates the layer's parameters under `prefix` (PyTorch init).
     pub fn new(p: &mut Params, prefix: &str, spec: ConvSpec) -> Self {
-        let (w, b) = p.conv(prefix, spec.c_in, spec.c_out, [spec.k, spec.k], spec.groups, spec.bias);
+        let (w, b) = p.conv(prefix, spec.c_in, spec.c_out, spec.k, spec.groups, spec.bias);
         Self { w, b, spec }
     }
 
     fn apply(&self, x: &Tensor) -> Tensor {
         let s = &self.spec;
-        x.conv2d(
-            &self.w,
-            self.b.as_ref(),
-            [s.stride, s.stride],
-            [s.padding, s.padding],
-            [s.dilation, s.dilation],
-            s.groups,
-        )
+        x.conv2d(&self.w, self.b.as_ref(), s.stride, s.padding, s.dilation, s.groups)
     }
 
     /// Applies the convolution. In per-image mode a kernel larger than 1x1
@@ -67,7 +75,7 @@ impl Conv2d {
     /// algorithm for a batch, while a 1x1 convolution is identical either way.
     pub fn forward(&self, x: &Tensor, stats: BnStats) -> Tensor {
         let n = x.size()[0];
-        if stats == BnStats::PerImage && self.spec.k > 1 && n > 1 {
+        if stats == BnStats::PerImage && self.spec.k != [1, 1] && n > 1 {
             let parts: Vec<Tensor> = (0..n).map(|i| self.apply(&x.narrow(0, i, 1))).collect();
             Tensor::cat(&parts, 0)
         } else {

@@ -6,7 +6,9 @@
 //! statistics), while its HDA forwards the batch as one.
 
 pub mod activation;
+pub mod anynet;
 pub mod bert;
+pub mod darts;
 pub mod layers;
 pub mod nb201;
 pub mod params;

@@ -110,6 +110,25 @@ impl Params {
         }
     }
 
+    /// Re-draws the weights as pycls' `init_weights` (applied after
+    /// construction): conv weights normal(0, sqrt(2 / (kh * kw * out))),
+    /// Linear weights normal(0, 0.01) and their biases 0, in creation order.
+    pub fn reinit_pycls(&self) {
+        let _guard = tch::no_grad_guard();
+        for (n, t) in &self.entries {
+            let size = t.size();
+            let mut t = t.shallow_clone();
+            if size.len() == 4 {
+                let fan_out = (size[0] * size[2] * size[3]) as f64;
+                let _ = t.normal_(0.0, (2.0 / fan_out).sqrt());
+            } else if size.len() == 2 {
+                let _ = t.normal_(0.0, 0.01);
+            } else if n.ends_with("fc.bias") {
+                let _ = t.zero_();
+            }
+        }
+    }
+
     /// Affine parameters of a normalisation layer: weight 1, bias 0 (no RNG draw).
     pub fn norm_affine(&mut self, prefix: &str, c: i64) -> (Tensor, Tensor) {
         let w = self.push(format!("{prefix}.weight"), Tensor::ones([c], (Kind::Float, Device::Cpu)));

@@ -5,6 +5,7 @@
 pub mod nafbee;
 pub mod nats_sss;
 pub mod nb201;
+pub mod nds;
 
 use crate::nets::Net;
 use anyhow::{bail, Result};
@@ -12,9 +13,10 @@ use serde::Serialize;
 use std::fmt;
 
 /// The datasets a space is benchmarked on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, clap::ValueEnum)]
 pub enum Dataset {
     /// CIFAR-10 (32x32, 10 classes).
+    #[default]
     #[value(name = "cifar10")]
     #[serde(rename = "cifar10")]
     Cifar10,
@@ -26,6 +28,10 @@ pub enum Dataset {
     #[value(name = "imagenet16-120")]
     #[serde(rename = "imagenet16_120")]
     ImageNet16,
+    /// ImageNet (224x224 crops of full images, 1000 classes; NDS `_in`).
+    #[value(name = "imagenet")]
+    #[serde(rename = "imagenet")]
+    ImageNet,
     /// SST-2 sentences (2 classes; NAFBee's BERT).
     #[value(name = "sst2")]
     #[serde(rename = "sst2")]
@@ -39,6 +45,7 @@ impl Dataset {
             Dataset::Cifar10 => 10,
             Dataset::Cifar100 => 100,
             Dataset::ImageNet16 => 120,
+            Dataset::ImageNet => 1000,
             Dataset::Sst2 => 2,
         }
     }
@@ -49,6 +56,7 @@ impl Dataset {
             Dataset::Cifar10 => "cifar10",
             Dataset::Cifar100 => "cifar100",
             Dataset::ImageNet16 => "imagenet16_120",
+            Dataset::ImageNet => "imagenet",
             Dataset::Sst2 => "sst2",
         }
     }
