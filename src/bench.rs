@@ -44,10 +44,16 @@ pub fn peak_rss_mb() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Scores `networks` random architectures (drawn with `seed`) on `jobs` threads.
-pub fn run(s: &Setting, networks: usize, jobs: usize, quiet: bool) -> Result<BenchReport> {
-    let n = networks.min(s.space.len());
-    let idx = sample(&mut ChaCha8Rng::seed_from_u64(s.seed), s.space.len(), n).into_vec();
+/// Scores `networks` random architectures (drawn with `seed`), or the given
+/// `indices`, on `jobs` threads.
+pub fn run(s: &Setting, networks: usize, indices: &[usize], jobs: usize, quiet: bool) -> Result<BenchReport> {
+    let idx = if indices.is_empty() {
+        let n = networks.min(s.space.len());
+        sample(&mut ChaCha8Rng::seed_from_u64(s.seed), s.space.len(), n).into_vec()
+    } else {
+        indices.to_vec()
+    };
+    let n = idx.len();
     let mut cache = ScoreCache::in_memory();
     let (records, secs) = score_many(s, &idx, jobs, &mut cache, quiet)?;
     let per_net = records.iter().map(|r| r.seconds).sum::<f64>() / records.len().max(1) as f64;

@@ -205,6 +205,9 @@ struct BenchArgs {
     /// Networks to score.
     #[arg(long, default_value_t = 200)]
     networks: usize,
+    /// Score these indices instead of random ones (repeatable).
+    #[arg(long = "index")]
+    indices: Vec<usize>,
     /// Worker threads.
     #[arg(long, default_value_t = default_jobs())]
     jobs: usize,
@@ -494,7 +497,7 @@ fn cmd_bench(mut a: BenchArgs) -> Result<()> {
         x: Setting::input_from(&x)?,
         images,
     };
-    let rep = bench::run(&s, a.networks, a.jobs, c.json)?;
+    let rep = bench::run(&s, a.networks, &a.indices, a.jobs, c.json)?;
     if c.json {
         println!("{}", serde_json::to_string_pretty(&rep)?);
     } else {

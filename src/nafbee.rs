@@ -151,7 +151,7 @@ pub fn run(o: &Options) -> Result<Report> {
         let g = match o.gammas {
             Some(g) => g,
             None => {
-                let cands: Vec<Result<(Candidates, f64)>> = pool.install(|| {
+                let cands: Vec<(Candidates, f64)> = pool.install(|| {
                     (0..n)
                         .into_par_iter()
                         .map(|a| {
@@ -159,12 +159,12 @@ pub fn run(o: &Options) -> Result<Report> {
                             let net = build(o, a, init_seed(seed, a))?;
                             Ok((candidates(net.as_ref(), &make_x()), t0.elapsed().as_secs_f64()))
                         })
-                        .collect()
-                });
+                        .collect::<Result<Vec<_>>>()
+                })?;
                 let mut ks = Vec::new();
                 let mut qs = Vec::new();
                 for (a, c) in cands.into_iter().enumerate() {
-                    let (c, t) = c?;
+                    let (c, t) = c;
                     ks.extend(c.cand_k);
                     qs.extend(c.cand_q);
                     secs[a] += t;
@@ -177,7 +177,7 @@ pub fn run(o: &Options) -> Result<Report> {
         };
         gammas.push(g);
         // Pass 2: score each variant (the same networks, rebuilt from their seeds).
-        let results: Vec<Result<(f64, f64)>> = pool.install(|| {
+        let results: Vec<(f64, f64)> = pool.install(|| {
             (0..n)
                 .into_par_iter()
                 .map(|a| {
@@ -186,10 +186,10 @@ pub fn run(o: &Options) -> Result<Report> {
                     let s = score(net.as_ref(), &make_x(), g);
                     Ok((s.score, t0.elapsed().as_secs_f64()))
                 })
-                .collect()
-        });
+                .collect::<Result<Vec<_>>>()
+        })?;
         for (a, res) in results.into_iter().enumerate() {
-            let (s, t) = res?;
+            let (s, t) = res;
             scores[a].push(s);
             secs[a] += t;
         }

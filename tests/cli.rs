@@ -323,3 +323,50 @@ fn nafbee_bad_inputs_are_named() {
     let e = fails(&["nafbee", "--model", "vgg19", "--checkpoint", ckpt.to_str().unwrap()]);
     assert!(e.contains("--checkpoint is for --model bert"), "{e}");
 }
+
+#[test]
+fn nats_sss_and_nds_bad_inputs_are_named() {
+    let e = fails(&["score", "--space", "nats-sss", "--arch", "8:8:12:8:8"]);
+    assert!(e.contains("channel 12 at layer 3 out of range"), "{e}");
+    let e = fails(&["score", "--space", "nats-sss", "--arch", "8:8:8:8"]);
+    assert!(e.contains("expected 5 channel counts"), "{e}");
+
+    let d = tmp();
+    let genotype = r#"{"normal": [["conv_9x9", 0], ["skip_connect", 1]], "normal_concat": [2], "reduce": [["none", 0], ["none", 1]], "reduce_concat": [2]}"#;
+    let rec = |net: &str, extra: &str| format!(r#"[{{"net": {net}, "params": 1, "min_test_top1": 10.0{extra}}}]"#);
+    let bad_op = d.path().join("bad_op.json");
+    let net = format!(r#"{{"aux": false, "depth": 3, "width": 8, "genotype": {genotype}}}"#);
+    std::fs::write(&bad_op, rec(&net, r#", "test_ep_top1": [12.0]"#)).unwrap();
+    let e = fails(&["score", "--space", "nds-darts", "--benchmark", bad_op.to_str().unwrap(), "--index", "0"]);
+    assert!(e.contains("unknown op 'conv_9x9'"), "{e}");
+
+    let missing = d.path().join("missing.json");
+    std::fs::write(&missing, rec(&net, "")).unwrap();
+    let e = fails(&["score", "--space", "nds-darts", "--benchmark", missing.to_str().unwrap(), "--index", "0"]);
+    assert!(e.contains("missing.json: record 0 has no field 'test_ep_top1'"), "{e}");
+
+    let trunc = d.path().join("trunc.json");
+    std::fs::write(&trunc, &rec(&net, "")[..40]).unwrap();
+    let e = fails(&["correlate", "--space", "nds-darts", "--benchmark", trunc.to_str().unwrap(), "--all"]);
+    assert!(e.contains("trunc.json is not valid JSON"), "{e}");
+
+    // a CIFAR-10 NDS file (no `_in` in its name) scores on CIFAR-10 images
+    let ok = d.path().join("cifar.json");
+    let good = r#"{"normal": [["sep_conv_3x3", 0], ["skip_connect", 1]], "normal_concat": [2], "reduce": [["max_pool_3x3", 0], ["dil_conv_3x3", 1]], "reduce_concat": [2]}"#;
+    let net = format!(r#"{{"aux": false, "depth": 3, "width": 8, "genotype": {good}}}"#);
+    std::fs::write(&ok, rec(&net, r#", "test_ep_top1": [12.0]"#)).unwrap();
+    let v = ok_json(&["score", "--space", "nds-darts", "--benchmark", ok.to_str().unwrap(), "--index", "0", "--json"]);
+    assert!(num(&v["score"]).is_finite());
+    let e = fails(&[
+        "score",
+        "--space",
+        "nds-darts",
+        "--benchmark",
+        ok.to_str().unwrap(),
+        "--index",
+        "0",
+        "--dataset",
+        "imagenet",
+    ]);
+    assert!(e.contains("has no dataset imagenet"), "{e}");
+}
