@@ -32,8 +32,8 @@ impl Model {
     /// The matching space (`nafbee-vgg19` / `nafbee-bert`).
     pub fn space(self) -> &'static dyn Space {
         match self {
-            Model::Vgg19 => &crate::spaces::nafbee::NafbeeVgg19,
-            Model::Bert => &crate::spaces::nafbee::NafbeeBert,
+            Model::Vgg19 => &crate::spaces::nafbee::NAFBEE_VGG19,
+            Model::Bert => &crate::spaces::nafbee::NAFBEE_BERT,
         }
     }
 

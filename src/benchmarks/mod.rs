@@ -20,6 +20,27 @@ pub trait GroundTruth: Sync {
     fn describe(&self) -> &'static str;
 }
 
+/// Rows of an embedded gzipped CSV table (header skipped, first column — the
+/// index — dropped), each with `N` numbers. The tables are built into the
+/// binary, so a malformed one is a build defect, not a user error.
+pub(crate) fn embedded_rows<const N: usize>(gz: &[u8], what: &str) -> Vec<[f64; N]> {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(gz)
+        .read_to_string(&mut text)
+        .unwrap_or_else(|e| panic!("embedded {what} table is not valid gzip: {e}"));
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let mut row = [0.0; N];
+            for (slot, x) in row.iter_mut().zip(l.split(',').skip(1)) {
+                *slot = x.parse().unwrap_or_else(|_| panic!("embedded {what} table holds '{x}'"));
+            }
+            row
+        })
+        .collect()
+}
+
 /// The embedded ground truth of a space.
 pub fn for_space(space: &str) -> Result<&'static dyn GroundTruth> {
     match space {

@@ -3,7 +3,6 @@
 
 use super::GroundTruth;
 use crate::spaces::Dataset;
-use std::io::Read;
 use std::sync::OnceLock;
 
 /// The embedded size-space table.
@@ -17,17 +16,7 @@ pub fn table() -> &'static NatsSssTable {
     static TABLE: OnceLock<NatsSssTable> = OnceLock::new();
     TABLE.get_or_init(|| {
         let gz: &[u8] = include_bytes!("../../data/nats_sss/test_accuracy.csv.gz");
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(gz).read_to_string(&mut text).expect("embedded NATS-SSS table is valid gzip");
-        let rows = text
-            .lines()
-            .skip(1)
-            .map(|l| {
-                let v: Vec<f64> =
-                    l.split(',').skip(1).map(|x| x.parse().expect("embedded value is a number")).collect();
-                [v[0], v[1], v[2], v[3], v[4], v[5]]
-            })
-            .collect();
+        let rows = super::embedded_rows::<6>(gz, "NATS-SSS");
         NatsSssTable { rows }
     })
 }

@@ -3,7 +3,6 @@
 
 use super::GroundTruth;
 use crate::spaces::Dataset;
-use std::io::Read;
 use std::sync::OnceLock;
 
 /// The embedded NB201 accuracy table.
@@ -17,19 +16,7 @@ pub fn table() -> &'static Nb201Accuracy {
     static TABLE: OnceLock<Nb201Accuracy> = OnceLock::new();
     TABLE.get_or_init(|| {
         let gz: &[u8] = include_bytes!("../../data/nb201/test_accuracy.csv.gz");
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(gz)
-            .read_to_string(&mut text)
-            .expect("embedded NB201 accuracy table is valid gzip");
-        let rows = text
-            .lines()
-            .skip(1)
-            .map(|l| {
-                let v: Vec<f64> =
-                    l.split(',').skip(1).map(|x| x.parse().expect("embedded accuracy is a number")).collect();
-                [v[0], v[1], v[2]]
-            })
-            .collect();
+        let rows = super::embedded_rows::<3>(gz, "NB201 accuracy");
         Nb201Accuracy { rows }
     })
 }

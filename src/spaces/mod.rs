@@ -97,8 +97,8 @@ pub fn by_name(name: &str) -> Result<&'static dyn Space> {
     match name {
         "nb201" | "nats-tss" => Ok(&nb201::Nb201),
         "nats-sss" => Ok(&nats_sss::NatsSss),
-        "nafbee-vgg19" => Ok(&nafbee::NafbeeVgg19),
-        "nafbee-bert" => Ok(&nafbee::NafbeeBert),
+        "nafbee-vgg19" => Ok(&nafbee::NAFBEE_VGG19),
+        "nafbee-bert" => Ok(&nafbee::NAFBEE_BERT),
         other => bail!("unknown space '{other}' (known: {})", NAMES.join(", ")),
     }
 }

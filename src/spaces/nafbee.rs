@@ -22,13 +22,30 @@ fn index_of(arch: &str) -> Result<usize> {
     Ok(Activation::ALL.iter().position(|x| *x == a).unwrap_or(0))
 }
 
-/// VGG-19 on CIFAR-10 with each activation.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NafbeeVgg19;
+/// Which network a NAFBee space varies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NafbeeNet {
+    /// VGG-19 on CIFAR-10.
+    Vgg19,
+    /// BERT-base on SST-2 (the activation in the feed-forward blocks).
+    Bert,
+}
 
-impl Space for NafbeeVgg19 {
+/// One network with each of the 11 activations.
+#[derive(Debug, Clone, Copy)]
+pub struct Nafbee(pub NafbeeNet);
+
+/// VGG-19 on CIFAR-10.
+pub static NAFBEE_VGG19: Nafbee = Nafbee(NafbeeNet::Vgg19);
+/// BERT-base on SST-2.
+pub static NAFBEE_BERT: Nafbee = Nafbee(NafbeeNet::Bert);
+
+impl Space for Nafbee {
     fn name(&self) -> &'static str {
-        "nafbee-vgg19"
+        match self.0 {
+            NafbeeNet::Vgg19 => "nafbee-vgg19",
+            NafbeeNet::Bert => "nafbee-bert",
+        }
     }
     fn len(&self) -> usize {
         Activation::ALL.len()
@@ -40,34 +57,16 @@ impl Space for NafbeeVgg19 {
         index_of(arch)
     }
     fn build(&self, arch: &str, dataset: Dataset) -> Result<Box<dyn Net>> {
-        Ok(Box::new(Vgg19::new(Activation::parse(arch)?, dataset.num_classes())))
+        let act = Activation::parse(arch)?;
+        Ok(match self.0 {
+            NafbeeNet::Vgg19 => Box::new(Vgg19::new(act, dataset.num_classes())),
+            NafbeeNet::Bert => Box::new(Bert::new(BertConfig::BASE, act)),
+        })
     }
     fn datasets(&self) -> &'static [Dataset] {
-        &[Dataset::Cifar10]
-    }
-}
-
-/// BERT-base on SST-2 with each activation in the feed-forward blocks.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NafbeeBert;
-
-impl Space for NafbeeBert {
-    fn name(&self) -> &'static str {
-        "nafbee-bert"
-    }
-    fn len(&self) -> usize {
-        Activation::ALL.len()
-    }
-    fn arch(&self, index: usize) -> Result<String> {
-        arch(index)
-    }
-    fn index_of(&self, arch: &str) -> Result<usize> {
-        index_of(arch)
-    }
-    fn build(&self, arch: &str, _dataset: Dataset) -> Result<Box<dyn Net>> {
-        Ok(Box::new(Bert::new(BertConfig::BASE, Activation::parse(arch)?)))
-    }
-    fn datasets(&self) -> &'static [Dataset] {
-        &[Dataset::Sst2]
+        match self.0 {
+            NafbeeNet::Vgg19 => &[Dataset::Cifar10],
+            NafbeeNet::Bert => &[Dataset::Sst2],
+        }
     }
 }
