@@ -3,6 +3,7 @@
 
 use crate::benchmarks::nats_archive::NatsArchive;
 use crate::benchmarks::nds::{Convention, NdsTable, EMBEDDED};
+use crate::benchmarks::transnas::TaskTruth;
 use crate::benchmarks::{self, GroundTruth};
 use crate::spaces::{self, nds::NdsSpace, Space};
 use anyhow::{bail, Result};
@@ -24,8 +25,17 @@ pub fn names() -> Vec<String> {
 }
 
 /// Opens a space by name. `nds-<family>` reads the embedded ImageNet file of
-/// that family, or `benchmark` (an NDS file, e.g. a CIFAR-10 one) when given.
-pub fn open(name: &str, benchmark: Option<&Path>, convention: Convention) -> Result<Opened> {
+/// that family, or `benchmark` (an NDS file, e.g. a CIFAR-10 one) when given;
+/// `transnas-*` takes its ground truth from `task`.
+pub fn open(name: &str, benchmark: Option<&Path>, convention: Convention, task: &str) -> Result<Opened> {
+    if let Some(kind) = name.strip_prefix("transnas-") {
+        let space = spaces::by_name(name)?;
+        if benchmark.is_some() {
+            bail!("--benchmark is not used by {name}: its ground truth is embedded");
+        }
+        let truth: &'static TaskTruth = Box::leak(Box::new(TaskTruth::new(kind == "micro", task)?));
+        return Ok(Opened { space, truth });
+    }
     if let Some(family) = name.strip_prefix("nds-") {
         let table = match benchmark {
             Some(p) => NdsTable::from_file(p, convention)?,

@@ -11,6 +11,7 @@ use rbflex::inputs::text::Sentences;
 use rbflex::inputs::{load_input, native_size, ImagePool};
 use rbflex::proxies::hda::{candidates, min_positive, Candidates};
 use rbflex::proxies::rbflex::{score, Gammas, GAMMA_K, GAMMA_Q};
+use rbflex::spaces::transnas::TASKS;
 use rbflex::spaces::{build_seeded, Dataset};
 use rbflex::{bench, correlate, eval, nafbee, search};
 use serde_json::json;
@@ -77,6 +78,11 @@ struct Common {
     /// Which NDS accuracy is the ground truth.
     #[arg(long, value_enum, default_value = "rbflex")]
     nds_accuracy: Convention,
+    /// TransNAS task for the ground truth (class_scene, class_object, jigsaw,
+    /// room_layout, segmentsemantic, normal, autoencoder; `correlate` also takes
+    /// `all`).
+    #[arg(long, default_value = "segmentsemantic")]
+    task: String,
     /// Folder of images (PNG/JPEG, or official CIFAR binary batches) instead of
     /// the embedded sample.
     #[arg(long)]
@@ -287,7 +293,8 @@ fn input_batch(c: &Common, seed: u64) -> Result<(Tensor, String)> {
 
 /// Opens `--space` (with `--benchmark`) and settles the dataset.
 fn open_space(c: &mut Common) -> Result<Opened> {
-    let opened = catalog::open(&c.space, c.benchmark.as_deref(), c.nds_accuracy)?;
+    let task = if c.task == "all" { TASKS[0] } else { c.task.as_str() };
+    let opened = catalog::open(&c.space, c.benchmark.as_deref(), c.nds_accuracy, task)?;
     let ds = opened.space.datasets();
     c.dataset = c.dataset_arg.unwrap_or(ds[0]);
     if !ds.contains(&c.dataset) {
@@ -461,6 +468,9 @@ fn cmd_search(mut a: SearchArgs) -> Result<()> {
 }
 
 fn cmd_correlate(mut a: CorrelateArgs) -> Result<()> {
+    if a.run.common.task == "all" && a.run.common.space.starts_with("transnas-") {
+        return correlate_all_tasks(a);
+    }
     let (s, truth) = setting(&mut a.run)?;
     let dir = out_dir(&a.run);
     let mut cache = ScoreCache::open(&dir, &s)?;
@@ -482,6 +492,38 @@ fn cmd_correlate(mut a: CorrelateArgs) -> Result<()> {
         println!("{d:>15} {:>8.4} {:>9.4} {:>8.4}", c.kendall, c.spearman, c.pearson);
     }
     println!("csv {}\nplot {}", rep.csv, rep.plot);
+    Ok(())
+}
+
+/// TransNAS `--task all`: one scoring pass (the score does not depend on the
+/// task), then the correlations against each of the seven tasks.
+fn correlate_all_tasks(mut a: CorrelateArgs) -> Result<()> {
+    let (s, _) = setting(&mut a.run)?;
+    let dir = out_dir(&a.run);
+    let mut cache = ScoreCache::open(&dir, &s)?;
+    let idx = correlate::sample_indices(s.space.len(), (!a.all).then_some(a.sample), s.seed)?;
+    let mut all = serde_json::Map::new();
+    for task in TASKS {
+        let truth = catalog::open(&a.run.common.space, None, Convention::Rbflex, task)?.truth;
+        let out = dir.join(task);
+        std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+        let rep = correlate::run(&s, truth, &idx, a.run.jobs, &mut cache, &out, a.run.quiet || a.run.common.json)?;
+        if !a.run.common.json {
+            println!(
+                "{:<16} n {:>5}  kendall {:>7.4}  spearman {:>7.4}  pearson {:>7.4}",
+                task, rep.n, rep.kendall, rep.spearman, rep.pearson
+            );
+        }
+        all.insert(task.to_string(), serde_json::to_value(&rep)?);
+    }
+    let path = dir.join("correlate.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&all)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    if a.run.common.json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else {
+        println!("results in {}", dir.display());
+    }
     Ok(())
 }
 
@@ -526,6 +568,7 @@ fn cmd_nafbee(a: NafbeeArgs) -> Result<()> {
         dataset: a.model.dataset(),
         benchmark: None,
         nds_accuracy: Convention::Rbflex,
+        task: TASKS[4].into(),
         images: a.images.clone(),
         sentences: a.sentences.clone(),
         sep: a.sep,

@@ -133,3 +133,42 @@ fn nats_sss_parameter_counts_match_the_benchmark() {
         }
     }
 }
+
+fn transnas_case(dir: &str) -> (serde_json::Value, Tensor) {
+    let base = format!("transnas/{dir}");
+    let text = std::fs::read_to_string(fixture(&format!("{base}/meta.json"))).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&text.replace("-Infinity", "null")).unwrap();
+    let t = Tensor::read_safetensors(fixture(&format!("{base}/input.safetensors"))).unwrap();
+    (m, t.into_iter().find(|(n, _)| n == "x").unwrap().1)
+}
+
+fn check_transnas(space: &str, dir: &str, with_params: bool) {
+    tch::set_num_threads(1);
+    let (m, x) = transnas_case(dir);
+    let s = spaces::by_name(space).unwrap();
+    let net = spaces::build_seeded(s, m["arch"].as_str().unwrap(), Dataset::Taskonomy, 1).unwrap();
+    if with_params {
+        net.params().load_safetensors(&fixture(&format!("transnas/{dir}/params.safetensors"))).unwrap();
+    }
+    let sc = score(net.as_ref(), &x, Gammas::default());
+    assert_eq!(sc.la, m["LA"].as_i64().unwrap(), "{dir} LA");
+    assert_eq!(sc.lq, m["LQ"].as_i64().unwrap(), "{dir} LQ");
+    for (got, key) in [(sc.score, "score"), (sc.logdet_k, "logdet_K"), (sc.logdet_q, "logdet_Q")] {
+        match m[key].as_f64() {
+            Some(w) => assert!(rel(got, w) < 1e-6, "{dir} {key}: got {got}, reference {w}"),
+            None => assert_eq!(got, f64::NEG_INFINITY, "{dir} {key}"),
+        }
+    }
+}
+
+#[test]
+fn transnas_macro_matches_reference_with_params_and_seed() {
+    check_transnas("transnas-macro", "transnas_macro_res128/case00", true);
+    check_transnas("transnas-macro", "transnas_macro_res128/case00", false);
+}
+
+#[test]
+fn transnas_micro_all_none_is_neg_inf() {
+    check_transnas("transnas-micro", "transnas_micro_res128/case01", true);
+    check_transnas("transnas-micro", "transnas_micro_res128/case01", false);
+}

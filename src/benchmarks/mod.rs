@@ -6,6 +6,7 @@ pub mod nats_sss;
 pub mod nb201;
 pub mod nds;
 pub mod pickle;
+pub mod transnas;
 
 use crate::spaces::Dataset;
 use anyhow::{bail, Result};

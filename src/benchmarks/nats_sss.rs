@@ -26,7 +26,7 @@ fn col(d: Dataset) -> Option<usize> {
         Dataset::Cifar10 => Some(0),
         Dataset::Cifar100 => Some(1),
         Dataset::ImageNet16 => Some(2),
-        Dataset::Sst2 | Dataset::ImageNet => None,
+        Dataset::Sst2 | Dataset::ImageNet | Dataset::Taskonomy => None,
     }
 }
 

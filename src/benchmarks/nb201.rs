@@ -27,7 +27,7 @@ impl GroundTruth for Nb201Accuracy {
             Dataset::Cifar10 => 0,
             Dataset::Cifar100 => 1,
             Dataset::ImageNet16 => 2,
-            Dataset::Sst2 | Dataset::ImageNet => return None,
+            Dataset::Sst2 | Dataset::ImageNet | Dataset::Taskonomy => return None,
         };
         self.rows.get(index).map(|r| r[col])
     }

@@ -34,6 +34,7 @@ pub fn native_size(d: Dataset) -> Option<(usize, usize)> {
         Dataset::Cifar10 | Dataset::Cifar100 => Some((32, 32)),
         Dataset::ImageNet16 => Some((16, 16)),
         Dataset::ImageNet => Some((224, 224)),
+        Dataset::Taskonomy => Some((512, 512)),
         Dataset::Sst2 => None,
     }
 }
@@ -42,6 +43,9 @@ pub fn native_size(d: Dataset) -> Option<(usize, usize)> {
 fn any_size(d: Dataset) -> bool {
     d == Dataset::ImageNet
 }
+
+/// The embedded Taskonomy RGB sample (8 images, 512x512).
+const TASKONOMY: &[(&str, &[u8])] = &include!("taskonomy_files.rs");
 
 /// The embedded full-size ImageNet sample (24 JPEGs, one per class shown).
 const IMAGENET: &[(&str, &[u8])] = &include!("imagenet_files.rs");
@@ -65,12 +69,23 @@ impl ImagePool {
                 source: format!("embedded {d} sample"),
             });
         }
+        if d == Dataset::Taskonomy {
+            let images = TASKONOMY
+                .iter()
+                .map(|(name, bytes)| {
+                    let img =
+                        image::load_from_memory(bytes).with_context(|| format!("embedded image {name} is corrupt"))?;
+                    Ok(img.to_rgb8().into_raw())
+                })
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(ImagePool { size: (512, 512), images, any: Vec::new(), source: format!("embedded {d} sample") });
+        }
         let gz: &[u8] = match d {
             Dataset::Cifar10 => include_bytes!("../../data/images/cifar10.rgb.gz"),
             Dataset::Cifar100 => include_bytes!("../../data/images/cifar100.rgb.gz"),
             Dataset::ImageNet16 => include_bytes!("../../data/images/imagenet16.rgb.gz"),
             Dataset::Sst2 => bail!("{d} is a text dataset, not images"),
-            Dataset::ImageNet => bail!("no fixed-size sample for {d}"),
+            Dataset::ImageNet | Dataset::Taskonomy => bail!("no fixed-size sample for {d}"),
         };
         let mut raw = Vec::new();
         flate2::read::GzDecoder::new(gz).read_to_end(&mut raw).context("embedded images are corrupt")?;
@@ -113,7 +128,7 @@ impl ImagePool {
             all
         } else {
             let pics: Vec<&PathBuf> = files.iter().filter(|p| has_ext(p, &["png", "jpg", "jpeg"])).collect();
-            pics.iter().map(|p| read_image(p, size)).collect::<Result<Vec<_>>>()?
+            pics.iter().map(|p| read_image(p, size, d == Dataset::Taskonomy)).collect::<Result<Vec<_>>>()?
         };
         if images.is_empty() {
             bail!("image folder {} holds no images (.png, .jpg, .jpeg or CIFAR .bin batches)", dir.display());
@@ -165,8 +180,11 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-fn read_image(p: &Path, size: (usize, usize)) -> Result<Vec<u8>> {
+fn read_image(p: &Path, size: (usize, usize), rgb_only: bool) -> Result<Vec<u8>> {
     let img = image::open(p).with_context(|| format!("cannot decode image {}", p.display()))?;
+    if rgb_only && img.color().channel_count() != 3 {
+        bail!("image {} is not RGB ({} channels, {:?})", p.display(), img.color().channel_count(), img.color());
+    }
     let (w, h) = (img.width() as usize, img.height() as usize);
     if (h, w) != size {
         bail!("image {} is {w}x{h}, expected {}x{}", p.display(), size.1, size.0);

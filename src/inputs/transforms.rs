@@ -12,6 +12,8 @@ pub fn mean_std(d: Dataset) -> ([f32; 3], [f32; 3]) {
         Dataset::Cifar10 => ([0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]),
         Dataset::Cifar100 => ([0.507_075_2, 0.486_548_87, 0.440_917_84], [0.267_334_28, 0.256_438_46, 0.276_150_47]),
         Dataset::ImageNet => ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+        // ToTensor only
+        Dataset::Taskonomy => ([0.0; 3], [1.0; 3]),
         Dataset::ImageNet16 | Dataset::Sst2 => {
             ([122.68 / 255.0, 116.66 / 255.0, 104.01 / 255.0], [63.22 / 255.0, 61.26 / 255.0, 65.09 / 255.0])
         }
@@ -20,6 +22,16 @@ pub fn mean_std(d: Dataset) -> ([f32; 3], [f32; 3]) {
 
 /// Transforms one HWC RGB image into normalised CHW floats.
 pub fn train_transform(d: Dataset, img: &[u8], (h, w): (usize, usize), rng: &mut impl Rng) -> Vec<f32> {
+    if d == Dataset::Taskonomy {
+        // the reference feeds Taskonomy images with ToTensor only
+        let mut out = vec![0f32; 3 * h * w];
+        for (i, px) in img.chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                out[c * h * w + i] = f32::from(px[c]) / 255.0;
+            }
+        }
+        return out;
+    }
     let pad = match d {
         Dataset::ImageNet16 => 2,
         _ => 4,

@@ -91,13 +91,19 @@ impl Conv2d {
 pub struct BatchNorm {
     w: Tensor,
     b: Tensor,
+    eps: f64,
 }
 
 impl BatchNorm {
     /// Creates the layer's affine parameters (weight 1, bias 0) under `prefix`.
     pub fn new(p: &mut Params, prefix: &str, c: i64) -> Self {
+        Self::with_eps(p, prefix, c, 1e-5)
+    }
+
+    /// The same with another epsilon.
+    pub fn with_eps(p: &mut Params, prefix: &str, c: i64, eps: f64) -> Self {
         let (w, b) = p.norm_affine(prefix, c);
-        Self { w, b }
+        Self { w, b, eps }
     }
 
     /// Normalises `x`. Per image, `instance_norm` with the BN's affine
@@ -112,7 +118,7 @@ impl BatchNorm {
                 None::<&Tensor>,
                 true,
                 0.1,
-                1e-5,
+                self.eps,
                 false,
             ),
             BnStats::Batch => Tensor::batch_norm(
@@ -123,7 +129,7 @@ impl BatchNorm {
                 None::<&Tensor>,
                 true,
                 0.1,
-                1e-5,
+                self.eps,
                 false,
             ),
         }
@@ -161,8 +167,13 @@ pub struct ReluConvBn {
 impl ReluConvBn {
     /// Creates `prefix.op.1` (conv, no bias) and `prefix.op.2` (BN).
     pub fn new(p: &mut Params, prefix: &str, spec: ConvSpec) -> Self {
-        let conv = Conv2d::new(p, &format!("{prefix}.op.1"), spec);
-        let bn = BatchNorm::new(p, &format!("{prefix}.op.2"), spec.c_out);
+        Self::named(p, prefix, "op", spec)
+    }
+
+    /// The same with the inner `nn.Sequential` called `seq` (TransNAS: `ops`).
+    pub fn named(p: &mut Params, prefix: &str, seq: &str, spec: ConvSpec) -> Self {
+        let conv = Conv2d::new(p, &format!("{prefix}.{seq}.1"), spec);
+        let bn = BatchNorm::new(p, &format!("{prefix}.{seq}.2"), spec.c_out);
         Self { conv, bn }
     }
 

@@ -12,6 +12,7 @@ pub mod darts;
 pub mod layers;
 pub mod nb201;
 pub mod params;
+pub mod transnas;
 pub mod vgg;
 
 pub use params::Params;

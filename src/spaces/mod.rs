@@ -6,6 +6,7 @@ pub mod nafbee;
 pub mod nats_sss;
 pub mod nb201;
 pub mod nds;
+pub mod transnas;
 
 use crate::nets::Net;
 use anyhow::{bail, Result};
@@ -32,6 +33,10 @@ pub enum Dataset {
     #[value(name = "imagenet")]
     #[serde(rename = "imagenet")]
     ImageNet,
+    /// Taskonomy RGB images at full resolution (512x512; TransNAS-Bench-101).
+    #[value(name = "taskonomy")]
+    #[serde(rename = "taskonomy")]
+    Taskonomy,
     /// SST-2 sentences (2 classes; NAFBee's BERT).
     #[value(name = "sst2")]
     #[serde(rename = "sst2")]
@@ -46,6 +51,7 @@ impl Dataset {
             Dataset::Cifar100 => 100,
             Dataset::ImageNet16 => 120,
             Dataset::ImageNet => 1000,
+            Dataset::Taskonomy => 0,
             Dataset::Sst2 => 2,
         }
     }
@@ -57,6 +63,7 @@ impl Dataset {
             Dataset::Cifar100 => "cifar100",
             Dataset::ImageNet16 => "imagenet16_120",
             Dataset::ImageNet => "imagenet",
+            Dataset::Taskonomy => "taskonomy",
             Dataset::Sst2 => "sst2",
         }
     }
@@ -90,13 +97,15 @@ pub trait Space: Sync {
 }
 
 /// Names accepted by `--space`.
-pub const NAMES: &[&str] = &["nb201", "nats-sss", "nafbee-vgg19", "nafbee-bert"];
+pub const NAMES: &[&str] = &["nb201", "nats-sss", "transnas-micro", "transnas-macro", "nafbee-vgg19", "nafbee-bert"];
 
 /// Looks a space up by its command-line name.
 pub fn by_name(name: &str) -> Result<&'static dyn Space> {
     match name {
         "nb201" | "nats-tss" => Ok(&nb201::Nb201),
         "nats-sss" => Ok(&nats_sss::NatsSss),
+        "transnas-micro" => Ok(&transnas::TransNas { micro: true }),
+        "transnas-macro" => Ok(&transnas::TransNas { micro: false }),
         "nafbee-vgg19" => Ok(&nafbee::NAFBEE_VGG19),
         "nafbee-bert" => Ok(&nafbee::NAFBEE_BERT),
         other => bail!("unknown space '{other}' (known: {})", NAMES.join(", ")),
