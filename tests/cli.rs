@@ -370,3 +370,21 @@ fn nats_sss_and_nds_bad_inputs_are_named() {
     ]);
     assert!(e.contains("has no dataset imagenet"), "{e}");
 }
+
+#[test]
+fn transnas_bad_inputs_are_named() {
+    let e = fails(&["score", "--space", "transnas-micro", "--index", "0", "--task", "depth"]);
+    assert!(e.contains("unknown TransNAS task 'depth'"), "{e}");
+    let e = fails(&["score", "--space", "transnas-micro", "--arch", "64-41414-0_05_000"]);
+    assert!(e.contains("malformed TransNAS arch code '64-41414-0_05_000'"), "{e}");
+    let e = fails(&["score", "--space", "transnas-macro", "--arch", "64-41-basic"]);
+    assert!(e.contains("at least 3 layers"), "{e}");
+    let d = tmp();
+    image::RgbImage::new(256, 256).save(d.path().join("small.png")).unwrap();
+    let e = fails(&["score", "--space", "transnas-macro", "--index", "0", "--images", d.path().to_str().unwrap()]);
+    assert!(e.contains("small.png is 256x256, expected 512x512"), "{e}");
+    std::fs::remove_file(d.path().join("small.png")).unwrap();
+    image::GrayImage::new(512, 512).save(d.path().join("gray.png")).unwrap();
+    let e = fails(&["score", "--space", "transnas-macro", "--index", "0", "--images", d.path().to_str().unwrap()]);
+    assert!(e.contains("gray.png is not RGB"), "{e}");
+}

@@ -133,6 +133,7 @@ impl Space for TransNas {
             .with_context(|| format!("'{arch}' is not in the {} space", self.name()))
     }
     fn build(&self, arch: &str, _dataset: Dataset) -> Result<Box<dyn Net>> {
+        parse(arch)?;
         let code = parse(&arch.replace("41414", "41412"))?;
         if code.channels > 512 || code.macro_code.len() > 8 {
             bail!("TransNAS arch '{arch}' is outside the benchmark's range");
