@@ -91,9 +91,10 @@ struct Common {
     /// instead of the embedded SST-2 sample, for text networks.
     #[arg(long)]
     sentences: Option<PathBuf>,
-    /// Append [SEP] to each sentence (the reference adds only [CLS]).
+    /// Tokenise as the reference's data_sst2.py does: [CLS] + tokens with no
+    /// closing [SEP] (default: [CLS] ... [SEP], standard BERT input).
     #[arg(long)]
-    sep: bool,
+    no_sep: bool,
     /// Images (or sentences) per kernel (N).
     #[arg(long, default_value_t = 3)]
     batch: usize,
@@ -239,9 +240,10 @@ struct NafbeeArgs {
     /// Sentence file (BERT).
     #[arg(long)]
     sentences: Option<PathBuf>,
-    /// Append [SEP] to each sentence (the reference adds only [CLS]).
+    /// Tokenise as the reference's data_sst2.py does: [CLS] + tokens with no
+    /// closing [SEP] (default: [CLS] ... [SEP], standard BERT input).
     #[arg(long)]
-    sep: bool,
+    no_sep: bool,
     /// Pretrained BERT checkpoint (safetensors, Hugging Face names), as the
     /// reference starts from.
     #[arg(long)]
@@ -280,7 +282,7 @@ fn input_batch(c: &Common, seed: u64) -> Result<(Tensor, String)> {
             Some(p) => Sentences::from_file(p)?,
             None => Sentences::embedded()?,
         };
-        let x = pool.batch(c.batch, seed, MAX_SEQ_LEN, c.sep)?;
+        let x = pool.batch(c.batch, seed, MAX_SEQ_LEN, !c.no_sep)?;
         return Ok((x, format!("{} (batch {}, seed {seed})", pool.source, c.batch)));
     };
     let pool = match &c.images {
@@ -571,7 +573,7 @@ fn cmd_nafbee(a: NafbeeArgs) -> Result<()> {
         task: TASKS[4].into(),
         images: a.images.clone(),
         sentences: a.sentences.clone(),
-        sep: a.sep,
+        no_sep: a.no_sep,
         batch: a.batch,
         seed: a.seed,
         json: a.json,
