@@ -58,6 +58,26 @@ struct ArchiveArgs {
     json: bool,
 }
 
+/// What a run feeds its networks.
+#[derive(Args, Clone)]
+struct InputArgs {
+    /// Folder of images (PNG/JPEG, or official CIFAR binary batches) instead of
+    /// the embedded sample.
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// File of sentences (SST-2 TSV `label<TAB>sentence`, or one per line)
+    /// instead of the embedded SST-2 sample, for text networks.
+    #[arg(long)]
+    sentences: Option<PathBuf>,
+    /// Tokenise as the reference's data_sst2.py does: [CLS] + tokens with no
+    /// closing [SEP] (default: [CLS] ... [SEP], standard BERT input).
+    #[arg(long)]
+    no_sep: bool,
+    /// Images (or sentences) per kernel (N).
+    #[arg(long, default_value_t = 3)]
+    batch: usize,
+}
+
 /// Options every command shares.
 #[derive(Args, Clone)]
 struct Common {
@@ -83,21 +103,8 @@ struct Common {
     /// `all`).
     #[arg(long, default_value = "segmentsemantic")]
     task: String,
-    /// Folder of images (PNG/JPEG, or official CIFAR binary batches) instead of
-    /// the embedded sample.
-    #[arg(long)]
-    images: Option<PathBuf>,
-    /// File of sentences (SST-2 TSV `label<TAB>sentence`, or one per line)
-    /// instead of the embedded SST-2 sample, for text networks.
-    #[arg(long)]
-    sentences: Option<PathBuf>,
-    /// Tokenise as the reference's data_sst2.py does: [CLS] + tokens with no
-    /// closing [SEP] (default: [CLS] ... [SEP], standard BERT input).
-    #[arg(long)]
-    no_sep: bool,
-    /// Images (or sentences) per kernel (N).
-    #[arg(long, default_value_t = 3)]
-    batch: usize,
+    #[command(flatten)]
+    input: InputArgs,
     /// Run seed: image choice and network initialisation.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -231,19 +238,8 @@ struct NafbeeArgs {
     /// Run seed; repeat r uses seed + r.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Images or sentences per kernel (N).
-    #[arg(long, default_value_t = 3)]
-    batch: usize,
-    /// Image folder (VGG-19).
-    #[arg(long)]
-    images: Option<PathBuf>,
-    /// Sentence file (BERT).
-    #[arg(long)]
-    sentences: Option<PathBuf>,
-    /// Tokenise as the reference's data_sst2.py does: [CLS] + tokens with no
-    /// closing [SEP] (default: [CLS] ... [SEP], standard BERT input).
-    #[arg(long)]
-    no_sep: bool,
+    #[command(flatten)]
+    input: InputArgs,
     /// Pretrained BERT checkpoint (safetensors, Hugging Face names), as the
     /// reference starts from.
     #[arg(long)]
@@ -274,23 +270,23 @@ const MAX_SEQ_LEN: usize = 50;
 
 /// The images (or sentences) a run feeds: its batch and where it came from.
 fn input_batch(c: &Common, seed: u64) -> Result<(Tensor, String)> {
-    if c.batch < 2 {
-        bail!("--batch must be at least 2 (a kernel compares images), got {}", c.batch);
+    if c.input.batch < 2 {
+        bail!("--batch must be at least 2 (a kernel compares images), got {}", c.input.batch);
     }
     let Some(_size) = native_size(c.dataset) else {
-        let pool = match &c.sentences {
+        let pool = match &c.input.sentences {
             Some(p) => Sentences::from_file(p)?,
             None => Sentences::embedded()?,
         };
-        let x = pool.batch(c.batch, seed, MAX_SEQ_LEN, !c.no_sep)?;
-        return Ok((x, format!("{} (batch {}, seed {seed})", pool.source, c.batch)));
+        let x = pool.batch(c.input.batch, seed, MAX_SEQ_LEN, !c.input.no_sep)?;
+        return Ok((x, format!("{} (batch {}, seed {seed})", pool.source, c.input.batch)));
     };
-    let pool = match &c.images {
+    let pool = match &c.input.images {
         Some(dir) => ImagePool::from_dir(dir, c.dataset)?,
         None => ImagePool::embedded(c.dataset)?,
     };
-    let x = pool.batch(c.dataset, c.batch, seed)?;
-    Ok((x, format!("{} (batch {}, image seed {seed})", pool.source, c.batch)))
+    let x = pool.batch(c.dataset, c.input.batch, seed)?;
+    Ok((x, format!("{} (batch {}, image seed {seed})", pool.source, c.input.batch)))
 }
 
 /// Opens `--space` (with `--benchmark`) and settles the dataset.
@@ -571,10 +567,7 @@ fn cmd_nafbee(a: NafbeeArgs) -> Result<()> {
         benchmark: None,
         nds_accuracy: Convention::Rbflex,
         task: TASKS[4].into(),
-        images: a.images.clone(),
-        sentences: a.sentences.clone(),
-        no_sep: a.no_sep,
-        batch: a.batch,
+        input: a.input.clone(),
         seed: a.seed,
         json: a.json,
     };
