@@ -74,15 +74,21 @@ impl Edge {
     }
 }
 
+struct Basic {
+    conv_a: ReluConvBn,
+    conv_b: ReluConvBn,
+    down: Option<(Conv2d, BatchNorm)>,
+}
+
 enum Cell {
     Micro { edges: Vec<(Edge, usize)>, nodes: usize },
-    Basic { conv_a: ReluConvBn, conv_b: ReluConvBn, down: Option<(Conv2d, BatchNorm)> },
+    Basic(Box<Basic>),
 }
 
 impl Cell {
     fn new(p: &mut Params, prefix: &str, code: &CellCode, c_in: i64, c_out: i64, stride: i64) -> Cell {
         match code {
-            CellCode::Basic => Cell::Basic {
+            CellCode::Basic => Cell::Basic(Box::new(Basic {
                 conv_a: ReluConvBn::named(
                     p,
                     &format!("{prefix}.conv_a"),
@@ -98,7 +104,7 @@ impl Cell {
                         BatchNorm::with_eps(p, &format!("{prefix}.downsample.1"), c_out, 1.0),
                     )
                 }),
-            },
+            })),
             CellCode::Micro(nodes) => {
                 let mut edges = Vec::new();
                 for ops in nodes {
@@ -119,7 +125,8 @@ impl Cell {
 
     fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
         match self {
-            Cell::Basic { conv_a, conv_b, down } => {
+            Cell::Basic(b) => {
+                let Basic { conv_a, conv_b, down } = &**b;
                 let f = conv_b.forward(&conv_a.forward(x, stats, sink), stats, sink);
                 let residual = match down {
                     Some((c, b)) => b.forward(&c.forward(x, stats), stats),
