@@ -672,7 +672,11 @@ fn main() -> ExitCode {
     // One intra-op thread: networks run in parallel instead, and parity with
     // the reference's single-threaded kernels is kept.
     tch::set_num_threads(1);
-    let result = match cli.command {
+    // libtorch reports an impossible computation (say, an input too small for
+    // the network's strides) by a panic in tch: turn it into a clear error.
+    // Results already written stay on disk.
+    std::panic::set_hook(Box::new(|_| {}));
+    let run = std::panic::AssertUnwindSafe(|| match cli.command {
         Command::Score(a) => cmd_score(a),
         Command::Hda(a) => cmd_hda(a),
         Command::Search(a) => cmd_search(a),
@@ -680,7 +684,18 @@ fn main() -> ExitCode {
         Command::Bench(a) => cmd_bench(a),
         Command::Nafbee(a) => cmd_nafbee(a),
         Command::Archive(a) => cmd_archive(a),
-    };
+    });
+    let result = std::panic::catch_unwind(run).unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("unknown failure");
+        let first = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or(msg);
+        Err(anyhow::anyhow!(
+            "the network could not run on this input: {first} (is the input the size the network expects?)"
+        ))
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
