@@ -93,7 +93,7 @@ pub fn run(
         main.n,
         main.n_nonfinite
     );
-    scatter(&plot_path, &pts, &title, &format!("{} test accuracy (%)", s.dataset))?;
+    scatter(&plot_path, &pts, &title, &truth.label(s.dataset))?;
     Ok(CorrelationReport {
         space: s.space.name().into(),
         dataset: s.dataset.key().into(),

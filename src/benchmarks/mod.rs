@@ -19,6 +19,10 @@ pub trait GroundTruth: Sync {
     fn datasets(&self) -> &'static [Dataset];
     /// What the numbers are (shown in reports).
     fn describe(&self) -> &'static str;
+    /// The axis label of `dataset`'s values in plots.
+    fn label(&self, dataset: Dataset) -> String {
+        format!("{dataset} test accuracy (%)")
+    }
 }
 
 /// Rows of an embedded gzipped CSV table (header skipped, first column — the

@@ -43,4 +43,7 @@ impl GroundTruth for TaskTruth {
     fn describe(&self) -> &'static str {
         "TransNAS-Bench-101 task metric (higher is better)"
     }
+    fn label(&self, _dataset: Dataset) -> String {
+        format!("{} (TransNAS-Bench-101, higher is better)", self.name())
+    }
 }
