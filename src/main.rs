@@ -673,8 +673,8 @@ fn main() -> ExitCode {
     // the reference's single-threaded kernels is kept.
     tch::set_num_threads(1);
     // libtorch reports an impossible computation (say, an input too small for
-    // the network's strides) by a panic in tch: turn it into a clear error.
-    // Results already written stay on disk.
+    // the network's strides) by a panic in tch, and so does a closed stdout:
+    // turn either into a one-line error. Results already written stay on disk.
     std::panic::set_hook(Box::new(|_| {}));
     let run = std::panic::AssertUnwindSafe(|| match cli.command {
         Command::Score(a) => cmd_score(a),
