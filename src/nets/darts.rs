@@ -4,7 +4,7 @@
 //! drop path 0. Captured: every `nn.ReLU` and `ReLUConvBN` output.
 
 use super::layers::{BatchNorm, Conv2d, ConvSpec, Linear, ReluConvBn};
-use super::{BnStats, Net, Params, Sink};
+use super::{shared_relu, BnStats, Net, Params, Sink};
 use anyhow::{bail, Result};
 use serde::Deserialize;
 use tch::Tensor;
@@ -163,13 +163,11 @@ impl Op {
             Op::MaxPool(k, s, pad) => x.max_pool2d([*k, *k], [*s, *s], [*pad, *pad], [1, 1], false),
             Op::Reduce(parts) => {
                 let (c1, c2, bn) = &**parts;
-                let r = relu.get_or_insert_with(|| x.relu());
-                sink.activation(r);
+                let r = &shared_relu(relu, x, sink);
                 reduce_forward(r, c1, c2, bn, stats)
             }
             Op::Seq(steps) => {
-                let mut y = relu.get_or_insert_with(|| x.relu()).shallow_clone();
-                sink.activation(&y);
+                let mut y = shared_relu(relu, x, sink);
                 for step in &steps[1..] {
                     y = match step {
                         Step::Relu => {

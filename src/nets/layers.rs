@@ -179,13 +179,14 @@ impl ReluConvBn {
 
     /// Runs the block, reporting the ReLU output then the block output.
     pub fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
-        self.forward_relu(&x.relu(), stats, sink)
+        let r = x.relu();
+        sink.activation(&r);
+        self.after_relu(&r, stats, sink)
     }
 
-    /// Runs the block on an input whose ReLU `r` is already computed (shared by
-    /// several blocks reading the same node; the values are the same).
-    pub fn forward_relu(&self, r: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
-        sink.activation(r);
+    /// Runs the block on an input whose ReLU `r` is already computed and
+    /// reported (see [`super::shared_relu`]).
+    pub fn after_relu(&self, r: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
         let y = self.bn.forward(&self.conv.forward(r, stats), stats);
         sink.activation(&y);
         y

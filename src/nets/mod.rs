@@ -34,6 +34,30 @@ pub trait Sink {
     fn activation(&mut self, out: &Tensor);
     /// The input of the network's final layer (the Q side), `[N, ...]`.
     fn last_input(&mut self, out: &Tensor);
+    /// The same tensor as an earlier [`Sink::activation`] call, reported
+    /// again (the reference captures a node's ReLU once per block reading
+    /// it); the network keeps it alive meanwhile.
+    fn activation_again(&mut self, out: &Tensor) {
+        self.activation(out);
+    }
+}
+
+/// The ReLU of node `x`, computed once and shared by every block that reads
+/// the node (the values are the same); each use is reported, repeats as
+/// [`Sink::activation_again`].
+pub fn shared_relu(cache: &mut Option<Tensor>, x: &Tensor, sink: &mut dyn Sink) -> Tensor {
+    match cache {
+        Some(r) => {
+            sink.activation_again(r);
+            r.shallow_clone()
+        }
+        None => {
+            let r = x.relu();
+            sink.activation(&r);
+            *cache = Some(r.shallow_clone());
+            r
+        }
+    }
 }
 
 /// A network that can be scored: a forward pass that feeds a [`Sink`], and its

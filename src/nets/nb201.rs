@@ -4,7 +4,7 @@
 //! per-layer channels it is NATS-Bench's size-space `DynamicShapeTinyNet`.
 
 use super::layers::{BatchNorm, Conv2d, ConvSpec, Linear, ReluConvBn};
-use super::{BnStats, Net, Params, Sink};
+use super::{shared_relu, BnStats, Net, Params, Sink};
 use crate::spaces::nb201::{Cell, Op, EDGE_INPUT, EDGE_OUTPUT};
 use tch::Tensor;
 
@@ -36,8 +36,8 @@ impl EdgeOp {
             EdgeOp::Identity => x.shallow_clone(),
             EdgeOp::Reduce(conv, bn) => bn.forward(&conv.forward(x, stats), stats),
             EdgeOp::AvgPool(None) => pool(x),
-            EdgeOp::AvgPool(Some(pre)) => pool(&pre.forward_relu(relu.get_or_insert_with(|| x.relu()), stats, sink)),
-            EdgeOp::Conv(op) => op.forward_relu(relu.get_or_insert_with(|| x.relu()), stats, sink),
+            EdgeOp::AvgPool(Some(pre)) => pool(&pre.after_relu(&shared_relu(relu, x, sink), stats, sink)),
+            EdgeOp::Conv(op) => op.after_relu(&shared_relu(relu, x, sink), stats, sink),
         }
     }
 }

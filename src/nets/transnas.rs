@@ -6,7 +6,7 @@
 //! order; Q = the input of the last head BN.
 
 use super::layers::{BatchNorm, Conv2d, ConvSpec, ReluConvBn};
-use super::{BnStats, Net, Params, Sink};
+use super::{shared_relu, BnStats, Net, Params, Sink};
 use tch::Tensor;
 
 /// A TransNAS cell: a micro cell code `[[a], [b, c], [d, e, f]]` (ops 0 none,
@@ -64,12 +64,11 @@ impl Edge {
             }
             Edge::Identity => x.shallow_clone(),
             Edge::Reduce(c1, c2, bn) => {
-                let r = relu.get_or_insert_with(|| x.relu());
-                sink.activation(r);
+                let r = &shared_relu(relu, x, sink);
                 let shifted = r.constant_pad_nd([0, 1, 0, 1]).slice(2, 1, None, 1).slice(3, 1, None, 1);
                 bn.forward(&Tensor::cat(&[c1.forward(r, stats), c2.forward(&shifted, stats)], 1), stats)
             }
-            Edge::Conv(op) => op.forward_relu(relu.get_or_insert_with(|| x.relu()), stats, sink),
+            Edge::Conv(op) => op.after_relu(&shared_relu(relu, x, sink), stats, sink),
         }
     }
 }

@@ -43,10 +43,9 @@ pub struct KernelSums {
     rowsq: Vec<f64>,
     gram: Vec<f64>,
     buf: Vec<f32>,
-    /// The last output added (kept alive, so its storage cannot be reused) and
-    /// what it added: a network that reports the same tensors again (a ReLU
-    /// shared by several blocks) costs nothing more.
-    recent: Vec<(Tensor, Contribution)>,
+    /// What the last outputs added, by storage identity (address, shape,
+    /// strides), for [`KernelSums::add_again`]; no tensor is kept alive.
+    recent: Vec<(Identity, Contribution)>,
 }
 
 /// Lanes of the column loop's accumulators (lets the compiler vectorise).
@@ -68,35 +67,49 @@ impl KernelSums {
     /// becomes 0, or stays 1 when it is exactly 1, as in the reference), then
     /// its products are added to the Gram sums in f64.
     pub fn add(&mut self, out: &Tensor) {
-        let same = |prev: &Tensor| {
-            prev.data_ptr() == out.data_ptr() && prev.size() == out.size() && prev.stride() == out.stride()
-        };
-        let contribution = match self.recent.iter().find(|(prev, _)| same(prev)) {
-            Some((_, c)) => c.clone(),
-            None => {
-                let mut buf = std::mem::take(&mut self.buf);
-                let (rows, len) = rows_f32(out, &mut buf);
-                let mut c =
-                    Contribution { len: len as i64, rowsq: vec![0.0; self.n], gram: vec![0.0; self.n * self.n] };
-                if rows == self.n && len > 0 {
-                    accumulate(&buf, len, &mut c);
-                }
-                self.buf = buf;
-                if self.recent.len() == RECENT {
-                    drop(self.recent.remove(0));
-                }
-                self.recent.push((out.shallow_clone(), c.clone()));
-                c
+        let mut buf = std::mem::take(&mut self.buf);
+        let (rows, len) = rows_f32(out, &mut buf);
+        let mut c = Contribution { len: len as i64, rowsq: vec![0.0; self.n], gram: vec![0.0; self.n * self.n] };
+        if rows == self.n && len > 0 {
+            accumulate(&buf, len, &mut c);
+        }
+        self.buf = buf;
+        if self.recent.len() == RECENT {
+            self.recent.remove(0);
+        }
+        self.recent.push((identity(out), c.clone()));
+        self.apply(&c);
+    }
+
+    /// Adds an output already added and still alive (a shared ReLU reported
+    /// again): its columns are the same, so its contribution is reused.
+    pub fn add_again(&mut self, out: &Tensor) {
+        let id = identity(out);
+        match self.recent.iter().rev().find(|(prev, _)| *prev == id) {
+            Some((_, c)) => {
+                let c = c.clone();
+                self.apply(&c);
             }
-        };
-        self.len += contribution.len;
-        for (a, b) in self.rowsq.iter_mut().zip(&contribution.rowsq) {
+            None => self.add(out),
+        }
+    }
+
+    fn apply(&mut self, c: &Contribution) {
+        self.len += c.len;
+        for (a, b) in self.rowsq.iter_mut().zip(&c.rowsq) {
             *a += b;
         }
-        for (a, b) in self.gram.iter_mut().zip(&contribution.gram) {
+        for (a, b) in self.gram.iter_mut().zip(&c.gram) {
             *a += b;
         }
     }
+}
+
+/// Storage identity of a tensor: valid while the tensor is alive.
+type Identity = (usize, Vec<i64>, Vec<i64>);
+
+fn identity(t: &Tensor) -> Identity {
+    (t.data_ptr() as usize, t.size(), t.stride())
 }
 
 /// What one captured output adds to the sums.
@@ -107,9 +120,9 @@ struct Contribution {
     gram: Vec<f64>,
 }
 
-/// Outputs remembered by identity (a cell's node ReLUs are reported once per
-/// conv edge reading them).
-const RECENT: usize = 4;
+/// Contributions remembered (a cell's node ReLUs are reported once per
+/// block reading them, with other outputs in between).
+const RECENT: usize = 16;
 
 fn accumulate(data: &[f32], len: usize, out: &mut Contribution) {
     let n = out.rowsq.len();
@@ -317,7 +330,7 @@ mod tests {
         // the same tensor again adds the same again (served from the cache)
         let again = Tensor::from_slice(&[3.0f32, 3.0]).reshape([2, 1]);
         s.add(&again);
-        s.add(&again);
+        s.add_again(&again);
         assert_eq!(s.len, 5);
         s.len = 3;
         assert_eq!(s.len, 3);

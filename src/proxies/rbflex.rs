@@ -75,6 +75,9 @@ impl Sink for RbflexSink {
     fn activation(&mut self, out: &Tensor) {
         self.k.add(out);
     }
+    fn activation_again(&mut self, out: &Tensor) {
+        self.k.add_again(out);
+    }
     fn last_input(&mut self, out: &Tensor) {
         self.q.add(out);
     }
