@@ -420,16 +420,24 @@ fn cmd_hda(mut a: HdaArgs) -> Result<()> {
     Ok(())
 }
 
+/// Writes a report as JSON to `path`, and prints it when `json`; returns
+/// whether it was printed.
+fn save_report<T: serde::Serialize>(path: &std::path::Path, rep: &T, json: bool) -> Result<bool> {
+    let text = serde_json::to_string_pretty(rep)?;
+    std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    if json {
+        println!("{text}");
+    }
+    Ok(json)
+}
+
 fn cmd_search(mut a: SearchArgs) -> Result<()> {
     let (s, truth) = setting(&mut a.run)?;
     let dir = out_dir(&a.run);
     let mut cache = ScoreCache::open(&dir, &s)?;
     let rep = search::run(&s, truth, a.trials, a.networks, a.run.jobs, &mut cache, a.run.quiet || a.run.common.json)?;
     let path = dir.join("search.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&rep)?)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    if a.run.common.json {
-        println!("{}", serde_json::to_string_pretty(&rep)?);
+    if save_report(&path, &rep, a.run.common.json)? {
         return Ok(());
     }
     println!(
@@ -475,10 +483,7 @@ fn cmd_correlate(mut a: CorrelateArgs) -> Result<()> {
     let idx = correlate::sample_indices(s.space.len(), (!a.all).then_some(a.sample), s.seed)?;
     let rep = correlate::run(&s, truth, &idx, a.run.jobs, &mut cache, &dir, a.run.quiet || a.run.common.json)?;
     let path = dir.join("correlate.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&rep)?)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    if a.run.common.json {
-        println!("{}", serde_json::to_string_pretty(&rep)?);
+    if save_report(&path, &rep, a.run.common.json)? {
         return Ok(());
     }
     println!(
@@ -514,12 +519,7 @@ fn correlate_all_tasks(mut a: CorrelateArgs) -> Result<()> {
         }
         all.insert(task.to_string(), serde_json::to_value(&rep)?);
     }
-    let path = dir.join("correlate.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&all)?)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    if a.run.common.json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
-    } else {
+    if !save_report(&dir.join("correlate.json"), &all, a.run.common.json)? {
         println!("results in {}", dir.display());
     }
     Ok(())
@@ -584,9 +584,7 @@ fn cmd_nafbee(a: NafbeeArgs) -> Result<()> {
     let rep = nafbee::run(&opts)?;
     let dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("rbflex-out/nafbee-{}-seed{}", rep.model, a.seed)));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("nafbee.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&rep)?)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let printed = save_report(&dir.join("nafbee.json"), &rep, a.json)?;
     let csv_path = dir.join("nafbee.csv");
     let mut w = csv::Writer::from_path(&csv_path).with_context(|| format!("cannot write {}", csv_path.display()))?;
     w.write_record(["activation", "mean_score", "std_score", "rank", "accuracy", "benchmark_rank", "seconds"])?;
@@ -602,8 +600,7 @@ fn cmd_nafbee(a: NafbeeArgs) -> Result<()> {
         ])?;
     }
     w.flush()?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&rep)?);
+    if printed {
         return Ok(());
     }
     println!("NAFBee {} ({} repeat(s)); init: {}", rep.model, rep.repeats, rep.init);
