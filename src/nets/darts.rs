@@ -3,7 +3,7 @@
 //! op of the DARTS, ENAS, PNAS, Amoeba and NASNet spaces. No auxiliary head,
 //! drop path 0. Captured: every `nn.ReLU` and `ReLUConvBN` output.
 
-use super::layers::{BatchNorm, Conv2d, ConvSpec, Linear, ReluConvBn};
+use super::layers::{factorized_reduce_forward, BatchNorm, Conv2d, ConvSpec, Linear, ReluConvBn};
 use super::{shared_relu, BnStats, Net, Params, Sink};
 use anyhow::{bail, Result};
 use serde::Deserialize;
@@ -164,7 +164,7 @@ impl Op {
             Op::Reduce(parts) => {
                 let (c1, c2, bn) = &**parts;
                 let r = &shared_relu(relu, x, sink);
-                reduce_forward(r, c1, c2, bn, stats)
+                factorized_reduce_forward(r, c1, c2, bn, stats)
             }
             Op::Seq(steps) => {
                 let mut y = shared_relu(relu, x, sink);
@@ -183,13 +183,6 @@ impl Op {
             }
         }
     }
-}
-
-fn reduce_forward(r: &Tensor, c1: &Conv2d, c2: &Conv2d, bn: &BatchNorm, stats: BnStats) -> Tensor {
-    // pad (0, 1, 0, 1) then drop the first row and column: a one-pixel shift
-    let shifted = r.constant_pad_nd([0, 1, 0, 1]).slice(2, 1, None, 1).slice(3, 1, None, 1);
-    let out = Tensor::cat(&[c1.forward(r, stats), c2.forward(&shifted, stats)], 1);
-    bn.forward(&out, stats)
 }
 
 fn factorized_reduce(p: &mut Params, prefix: &str, c_in: i64, c_out: i64) -> Op {

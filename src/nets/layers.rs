@@ -192,3 +192,11 @@ impl ReluConvBn {
         y
     }
 }
+
+/// DARTS' `FactorizedReduce` after its ReLU `r`: two 1x1 convs, the second on
+/// the input shifted by one pixel (pad (0, 1, 0, 1), drop the first row and
+/// column), concatenated over channels, then BN.
+pub fn factorized_reduce_forward(r: &Tensor, c1: &Conv2d, c2: &Conv2d, bn: &BatchNorm, stats: BnStats) -> Tensor {
+    let shifted = r.constant_pad_nd([0, 1, 0, 1]).slice(2, 1, None, 1).slice(3, 1, None, 1);
+    bn.forward(&Tensor::cat(&[c1.forward(r, stats), c2.forward(&shifted, stats)], 1), stats)
+}

@@ -5,7 +5,7 @@
 //! channels) branches. Captured: every ReLU and ReLUConvBN output, in firing
 //! order; Q = the input of the last head BN.
 
-use super::layers::{BatchNorm, Conv2d, ConvSpec, ReluConvBn};
+use super::layers::{factorized_reduce_forward, BatchNorm, Conv2d, ConvSpec, ReluConvBn};
 use super::{shared_relu, BnStats, Net, Params, Sink};
 use tch::Tensor;
 
@@ -63,11 +63,7 @@ impl Edge {
                 x.new_zeros([s[0], *c, h, w], (x.kind(), x.device()))
             }
             Edge::Identity => x.shallow_clone(),
-            Edge::Reduce(c1, c2, bn) => {
-                let r = &shared_relu(relu, x, sink);
-                let shifted = r.constant_pad_nd([0, 1, 0, 1]).slice(2, 1, None, 1).slice(3, 1, None, 1);
-                bn.forward(&Tensor::cat(&[c1.forward(r, stats), c2.forward(&shifted, stats)], 1), stats)
-            }
+            Edge::Reduce(c1, c2, bn) => factorized_reduce_forward(&shared_relu(relu, x, sink), c1, c2, bn, stats),
             Edge::Conv(op) => op.after_relu(&shared_relu(relu, x, sink), stats, sink),
         }
     }
