@@ -1,7 +1,7 @@
 //! Throughput and memory benchmark: networks scored per second on random
 //! architectures, and the process's peak resident memory.
 
-use crate::eval::{score_many, ScoreCache, Setting};
+use crate::eval::{score_many, ScoreCache, Setting, Workers};
 use anyhow::Result;
 use rand::seq::index::sample;
 use rand::SeedableRng;
@@ -17,6 +17,8 @@ pub struct BenchReport {
     pub networks: usize,
     /// Worker threads.
     pub jobs: usize,
+    /// Memory budget the workers share (MB; 0: none).
+    pub memory_budget_mb: u64,
     /// Image batch size.
     pub batch: i64,
     /// Input height and width.
@@ -45,8 +47,8 @@ pub fn peak_rss_mb() -> f64 {
 }
 
 /// Scores `networks` random architectures (drawn with `seed`), or the given
-/// `indices`, on `jobs` threads.
-pub fn run(s: &Setting, networks: usize, indices: &[usize], jobs: usize, quiet: bool) -> Result<BenchReport> {
+/// `indices`, on `workers`.
+pub fn run(s: &Setting, networks: usize, indices: &[usize], workers: Workers, quiet: bool) -> Result<BenchReport> {
     let idx = if indices.is_empty() {
         let n = networks.min(s.space.len());
         sample(&mut ChaCha8Rng::seed_from_u64(s.seed), s.space.len(), n).into_vec()
@@ -55,13 +57,14 @@ pub fn run(s: &Setting, networks: usize, indices: &[usize], jobs: usize, quiet: 
     };
     let n = idx.len();
     let mut cache = ScoreCache::in_memory();
-    let (records, secs) = score_many(s, &idx, jobs, &mut cache, quiet)?;
+    let (records, secs) = score_many(s, &idx, workers, &mut cache, quiet)?;
     let per_net = records.iter().map(|r| r.seconds).sum::<f64>() / records.len().max(1) as f64;
     let shape = &s.x.1;
     Ok(BenchReport {
         space: s.space.name().into(),
         networks: n,
-        jobs,
+        jobs: workers.jobs,
+        memory_budget_mb: workers.memory_budget_mb,
         batch: s.batch(),
         resolution: [shape.get(2).copied().unwrap_or(0), shape.get(3).copied().unwrap_or(0)],
         seconds: secs,

@@ -3,7 +3,7 @@
 //! Kendall / Spearman / Pearson.
 
 use crate::benchmarks::GroundTruth;
-use crate::eval::{score_many, Record, ScoreCache, Setting};
+use crate::eval::{score_many, Record, ScoreCache, Setting, Workers};
 use crate::stats::{correlate, Correlation};
 use anyhow::{bail, Context, Result};
 use plotters::prelude::*;
@@ -33,8 +33,12 @@ pub struct CorrelationReport {
     pub pearson: f64,
     /// The same against every dataset of the benchmark.
     pub by_dataset: BTreeMap<String, Correlation>,
-    /// Wall seconds spent scoring in this run.
+    /// Wall seconds spent scoring in this run (scores already in the
+    /// results folder cost nothing).
     pub seconds: f64,
+    /// Seconds one worker spent building and scoring these networks, as
+    /// recorded when each was scored (cached or not).
+    pub worker_seconds: f64,
     /// The CSV written.
     pub csv: String,
     /// The plot written.
@@ -60,12 +64,12 @@ pub fn run(
     s: &Setting,
     truth: &dyn GroundTruth,
     indices: &[usize],
-    jobs: usize,
+    workers: Workers,
     cache: &mut ScoreCache,
     out: &Path,
     quiet: bool,
 ) -> Result<CorrelationReport> {
-    let (records, secs) = score_many(s, indices, jobs, cache, quiet)?;
+    let (records, secs) = score_many(s, indices, workers, cache, quiet)?;
     let csv_path = out.join("correlate.csv");
     write_csv(&csv_path, &records, truth)?;
     let mut by_dataset = BTreeMap::new();
@@ -104,6 +108,7 @@ pub fn run(
         pearson: main.pearson,
         by_dataset,
         seconds: secs,
+        worker_seconds: records.iter().map(|r| r.seconds).sum(),
         csv: csv_path.display().to_string(),
         plot: plot_path.display().to_string(),
     })

@@ -2,6 +2,7 @@
 //! on order, jobs or resumption), in parallel across networks with one
 //! libtorch thread each, appended to a resumable CSV as they finish.
 
+use crate::memory::MemoryGate;
 use crate::proxies::rbflex::{score, Gammas, Score};
 use crate::spaces::{build_seeded, Dataset, Space};
 use anyhow::{bail, Context, Result};
@@ -255,13 +256,30 @@ pub fn progress(len: u64, what: &str, quiet: bool) -> ProgressBar {
     pb
 }
 
-/// Scores `indices` (skipping those in the cache) on `jobs` threads, appending
+/// How networks are scored in parallel: worker threads (one libtorch thread
+/// each) and the memory budget they share (see [`crate::memory`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Workers {
+    /// Networks scored at once, at most.
+    pub jobs: usize,
+    /// Working memory all workers' networks may hold at once (MB; 0: no limit).
+    pub memory_budget_mb: u64,
+}
+
+impl Workers {
+    /// `jobs` workers with the default memory budget.
+    pub fn new(jobs: usize) -> Self {
+        Self { jobs, memory_budget_mb: crate::memory::DEFAULT_BUDGET_MB }
+    }
+}
+
+/// Scores `indices` (skipping those in the cache) on `workers`, appending
 /// each result as it finishes. Returns the records of all `indices` and the
 /// wall seconds spent scoring.
 pub fn score_many(
     s: &Setting,
     indices: &[usize],
-    jobs: usize,
+    workers: Workers,
     cache: &mut ScoreCache,
     quiet: bool,
 ) -> Result<(Vec<Record>, f64)> {
@@ -270,17 +288,21 @@ pub fn score_many(
     todo.dedup();
     let t0 = Instant::now();
     if !todo.is_empty() {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build()?;
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(workers.jobs.max(1)).build()?;
+        let gate = MemoryGate::new(workers.memory_budget_mb.saturating_mul(1 << 20));
         let pb = progress(todo.len() as u64, "scoring", quiet);
         let mut writer = cache.writer()?;
         let (tx, rx) = mpsc::channel::<Result<Record>>();
         let stop = AtomicBool::new(false);
         let outcome: Result<()> = std::thread::scope(|scope| {
-            let (todo, stop_ref) = (&todo, &stop);
+            let (todo, stop_ref, gate) = (&todo, &stop, &gate);
             scope.spawn(move || {
                 pool.install(|| {
                     todo.par_iter().for_each_with(tx, |tx, &i| {
                         if !stop_ref.load(Ordering::Relaxed) {
+                            // an unknown estimate counts as small: score_index reports the error
+                            let bytes = s.space.arch(i).and_then(|a| s.space.working_set(&a, &s.x.1)).unwrap_or(0);
+                            let _permit = gate.acquire(bytes);
                             let _ = tx.send(score_index(s, i).with_context(|| format!("scoring index {i}")));
                         }
                     })

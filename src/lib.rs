@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod correlate;
 pub mod eval;
 pub mod inputs;
+pub mod memory;
 pub mod nafbee;
 pub mod nets;
 pub mod proxies;

@@ -6,7 +6,7 @@ use rbflex::benchmarks::nats_archive::NatsArchive;
 use rbflex::benchmarks::nds::Convention;
 use rbflex::benchmarks::GroundTruth;
 use rbflex::catalog::{self, Opened};
-use rbflex::eval::{ScoreCache, Setting};
+use rbflex::eval::{ScoreCache, Setting, Workers};
 use rbflex::inputs::text::Sentences;
 use rbflex::inputs::{load_input, native_size, ImagePool};
 use rbflex::proxies::hda::{candidates, min_positive, Candidates};
@@ -176,9 +176,8 @@ struct RunArgs {
     common: Common,
     #[command(flatten)]
     gammas: GammaArgs,
-    /// Worker threads (networks scored at once, one libtorch thread each).
-    #[arg(long, default_value_t = default_jobs())]
-    jobs: usize,
+    #[command(flatten)]
+    workers: WorkerArgs,
     /// Results folder (scores are appended as they finish; a rerun resumes).
     /// Default: rbflex-out/<space>-<dataset>-seed<S>.
     #[arg(long)]
@@ -222,9 +221,27 @@ struct BenchArgs {
     /// Score these indices instead of random ones (repeatable).
     #[arg(long = "index")]
     indices: Vec<usize>,
-    /// Worker threads.
+    #[command(flatten)]
+    workers: WorkerArgs,
+}
+
+/// Parallelism and memory of a scoring run.
+#[derive(Args)]
+struct WorkerArgs {
+    /// Worker threads (networks scored at once, one libtorch thread each).
     #[arg(long, default_value_t = default_jobs())]
     jobs: usize,
+    /// Working memory (MB) the networks scored at once may hold together, as
+    /// estimated by their space (TransNAS); a network waits until it fits.
+    /// 0: no limit.
+    #[arg(long, default_value_t = rbflex::memory::DEFAULT_BUDGET_MB)]
+    memory_budget: u64,
+}
+
+impl WorkerArgs {
+    fn workers(&self) -> Workers {
+        Workers { jobs: self.jobs, memory_budget_mb: self.memory_budget }
+    }
 }
 
 #[derive(Args)]
@@ -435,7 +452,15 @@ fn cmd_search(mut a: SearchArgs) -> Result<()> {
     let (s, truth) = setting(&mut a.run)?;
     let dir = out_dir(&a.run);
     let mut cache = ScoreCache::open(&dir, &s)?;
-    let rep = search::run(&s, truth, a.trials, a.networks, a.run.jobs, &mut cache, a.run.quiet || a.run.common.json)?;
+    let rep = search::run(
+        &s,
+        truth,
+        a.trials,
+        a.networks,
+        a.run.workers.workers(),
+        &mut cache,
+        a.run.quiet || a.run.common.json,
+    )?;
     let path = dir.join("search.json");
     if save_report(&path, &rep, a.run.common.json)? {
         return Ok(());
@@ -468,7 +493,12 @@ fn cmd_search(mut a: SearchArgs) -> Result<()> {
             rep.mean[k], rep.std[k], rep.best_in_space[k], rep.gap[k]
         );
     }
-    println!("search time {:.1} s (scoring only); results in {}", rep.search_seconds, path.display());
+    println!(
+        "search time {:.1} s wall in this run (scoring only; cached scores are free); one trial = {:.1} s of one worker; results in {}",
+        rep.search_seconds,
+        rep.trial_worker_seconds,
+        path.display()
+    );
     println!("note: each trial keeps its own best (the reference carries its best score over from earlier trials)");
     Ok(())
 }
@@ -481,14 +511,15 @@ fn cmd_correlate(mut a: CorrelateArgs) -> Result<()> {
     let dir = out_dir(&a.run);
     let mut cache = ScoreCache::open(&dir, &s)?;
     let idx = correlate::sample_indices(s.space.len(), (!a.all).then_some(a.sample), s.seed)?;
-    let rep = correlate::run(&s, truth, &idx, a.run.jobs, &mut cache, &dir, a.run.quiet || a.run.common.json)?;
+    let rep =
+        correlate::run(&s, truth, &idx, a.run.workers.workers(), &mut cache, &dir, a.run.quiet || a.run.common.json)?;
     let path = dir.join("correlate.json");
     if save_report(&path, &rep, a.run.common.json)? {
         return Ok(());
     }
     println!(
-        "{} on {}: {} networks ({} non-finite scores), scored in {:.1} s",
-        rep.space, rep.dataset, rep.n, rep.n_nonfinite, rep.seconds
+        "{} on {}: {} networks ({} non-finite scores), scored in {:.1} s wall in this run ({:.1} s of one worker in all)",
+        rep.space, rep.dataset, rep.n, rep.n_nonfinite, rep.seconds, rep.worker_seconds
     );
     println!("{:>15} {:>8} {:>9} {:>8}", "accuracy of", "kendall", "spearman", "pearson");
     for (d, c) in &rep.by_dataset {
@@ -510,7 +541,15 @@ fn correlate_all_tasks(mut a: CorrelateArgs) -> Result<()> {
         let truth = catalog::open(&a.run.common.space, None, Convention::Rbflex, task)?.truth;
         let out = dir.join(task);
         std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-        let rep = correlate::run(&s, truth, &idx, a.run.jobs, &mut cache, &out, a.run.quiet || a.run.common.json)?;
+        let rep = correlate::run(
+            &s,
+            truth,
+            &idx,
+            a.run.workers.workers(),
+            &mut cache,
+            &out,
+            a.run.quiet || a.run.common.json,
+        )?;
         if !a.run.common.json {
             println!(
                 "{:<16} n {:>5}  kendall {:>7.4}  spearman {:>7.4}  pearson {:>7.4}",
@@ -537,7 +576,7 @@ fn cmd_bench(mut a: BenchArgs) -> Result<()> {
         x: Setting::input_from(&x)?,
         images,
     };
-    let rep = bench::run(&s, a.networks, &a.indices, a.jobs, c.json)?;
+    let rep = bench::run(&s, a.networks, &a.indices, a.workers.workers(), c.json)?;
     if c.json {
         println!("{}", serde_json::to_string_pretty(&rep)?);
     } else {

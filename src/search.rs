@@ -6,7 +6,7 @@
 //! trials (biasing the mean upward), every trial here picks its own best.
 
 use crate::benchmarks::GroundTruth;
-use crate::eval::{score_many, Record, ScoreCache, Setting};
+use crate::eval::{score_many, Record, ScoreCache, Setting, Workers};
 use crate::stats::mean_std;
 use anyhow::{bail, Result};
 use rand::seq::index::sample;
@@ -54,6 +54,10 @@ pub struct SearchReport {
     /// Wall seconds spent scoring in this run (no ground-truth look-ups;
     /// scores already in the results folder cost nothing).
     pub search_seconds: f64,
+    /// Mean over trials of the seconds one worker spends building and
+    /// scoring that trial's networks (as recorded when they were scored, so
+    /// it stays meaningful when the scores came from the results folder).
+    pub trial_worker_seconds: f64,
     /// Distinct networks scored across trials.
     pub networks_scored: usize,
     /// What the accuracies are.
@@ -84,7 +88,7 @@ pub fn run(
     truth: &dyn GroundTruth,
     trials: usize,
     networks: usize,
-    jobs: usize,
+    workers: Workers,
     cache: &mut ScoreCache,
     quiet: bool,
 ) -> Result<SearchReport> {
@@ -97,11 +101,13 @@ pub fn run(
     }
     let samples: Vec<Vec<usize>> = (0..trials).map(|t| trial_sample(len, networks, s.seed, t)).collect();
     let all: Vec<usize> = samples.iter().flatten().copied().collect();
-    let (records, secs) = score_many(s, &all, jobs, cache, quiet)?;
+    let (records, secs) = score_many(s, &all, workers, cache, quiet)?;
     let by_index: BTreeMap<usize, &Record> = records.iter().map(|r| (r.index, r)).collect();
     let mut picks = Vec::new();
+    let mut trial_secs = Vec::new();
     for (t, sample) in samples.iter().enumerate() {
         let recs: Vec<&Record> = sample.iter().filter_map(|i| by_index.get(i).copied()).collect();
+        trial_secs.push(recs.iter().map(|r| r.seconds).sum::<f64>());
         let Some(b) = best(&recs) else { bail!("trial {t}: no network could be scored") };
         let r = recs[b];
         let accuracy = truth
@@ -133,6 +139,7 @@ pub fn run(
         best_in_space,
         gap,
         search_seconds: secs,
+        trial_worker_seconds: mean_std(&trial_secs).0,
         networks_scored: by_index.len(),
         ground_truth: truth.describe().into(),
     })

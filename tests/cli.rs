@@ -225,6 +225,8 @@ fn search_resumes_and_scores_do_not_depend_on_order_or_jobs() {
     let again =
         ok_json(&["search", "--trials", "3", "--networks", "12", "--jobs", "1", "--seed", "5", "--out", o, "--json"]);
     assert_eq!(again["trials"], v["trials"]);
+    // a trial's cost comes from the recorded per-network times, cached or not
+    assert!(again["trial_worker_seconds"].as_f64().unwrap() > 0.0);
     let mut a = first.clone();
     let mut b = scores_csv(&out);
     // the recomputed row may carry another timing; compare everything else
@@ -257,9 +259,14 @@ fn correlate_writes_csv_plot_and_json() {
     let o = d.path().to_str().unwrap();
     let v = ok_json(&["correlate", "--sample", "40", "--out", o, "--json", "--seed", "2"]);
     assert_eq!(v["n"], 40);
-    for k in ["n_nonfinite", "kendall", "spearman", "pearson"] {
+    for k in ["n_nonfinite", "kendall", "spearman", "pearson", "seconds"] {
         assert!(v[k].is_number(), "{k}: {}", v[k]);
     }
+    assert!(v["worker_seconds"].as_f64().unwrap() > 0.0);
+    // a rerun finds every score in the folder: no scoring, same figures
+    let again = ok_json(&["correlate", "--sample", "40", "--out", o, "--json", "--seed", "2"]);
+    assert_eq!(again["kendall"], v["kendall"]);
+    assert_eq!(again["worker_seconds"], v["worker_seconds"]);
     let csv = std::fs::read_to_string(d.path().join("correlate.csv")).unwrap();
     assert!(csv.starts_with("index,arch,score,logdet_k,logdet_q,cifar10,cifar100,imagenet16_120"));
     assert_eq!(csv.lines().count(), 41);
@@ -272,6 +279,42 @@ fn bench_reports_throughput_and_memory() {
     let v = ok_json(&["bench", "--networks", "4", "--jobs", "2", "--json"]);
     assert!(v["nets_per_second"].as_f64().unwrap() > 0.0);
     assert!(v["peak_rss_mb"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["memory_budget_mb"], 1536);
+}
+
+#[test]
+fn transnas_scores_do_not_depend_on_the_memory_budget() {
+    // budget 1 MB: every network waits for the other to finish (one at a
+    // time); 0: no limit. Same networks, same scores.
+    let d = tmp();
+    let mut runs = Vec::new();
+    for budget in ["1", "0"] {
+        let out = d.path().join(budget);
+        let o = out.to_str().unwrap();
+        let v = ok_json(&[
+            "correlate",
+            "--space",
+            "transnas-micro",
+            "--sample",
+            "3",
+            "--jobs",
+            "2",
+            "--memory-budget",
+            budget,
+            "--out",
+            o,
+            "--json",
+        ]);
+        assert_eq!(v["n"], 3);
+        let mut rows: Vec<String> = scores_csv(&out)
+            .iter()
+            .map(|r| r.rsplit_once(',').map(|(head, _)| head.to_string()).unwrap_or_default())
+            .collect();
+        rows.sort();
+        runs.push(rows);
+    }
+    assert_eq!(runs[0].len(), 4);
+    assert_eq!(runs[0], runs[1]);
 }
 
 #[test]

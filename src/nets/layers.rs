@@ -76,8 +76,19 @@ impl Conv2d {
     pub fn forward(&self, x: &Tensor, stats: BnStats) -> Tensor {
         let n = x.size()[0];
         if stats == BnStats::PerImage && self.spec.k != [1, 1] && n > 1 {
-            let parts: Vec<Tensor> = (0..n).map(|i| self.apply(&x.narrow(0, i, 1))).collect();
-            Tensor::cat(&parts, 0)
+            // each image's output goes straight into the batch (no second copy)
+            let first = self.apply(&x.narrow(0, 0, 1));
+            let mut shape = first.size();
+            shape[0] = n;
+            let out = first.new_empty(shape.as_slice(), (first.kind(), first.device()));
+            let mut slot = out.narrow(0, 0, 1);
+            slot.copy_(&first);
+            drop(first);
+            for i in 1..n {
+                let mut slot = out.narrow(0, i, 1);
+                slot.copy_(&self.apply(&x.narrow(0, i, 1)));
+            }
+            out
         } else {
             self.apply(x)
         }

@@ -31,6 +31,29 @@ pub struct NetCode {
     pub cell: CellCode,
 }
 
+impl NetCode {
+    /// Values per image of the largest feature map the network makes from an
+    /// `h` x `w` input (stem, then each layer's input and output).
+    pub fn largest_feature(&self, h: i64, w: i64) -> i64 {
+        let half = |v: i64| (v + 1) / 2;
+        // stem: conv/2 to half the channels, then ReLUConvBN/2
+        let (h, w) = (half(h), half(w));
+        let mut largest = (self.channels / 2) * h * w;
+        let (mut c, mut h, mut w) = (self.channels, half(h), half(w));
+        largest = largest.max(c * h * w);
+        for d in &self.macro_code {
+            if d % 2 == 0 {
+                c *= 2;
+            }
+            if *d > 2 {
+                (h, w) = (half(h), half(w));
+            }
+            largest = largest.max(c * h * w);
+        }
+        largest
+    }
+}
+
 enum Edge {
     Zero { c_out: Option<i64>, stride: i64 },
     Identity,
@@ -122,7 +145,11 @@ impl Cell {
         match self {
             Cell::Basic(b) => {
                 let Basic { conv_a, conv_b, down } = &**b;
-                let f = conv_b.forward(&conv_a.forward(x, stats, sink), stats, sink);
+                // conv_a's output is dropped as soon as its ReLU exists
+                let r = conv_a.forward(x, stats, sink).relu();
+                sink.activation(&r);
+                let f = conv_b.after_relu(&r, stats, sink);
+                drop(r);
                 let residual = match down {
                     Some((c, b)) => b.forward(&c.forward(x, stats), stats),
                     None => x.shallow_clone(),

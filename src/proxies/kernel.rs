@@ -22,16 +22,21 @@ pub fn normalize_columns(m: &Tensor) -> Tensor {
     (m - &mn) / (&mx - &mn)
 }
 
-/// Copies a captured `[N, ...]` output into `buf` as N rows of L f32 values.
-/// Returns (N, L).
-pub fn rows_f32(out: &Tensor, buf: &mut Vec<f32>) -> (usize, usize) {
-    let t = out.to_kind(Kind::Float).contiguous();
+/// A captured `[N, ...]` output as N rows of L f32 values, without a copy
+/// when it already is a contiguous CPU float tensor (the largest outputs are
+/// hundreds of MB). Calls `f` with the values, N and L.
+pub fn with_rows_f32<R>(out: &Tensor, f: impl FnOnce(&[f32], usize, usize) -> R) -> R {
+    let t = out.to_device(tch::Device::Cpu).to_kind(Kind::Float).contiguous();
     let numel = t.numel();
-    buf.clear();
-    buf.resize(numel, 0.0);
-    t.copy_data(buf, numel);
+    let data: &[f32] = if numel == 0 {
+        &[]
+    } else {
+        // SAFETY: `t` is a contiguous CPU float32 tensor of `numel` values
+        // that owns (or shares) its storage and outlives `data`.
+        unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, numel) }
+    };
     let rows = t.size().first().copied().unwrap_or(1).max(0) as usize;
-    (rows, numel.checked_div(rows).unwrap_or(0))
+    f(data, rows, numel.checked_div(rows).unwrap_or(0))
 }
 
 /// Running sums of the normalised rows: squared norms and the Gram matrix.
@@ -42,7 +47,6 @@ pub struct KernelSums {
     pub len: i64,
     rowsq: Vec<f64>,
     gram: Vec<f64>,
-    buf: Vec<f32>,
     /// What the last outputs added, by storage identity (address, shape,
     /// strides), for [`KernelSums::add_again`]; no tensor is kept alive.
     recent: Vec<(Identity, Contribution)>,
@@ -54,7 +58,7 @@ const LANES: usize = 4;
 impl KernelSums {
     /// Empty sums for `n` rows.
     pub fn new(n: usize) -> Self {
-        Self { n, len: 0, rowsq: vec![0.0; n], gram: vec![0.0; n * n], buf: Vec::new(), recent: Vec::new() }
+        Self { n, len: 0, rowsq: vec![0.0; n], gram: vec![0.0; n * n], recent: Vec::new() }
     }
 
     /// Whether some sum is NaN or infinite (a raw value was).
@@ -67,13 +71,14 @@ impl KernelSums {
     /// becomes 0, or stays 1 when it is exactly 1, as in the reference), then
     /// its products are added to the Gram sums in f64.
     pub fn add(&mut self, out: &Tensor) {
-        let mut buf = std::mem::take(&mut self.buf);
-        let (rows, len) = rows_f32(out, &mut buf);
-        let mut c = Contribution { len: len as i64, rowsq: vec![0.0; self.n], gram: vec![0.0; self.n * self.n] };
-        if rows == self.n && len > 0 {
-            accumulate(&buf, len, &mut c);
-        }
-        self.buf = buf;
+        let n = self.n;
+        let c = with_rows_f32(out, |data, rows, len| {
+            let mut c = Contribution { len: len as i64, rowsq: vec![0.0; n], gram: vec![0.0; n * n] };
+            if rows == n && len > 0 {
+                accumulate(data, len, &mut c);
+            }
+            c
+        });
         if self.recent.len() == RECENT {
             self.recent.remove(0);
         }

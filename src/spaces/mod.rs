@@ -94,6 +94,12 @@ pub trait Space: Sync {
     fn build(&self, arch: &str, dataset: Dataset) -> Result<Box<dyn Net>>;
     /// The datasets with ground truth for this space.
     fn datasets(&self) -> &'static [Dataset];
+    /// Estimated bytes a network's scoring holds at once for an input of
+    /// `input` shape (`[N, C, H, W]`), used to bound memory across parallel
+    /// workers; 0 for spaces whose networks are small.
+    fn working_set(&self, _arch: &str, _input: &[i64]) -> Result<u64> {
+        Ok(0)
+    }
 }
 
 /// Names accepted by `--space`.

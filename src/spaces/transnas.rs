@@ -143,6 +143,17 @@ impl Space for TransNas {
     fn datasets(&self) -> &'static [Dataset] {
         &[Dataset::Taskonomy]
     }
+    /// Measured at 512x512 (peak RSS minus the process's base, batch 3):
+    /// 2.7-7.1 times the largest feature map of the batch, for the three
+    /// sizes of largest map in the macro space; 7 times is the estimate.
+    fn working_set(&self, arch: &str, input: &[i64]) -> Result<u64> {
+        let code = parse(arch)?;
+        let (n, h, w) = match input {
+            [n, _, h, w] => (*n, *h, *w),
+            _ => bail!("TransNAS input must be [N, C, H, W], got {input:?}"),
+        };
+        Ok(7 * 4 * (n * code.largest_feature(h, w)).max(0) as u64)
+    }
 }
 
 #[cfg(test)]
@@ -160,6 +171,13 @@ mod tests {
         assert!(parse("64-4141-0_00_00").unwrap_err().to_string().contains("1, 2 and 3 ops"));
         assert!(parse("64-41414-0_04_000").unwrap_err().to_string().contains("ops 0-3"));
         assert!(parse("x-41414-basic").unwrap_err().to_string().contains("not a number"));
+        // 512 channels at 128x128, batch 3, float32, times 7
+        let macro_space = TransNas { micro: false };
+        let ws = macro_space.working_set("64-222113-basic", &[3, 3, 512, 512]).unwrap();
+        assert_eq!(ws, 7 * 4 * 3 * 512 * 128 * 128);
+        // the stem's 32 x 256 x 256 is the largest map of every micro net
+        let ws = TransNas { micro: true }.working_set("64-41414-3_33_333", &[3, 3, 512, 512]).unwrap();
+        assert_eq!(ws, 7 * 4 * 3 * 32 * 256 * 256);
         assert!(parse("64_41414").unwrap_err().to_string().contains("expected 'channels-macro-cell'"));
     }
 }
