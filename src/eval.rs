@@ -94,10 +94,12 @@ pub struct Record {
     pub seconds: f64,
 }
 
-/// Builds and scores one architecture of the run.
-pub fn score_index(s: &Setting, index: usize) -> Result<Record> {
-    let t0 = Instant::now();
+/// Builds and scores one architecture of the run, once its estimated working
+/// memory fits in `gate` (the wait is not counted in its seconds).
+pub fn score_index(s: &Setting, index: usize, gate: &MemoryGate) -> Result<Record> {
     let arch = s.space.arch(index)?;
+    let _permit = gate.acquire(s.space.working_set(&arch, &s.x.1)?);
+    let t0 = Instant::now();
     let seed = init_seed(s.seed, index);
     let net = build_seeded(s.space, &arch, s.dataset, seed)?;
     let sc: Score = score(net.as_ref(), &s.tensor(), s.gammas);
@@ -266,13 +268,6 @@ pub struct Workers {
     pub memory_budget_mb: u64,
 }
 
-impl Workers {
-    /// `jobs` workers with the default memory budget.
-    pub fn new(jobs: usize) -> Self {
-        Self { jobs, memory_budget_mb: crate::memory::DEFAULT_BUDGET_MB }
-    }
-}
-
 /// Scores `indices` (skipping those in the cache) on `workers`, appending
 /// each result as it finishes. Returns the records of all `indices` and the
 /// wall seconds spent scoring.
@@ -300,10 +295,7 @@ pub fn score_many(
                 pool.install(|| {
                     todo.par_iter().for_each_with(tx, |tx, &i| {
                         if !stop_ref.load(Ordering::Relaxed) {
-                            // an unknown estimate counts as small: score_index reports the error
-                            let bytes = s.space.arch(i).and_then(|a| s.space.working_set(&a, &s.x.1)).unwrap_or(0);
-                            let _permit = gate.acquire(bytes);
-                            let _ = tx.send(score_index(s, i).with_context(|| format!("scoring index {i}")));
+                            let _ = tx.send(score_index(s, i, gate).with_context(|| format!("scoring index {i}")));
                         }
                     })
                 })

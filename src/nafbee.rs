@@ -8,7 +8,7 @@ use crate::eval::init_seed;
 use crate::nets::activation::Activation;
 use crate::nets::bert::{Bert, BertConfig};
 use crate::nets::Net;
-use crate::proxies::hda::{candidates, min_positive, Candidates};
+use crate::proxies::hda::{candidates, min_positive};
 use crate::proxies::rbflex::{score, Gammas};
 use crate::spaces::{build_seeded, seeded, Dataset, Space};
 use crate::stats::{correlate, mean_std};
@@ -130,6 +130,27 @@ fn build(o: &Options, act: usize, seed: i64) -> Result<Box<dyn Net>> {
     }
 }
 
+/// Builds every variant of repeat `seed` on `pool` (variant `a` from
+/// `init_seed(seed, a)`) and applies `f` to it; returns each result with the
+/// seconds building and `f` took.
+fn each_variant<T: Send>(
+    o: &Options,
+    pool: &rayon::ThreadPool,
+    seed: u64,
+    f: impl Fn(&dyn Net) -> T + Sync,
+) -> Result<Vec<(T, f64)>> {
+    pool.install(|| {
+        (0..Activation::ALL.len())
+            .into_par_iter()
+            .map(|a| {
+                let t0 = Instant::now();
+                let net = build(o, a, init_seed(seed, a))?;
+                Ok((f(net.as_ref()), t0.elapsed().as_secs_f64()))
+            })
+            .collect()
+    })
+}
+
 /// Competition ranks (1 = largest; ties share the best rank).
 fn ranks_desc(v: &[f64]) -> Vec<usize> {
     v.iter().map(|x| 1 + v.iter().filter(|y| y.total_cmp(x) == std::cmp::Ordering::Greater).count()).collect()
@@ -151,20 +172,11 @@ pub fn run(o: &Options) -> Result<Report> {
         let g = match o.gammas {
             Some(g) => g,
             None => {
-                let cands: Vec<(Candidates, f64)> = pool.install(|| {
-                    (0..n)
-                        .into_par_iter()
-                        .map(|a| {
-                            let t0 = Instant::now();
-                            let net = build(o, a, init_seed(seed, a))?;
-                            Ok((candidates(net.as_ref(), &make_x()), t0.elapsed().as_secs_f64()))
-                        })
-                        .collect::<Result<Vec<_>>>()
-                })?;
                 let mut ks = Vec::new();
                 let mut qs = Vec::new();
-                for (a, c) in cands.into_iter().enumerate() {
-                    let (c, t) = c;
+                for (a, (c, t)) in
+                    each_variant(o, &pool, seed, |net| candidates(net, &make_x()))?.into_iter().enumerate()
+                {
                     ks.extend(c.cand_k);
                     qs.extend(c.cand_q);
                     secs[a] += t;
@@ -177,19 +189,8 @@ pub fn run(o: &Options) -> Result<Report> {
         };
         gammas.push(g);
         // Pass 2: score each variant (the same networks, rebuilt from their seeds).
-        let results: Vec<(f64, f64)> = pool.install(|| {
-            (0..n)
-                .into_par_iter()
-                .map(|a| {
-                    let t0 = Instant::now();
-                    let net = build(o, a, init_seed(seed, a))?;
-                    let s = score(net.as_ref(), &make_x(), g);
-                    Ok((s.score, t0.elapsed().as_secs_f64()))
-                })
-                .collect::<Result<Vec<_>>>()
-        })?;
-        for (a, res) in results.into_iter().enumerate() {
-            let (s, t) = res;
+        let results = each_variant(o, &pool, seed, |net| score(net, &make_x(), g).score)?;
+        for (a, (s, t)) in results.into_iter().enumerate() {
             scores[a].push(s);
             secs[a] += t;
         }

@@ -190,7 +190,14 @@ impl ReluConvBn {
 
     /// Runs the block, reporting the ReLU output then the block output.
     pub fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
+        self.forward_owned(x.shallow_clone(), stats, sink)
+    }
+
+    /// The same, releasing `x` as soon as its ReLU exists (frees the input
+    /// early when the caller has no further use for it).
+    pub fn forward_owned(&self, x: Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
         let r = x.relu();
+        drop(x);
         sink.activation(&r);
         self.after_relu(&r, stats, sink)
     }

@@ -145,11 +145,8 @@ impl Cell {
         match self {
             Cell::Basic(b) => {
                 let Basic { conv_a, conv_b, down } = &**b;
-                // conv_a's output is dropped as soon as its ReLU exists
-                let r = conv_a.forward(x, stats, sink).relu();
-                sink.activation(&r);
-                let f = conv_b.after_relu(&r, stats, sink);
-                drop(r);
+                // conv_a's output is freed as soon as its ReLU exists
+                let f = conv_b.forward_owned(conv_a.forward(x, stats, sink), stats, sink);
                 let residual = match down {
                     Some((c, b)) => b.forward(&c.forward(x, stats), stats),
                     None => x.shallow_clone(),
