@@ -31,6 +31,8 @@ pub struct BenchReport {
     pub ms_per_network: f64,
     /// Peak resident memory of the process (MB).
     pub peak_rss_mb: f64,
+    /// Mean milliseconds per network of each proxy (one worker).
+    pub ms_per_proxy: std::collections::BTreeMap<String, f64>,
 }
 
 /// Peak resident set size of this process in MB (`VmHWM`), 0 if unknown.
@@ -58,18 +60,29 @@ pub fn run(s: &Setting, networks: usize, indices: &[usize], workers: Workers, qu
     let n = idx.len();
     let mut cache = ScoreCache::in_memory();
     let (records, secs) = score_many(s, &idx, workers, &mut cache, quiet)?;
-    let per_net = records.iter().map(|r| r.seconds).sum::<f64>() / records.len().max(1) as f64;
-    let shape = &s.x.1;
+    let count = records.len().max(1) as f64;
+    let per_net = records.iter().map(|r| r.seconds(&s.selection)).sum::<f64>() / count;
+    let ms_per_proxy = s
+        .selection
+        .proxies
+        .iter()
+        .map(|p| {
+            let col = p.columns().seconds;
+            (p.name().to_string(), records.iter().filter_map(|r| r.get(&col)).sum::<f64>() / count * 1e3)
+        })
+        .collect();
+    let shape = s.input_shape();
     Ok(BenchReport {
         space: s.space.name().into(),
         networks: n,
         jobs: workers.jobs,
         memory_budget_mb: workers.memory_budget_mb,
-        batch: s.batch(),
+        batch: s.batch as i64,
         resolution: [shape.get(2).copied().unwrap_or(0), shape.get(3).copied().unwrap_or(0)],
         seconds: secs,
         nets_per_second: n as f64 / secs,
         ms_per_network: per_net * 1e3,
         peak_rss_mb: peak_rss_mb(),
+        ms_per_proxy,
     })
 }

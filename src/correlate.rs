@@ -4,6 +4,7 @@
 
 use crate::benchmarks::GroundTruth;
 use crate::eval::{score_many, Record, ScoreCache, Setting, Workers};
+use crate::proxies::Selection;
 use crate::stats::{correlate, Correlation};
 use anyhow::{bail, Context, Result};
 use plotters::prelude::*;
@@ -14,13 +15,33 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// A correlation run's result.
+/// One proxy's correlations.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyCorrelation {
+    /// Networks compared.
+    pub n: usize,
+    /// Non-finite values among them.
+    pub n_nonfinite: usize,
+    /// Kendall's tau-b against the run dataset's accuracy.
+    pub kendall: f64,
+    /// Spearman's rho.
+    pub spearman: f64,
+    /// Pearson's r over finite values.
+    pub pearson: f64,
+    /// The same against every dataset of the benchmark.
+    pub by_dataset: BTreeMap<String, Correlation>,
+}
+
+/// A correlation run's result. The top-level figures are the first proxy
+/// asked for's; `proxies` has every one's.
 #[derive(Debug, Clone, Serialize)]
 pub struct CorrelationReport {
     /// Space.
     pub space: String,
     /// Dataset scored and correlated against.
     pub dataset: String,
+    /// The proxy the top-level figures are of.
+    pub proxy: String,
     /// Networks compared.
     pub n: usize,
     /// Non-finite scores among them.
@@ -43,6 +64,9 @@ pub struct CorrelationReport {
     pub csv: String,
     /// The plot written.
     pub plot: String,
+    /// Every proxy's correlations, in the order asked for. Rank aggregations
+    /// (`az`, `ensemble`) are ranked over this run's candidates.
+    pub proxies: BTreeMap<String, ProxyCorrelation>,
 }
 
 /// The indices to correlate: `n` distinct ones drawn with ChaCha8 seeded by
@@ -70,64 +94,140 @@ pub fn run(
     quiet: bool,
 ) -> Result<CorrelationReport> {
     let (records, secs) = score_many(s, indices, workers, cache, quiet)?;
+    let values = proxy_values(&s.selection, &records);
     let csv_path = out.join("correlate.csv");
-    write_csv(&csv_path, &records, truth)?;
-    let mut by_dataset = BTreeMap::new();
-    for d in truth.datasets() {
-        let (sc, acc): (Vec<f64>, Vec<f64>) =
-            records.iter().filter_map(|r| truth.accuracy(r.index, *d).map(|a| (r.score, a))).unzip();
-        by_dataset.insert(d.key().to_string(), correlate(&sc, &acc));
+    write_csv(&csv_path, &records, &values, &s.selection, truth)?;
+    let mut proxies = BTreeMap::new();
+    for (name, v) in &values {
+        let mut by_dataset = BTreeMap::new();
+        for d in truth.datasets() {
+            let (sc, acc): (Vec<f64>, Vec<f64>) =
+                records.iter().zip(v).filter_map(|(r, x)| truth.accuracy(r.index, *d).map(|a| (*x, a))).unzip();
+            by_dataset.insert(d.key().to_string(), correlate(&sc, &acc));
+        }
+        let main = by_dataset
+            .get(s.dataset.key())
+            .copied()
+            .with_context(|| format!("the benchmark has no {} accuracies", s.dataset))?;
+        proxies.insert(
+            name.to_string(),
+            ProxyCorrelation {
+                n: main.n,
+                n_nonfinite: main.n_nonfinite,
+                kendall: main.kendall,
+                spearman: main.spearman,
+                pearson: main.pearson,
+                by_dataset,
+            },
+        );
     }
-    let main = by_dataset
-        .get(s.dataset.key())
-        .copied()
-        .with_context(|| format!("the benchmark has no {} accuracies", s.dataset))?;
+    let (first, first_values) = values.first().context("no proxy asked for")?;
+    let main = &proxies[*first];
     let plot_path = out.join("correlate.png");
-    let pts: Vec<(f64, f64)> = records
-        .iter()
-        .filter(|r| r.score.is_finite())
-        .filter_map(|r| truth.accuracy(r.index, s.dataset).map(|a| (r.score, a)))
-        .collect();
-    let title = format!(
-        "{} on {}: Kendall {:.3}, Spearman {:.3} (n = {}, {} non-finite not shown)",
-        s.space.name(),
-        s.dataset,
-        main.kendall,
-        main.spearman,
-        main.n,
-        main.n_nonfinite
-    );
-    scatter(&plot_path, &pts, &title, &truth.label(s.dataset))?;
+    if values.len() == 1 {
+        let pts: Vec<(f64, f64)> = records
+            .iter()
+            .zip(first_values)
+            .filter(|(_, x)| x.is_finite())
+            .filter_map(|(r, x)| truth.accuracy(r.index, s.dataset).map(|a| (*x, a)))
+            .collect();
+        let title = format!(
+            "{} on {}: Kendall {:.3}, Spearman {:.3} (n = {}, {} non-finite not shown)",
+            s.space.name(),
+            s.dataset,
+            main.kendall,
+            main.spearman,
+            main.n,
+            main.n_nonfinite
+        );
+        scatter(&plot_path, &pts, &title, &format!("{first} score"), &truth.label(s.dataset))?;
+    } else {
+        let bars: Vec<(String, f64, f64)> =
+            values.iter().map(|(n, _)| (n.to_string(), proxies[*n].kendall, proxies[*n].spearman)).collect();
+        let title = format!(
+            "{} on {}: rank correlation with {} (n = {})",
+            s.space.name(),
+            s.dataset,
+            truth.label(s.dataset),
+            main.n
+        );
+        compare(&plot_path, &bars, &title)?;
+    }
     Ok(CorrelationReport {
         space: s.space.name().into(),
         dataset: s.dataset.key().into(),
+        proxy: first.to_string(),
         n: main.n,
         n_nonfinite: main.n_nonfinite,
         kendall: main.kendall,
         spearman: main.spearman,
         pearson: main.pearson,
-        by_dataset,
+        by_dataset: main.by_dataset.clone(),
         seconds: secs,
-        worker_seconds: records.iter().map(|r| r.seconds).sum(),
+        worker_seconds: records.iter().map(|r| r.seconds(&s.selection)).sum(),
         csv: csv_path.display().to_string(),
         plot: plot_path.display().to_string(),
+        proxies,
     })
 }
 
-fn write_csv(path: &Path, records: &[Record], truth: &dyn GroundTruth) -> Result<()> {
+/// Correlates one scoring pass against several ground truths (TransNAS'
+/// seven tasks): each task's files go to `out/<task>/`.
+pub fn run_tasks(
+    s: &Setting,
+    truths: &[(&str, &dyn GroundTruth)],
+    indices: &[usize],
+    workers: Workers,
+    cache: &mut ScoreCache,
+    out: &Path,
+    quiet: bool,
+) -> Result<BTreeMap<String, CorrelationReport>> {
+    let mut all = BTreeMap::new();
+    for (task, truth) in truths {
+        let dir = out.join(task);
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        all.insert(task.to_string(), run(s, *truth, indices, workers, cache, &dir, quiet)?);
+    }
+    Ok(all)
+}
+
+/// Every asked-for proxy's value on each record (aggregations ranked over
+/// these records).
+pub fn proxy_values(sel: &Selection, records: &[Record]) -> Vec<(&'static str, Vec<f64>)> {
+    sel.values(records.len(), |p, i| records[i].value(p))
+}
+
+fn write_csv(
+    path: &Path,
+    records: &[Record],
+    values: &[(&'static str, Vec<f64>)],
+    sel: &Selection,
+    truth: &dyn GroundTruth,
+) -> Result<()> {
     let mut w = csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
-    let mut header: Vec<String> =
-        ["index", "arch", "score", "logdet_k", "logdet_q"].iter().map(|s| s.to_string()).collect();
+    let mut header: Vec<String> = vec!["index".into(), "arch".into()];
+    let mut parts: Vec<String> = Vec::new();
+    for (name, _) in values {
+        match sel.proxy(name) {
+            Some(p) => {
+                let c = p.columns();
+                header.push(c.value);
+                parts.extend(c.parts.iter().cloned());
+                header.extend(c.parts);
+            }
+            None => header.push(name.to_string()),
+        }
+    }
     header.extend(truth.datasets().iter().map(|d| d.key().to_string()));
     w.write_record(&header)?;
-    for r in records {
-        let mut row = vec![
-            r.index.to_string(),
-            r.arch.clone(),
-            r.score.to_string(),
-            r.logdet_k.to_string(),
-            r.logdet_q.to_string(),
-        ];
+    for (i, r) in records.iter().enumerate() {
+        let mut row = vec![r.index.to_string(), r.arch.clone()];
+        for (name, v) in values {
+            row.push(v[i].to_string());
+            if let Some(p) = sel.proxy(name) {
+                row.extend(p.columns().parts.iter().map(|c| r.get(c).map(|x| x.to_string()).unwrap_or_default()));
+            }
+        }
         row.extend(
             truth.datasets().iter().map(|d| truth.accuracy(r.index, *d).map(|a| a.to_string()).unwrap_or_default()),
         );
@@ -146,7 +246,7 @@ fn register_font() {
 }
 
 /// Writes a PNG scatter plot of (score, accuracy) points.
-pub fn scatter(path: &Path, pts: &[(f64, f64)], title: &str, y_label: &str) -> Result<()> {
+pub fn scatter(path: &Path, pts: &[(f64, f64)], title: &str, x_label: &str, y_label: &str) -> Result<()> {
     register_font();
     let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
         let root = BitMapBackend::new(path, (900, 650)).into_drawing_area();
@@ -159,8 +259,53 @@ pub fn scatter(path: &Path, pts: &[(f64, f64)], title: &str, y_label: &str) -> R
             .x_label_area_size(45)
             .y_label_area_size(60)
             .build_cartesian_2d(x0..x1, y0..y1)?;
-        chart.configure_mesh().x_desc("RBFleX score").y_desc(y_label).draw()?;
+        chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw()?;
         chart.draw_series(pts.iter().map(|(x, y)| Circle::new((*x, *y), 2, BLUE.mix(0.35).filled())))?;
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| anyhow::anyhow!("cannot draw {}: {e}", path.display()))
+}
+
+/// Writes a PNG bar chart of each proxy's Kendall tau (dark) and Spearman
+/// rho (light).
+pub fn compare(path: &Path, bars: &[(String, f64, f64)], title: &str) -> Result<()> {
+    register_font();
+    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let h = 120 + 34 * bars.len() as u32;
+        let root = BitMapBackend::new(path, (900, h)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let lo = bars.iter().flat_map(|b| [b.1, b.2]).filter(|v| v.is_finite()).fold(0.0f64, f64::min);
+        let n = bars.len() as i32;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(150)
+            .build_cartesian_2d(lo.min(0.0) - 0.02..1.0, (0..n).into_segmented())?;
+        chart
+            .configure_mesh()
+            .x_desc("Kendall tau (dark), Spearman rho (light)")
+            .y_labels(bars.len())
+            .y_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                    bars.get(*i as usize).map(|b| b.0.clone()).unwrap_or_default()
+                }
+                SegmentValue::Last => String::new(),
+            })
+            .draw()?;
+        for (i, (_, k, sp)) in bars.iter().enumerate() {
+            let i = i as i32;
+            let (k, sp) = (if k.is_finite() { *k } else { 0.0 }, if sp.is_finite() { *sp } else { 0.0 });
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(0.0, SegmentValue::Exact(i)), (sp, SegmentValue::Exact(i + 1))],
+                BLUE.mix(0.25).filled(),
+            )))?;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(0.0, SegmentValue::Exact(i)), (k, SegmentValue::Exact(i + 1))],
+                BLUE.mix(0.8).filled(),
+            )))?;
+        }
         root.present()?;
         Ok(())
     };

@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod benchmarks;
 pub mod catalog;
+pub mod cli;
 pub mod correlate;
 pub mod eval;
 pub mod inputs;

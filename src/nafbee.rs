@@ -245,3 +245,23 @@ mod tests {
         assert_eq!(ranks_desc(&[3.0, 9.0, 3.0, 1.0]), vec![2, 1, 2, 4]);
     }
 }
+
+/// Writes the per-variant table as CSV (`nafbee.csv`).
+pub fn write_csv(path: &std::path::Path, rep: &Report) -> Result<()> {
+    use anyhow::Context;
+    let mut w = csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
+    w.write_record(["activation", "mean_score", "std_score", "rank", "accuracy", "benchmark_rank", "seconds"])?;
+    for v in &rep.variants {
+        w.write_record([
+            v.activation.clone(),
+            v.mean.to_string(),
+            v.std.to_string(),
+            v.rank.to_string(),
+            v.accuracy.to_string(),
+            v.benchmark_rank.to_string(),
+            format!("{:.3}", v.seconds),
+        ])?;
+    }
+    w.flush().with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}

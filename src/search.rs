@@ -8,7 +8,7 @@
 use crate::benchmarks::GroundTruth;
 use crate::eval::{score_many, Record, ScoreCache, Setting, Workers};
 use crate::stats::mean_std;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -30,9 +30,25 @@ pub struct Trial {
     pub accuracy: BTreeMap<String, f64>,
 }
 
-/// A search's result.
+/// One proxy's search: its pick per trial and their accuracies.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxySearch {
+    /// Every trial's pick.
+    pub trials: Vec<Trial>,
+    /// Mean accuracy of the picks per dataset.
+    pub mean: BTreeMap<String, f64>,
+    /// Population std of the picks' accuracy per dataset.
+    pub std: BTreeMap<String, f64>,
+    /// `best_in_space - mean` per dataset.
+    pub gap: BTreeMap<String, f64>,
+}
+
+/// A search's result. The top-level picks are the first proxy asked for's;
+/// `proxies` has every one's (the same networks, picked by each proxy).
 #[derive(Debug, Clone, Serialize)]
 pub struct SearchReport {
+    /// The proxy the top-level picks are of.
+    pub proxy: String,
     /// Space searched.
     pub space: String,
     /// Dataset the networks were scored on.
@@ -62,6 +78,9 @@ pub struct SearchReport {
     pub networks_scored: usize,
     /// What the accuracies are.
     pub ground_truth: String,
+    /// Every proxy's search, in the order asked for. Rank aggregations
+    /// (`az`, `ensemble`) are ranked within each trial's sample.
+    pub proxies: BTreeMap<String, ProxySearch>,
 }
 
 /// The architectures trial `t` samples: `networks` distinct indices drawn with
@@ -71,14 +90,15 @@ pub fn trial_sample(space_len: usize, networks: usize, seed: u64, t: usize) -> V
     sample(&mut rng, space_len, networks).into_vec()
 }
 
-/// The best record (highest score; ties go to the lower index). Non-finite
-/// scores are never picked while a finite one exists.
-pub fn best(records: &[&Record]) -> Option<usize> {
-    records
+/// The best of `(index, value)` candidates (highest value; ties go to the
+/// lower index). NaN is never picked, and `-inf` only when nothing else is
+/// left.
+pub fn best(cands: &[(usize, f64)]) -> Option<usize> {
+    cands
         .iter()
         .enumerate()
-        .filter(|(_, r)| !r.score.is_nan())
-        .max_by(|(_, a), (_, b)| a.score.total_cmp(&b.score).then(b.index.cmp(&a.index)))
+        .filter(|(_, c)| !c.1.is_nan())
+        .max_by(|(_, a), (_, b)| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
         .map(|(i, _)| i)
 }
 
@@ -103,44 +123,75 @@ pub fn run(
     let all: Vec<usize> = samples.iter().flatten().copied().collect();
     let (records, secs) = score_many(s, &all, workers, cache, quiet)?;
     let by_index: BTreeMap<usize, &Record> = records.iter().map(|r| (r.index, r)).collect();
-    let mut picks = Vec::new();
-    let mut trial_secs = Vec::new();
+    let trial_secs: Vec<f64> = samples
+        .iter()
+        .map(|sample| sample.iter().filter_map(|i| by_index.get(i)).map(|r| r.seconds(&s.selection)).sum())
+        .collect();
+    let accuracy = |index: usize| -> BTreeMap<String, f64> {
+        truth.datasets().iter().filter_map(|d| truth.accuracy(index, *d).map(|a| (d.key().to_string(), a))).collect()
+    };
+    let mut proxies: BTreeMap<String, ProxySearch> = BTreeMap::new();
+    let mut order: Vec<&'static str> = Vec::new();
     for (t, sample) in samples.iter().enumerate() {
         let recs: Vec<&Record> = sample.iter().filter_map(|i| by_index.get(i).copied()).collect();
-        trial_secs.push(recs.iter().map(|r| r.seconds).sum::<f64>());
-        let Some(b) = best(&recs) else { bail!("trial {t}: no network could be scored") };
-        let r = recs[b];
-        let accuracy = truth
-            .datasets()
-            .iter()
-            .filter_map(|d| truth.accuracy(r.index, *d).map(|a| (d.key().to_string(), a)))
-            .collect();
-        picks.push(Trial { trial: t, arch: r.arch.clone(), index: r.index, score: r.score, accuracy });
+        let values = s.selection.values(recs.len(), |p, i| recs[i].value(p));
+        for (name, v) in values {
+            let cands: Vec<(usize, f64)> = recs.iter().map(|r| r.index).zip(v).collect();
+            let Some(b) = best(&cands) else { bail!("trial {t}: no network could be scored by {name}") };
+            let r = recs[b];
+            let pick = Trial {
+                trial: t,
+                arch: r.arch.clone(),
+                index: r.index,
+                score: cands[b].1,
+                accuracy: accuracy(r.index),
+            };
+            if !order.contains(&name) {
+                order.push(name);
+            }
+            proxies
+                .entry(name.to_string())
+                .or_insert_with(|| ProxySearch {
+                    trials: Vec::new(),
+                    mean: BTreeMap::new(),
+                    std: BTreeMap::new(),
+                    gap: BTreeMap::new(),
+                })
+                .trials
+                .push(pick);
+        }
     }
-    let (mut mean, mut std, mut best_in_space, mut gap) =
-        (BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    let mut best_in_space = BTreeMap::new();
     for d in truth.datasets() {
-        let accs: Vec<f64> = picks.iter().filter_map(|p| p.accuracy.get(d.key()).copied()).collect();
-        let (m, sd) = mean_std(&accs);
         let top = (0..len).filter_map(|i| truth.accuracy(i, *d)).fold(f64::NEG_INFINITY, f64::max);
-        mean.insert(d.key().to_string(), m);
-        std.insert(d.key().to_string(), sd);
         best_in_space.insert(d.key().to_string(), top);
-        gap.insert(d.key().to_string(), top - m);
     }
+    for ps in proxies.values_mut() {
+        for d in truth.datasets() {
+            let accs: Vec<f64> = ps.trials.iter().filter_map(|p| p.accuracy.get(d.key()).copied()).collect();
+            let (m, sd) = mean_std(&accs);
+            ps.mean.insert(d.key().to_string(), m);
+            ps.std.insert(d.key().to_string(), sd);
+            ps.gap.insert(d.key().to_string(), best_in_space[d.key()] - m);
+        }
+    }
+    let first = order.first().copied().unwrap_or("rbflex");
+    let main = proxies.get(first).cloned().with_context(|| format!("no search for {first}"))?;
     Ok(SearchReport {
+        proxy: first.to_string(),
         space: s.space.name().into(),
         dataset: s.dataset.key().into(),
         seed: s.seed,
         networks,
-        trials: picks,
-        mean,
-        std,
+        trials: main.trials,
+        mean: main.mean,
+        std: main.std,
         best_in_space,
-        gap,
+        gap: main.gap,
         search_seconds: secs,
         trial_worker_seconds: mean_std(&trial_secs).0,
         networks_scored: by_index.len(),
         ground_truth: truth.describe().into(),
+        proxies,
     })
 }

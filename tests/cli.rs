@@ -268,7 +268,7 @@ fn correlate_writes_csv_plot_and_json() {
     assert_eq!(again["kendall"], v["kendall"]);
     assert_eq!(again["worker_seconds"], v["worker_seconds"]);
     let csv = std::fs::read_to_string(d.path().join("correlate.csv")).unwrap();
-    assert!(csv.starts_with("index,arch,score,logdet_k,logdet_q,cifar10,cifar100,imagenet16_120"));
+    assert!(csv.starts_with("index,arch,score,logdet_k,logdet_q,la,lq,cifar10,cifar100,imagenet16_120"), "{csv}");
     assert_eq!(csv.lines().count(), 41);
     let png = std::fs::read(d.path().join("correlate.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");

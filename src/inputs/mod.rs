@@ -25,6 +25,10 @@ pub struct ImagePool {
     pub any: Vec<(Vec<u8>, u32, u32)>,
     /// Where the images came from (shown in reports).
     pub source: String,
+    /// Class label of each image (`images` then `any`), when known: the
+    /// embedded samples' classes, a folder's class sub-folders
+    /// (torchvision's ImageFolder layout) or CIFAR batches' label bytes.
+    pub labels: Option<Vec<i64>>,
 }
 
 /// Height and width the dataset's networks are benchmarked at (`None` for
@@ -62,11 +66,14 @@ impl ImagePool {
                     Ok(raw_with_size(img.to_rgb8()))
                 })
                 .collect::<Result<Vec<_>>>()?;
+            // one image per class: its position stands for its class
+            let labels = Some((0..images.len() as i64).collect());
             return Ok(ImagePool {
                 size: (224, 224),
                 images: Vec::new(),
                 any: images,
                 source: format!("embedded {d} sample"),
+                labels,
             });
         }
         if d == Dataset::Taskonomy {
@@ -78,20 +85,45 @@ impl ImagePool {
                     Ok(img.to_rgb8().into_raw())
                 })
                 .collect::<Result<Vec<_>>>()?;
-            return Ok(ImagePool { size: (512, 512), images, any: Vec::new(), source: format!("embedded {d} sample") });
+            return Ok(ImagePool {
+                size: (512, 512),
+                images,
+                any: Vec::new(),
+                source: format!("embedded {d} sample"),
+                labels: None,
+            });
         }
-        let gz: &[u8] = match d {
-            Dataset::Cifar10 => include_bytes!("../../data/images/cifar10.rgb.gz"),
-            Dataset::Cifar100 => include_bytes!("../../data/images/cifar100.rgb.gz"),
-            Dataset::ImageNet16 => include_bytes!("../../data/images/imagenet16.rgb.gz"),
+        let (gz, files): (&[u8], &str) = match d {
+            Dataset::Cifar10 => (
+                include_bytes!("../../data/images/cifar10.rgb.gz"),
+                include_str!("../../data/images/cifar10.files.txt"),
+            ),
+            Dataset::Cifar100 => (
+                include_bytes!("../../data/images/cifar100.rgb.gz"),
+                include_str!("../../data/images/cifar100.files.txt"),
+            ),
+            Dataset::ImageNet16 => (
+                include_bytes!("../../data/images/imagenet16.rgb.gz"),
+                include_str!("../../data/images/imagenet16.files.txt"),
+            ),
             Dataset::Sst2 => bail!("{d} is a text dataset, not images"),
             Dataset::ImageNet | Dataset::Taskonomy => bail!("no fixed-size sample for {d}"),
         };
         let mut raw = Vec::new();
         flate2::read::GzDecoder::new(gz).read_to_end(&mut raw).context("embedded images are corrupt")?;
         let (h, w) = native_size(d).context("no image size")?;
-        let images = raw.chunks_exact(h * w * 3).map(|c| c.to_vec()).collect();
-        Ok(ImagePool { size: (h, w), images, any: Vec::new(), source: format!("embedded {d} sample") })
+        let images: Vec<Vec<u8>> = raw.chunks_exact(h * w * 3).map(|c| c.to_vec()).collect();
+        let labels = embedded_labels(d, files);
+        if labels.len() != images.len() {
+            bail!("embedded {d} sample: {} images but {} file names", images.len(), labels.len());
+        }
+        Ok(ImagePool {
+            size: (h, w),
+            images,
+            any: Vec::new(),
+            source: format!("embedded {d} sample"),
+            labels: Some(labels),
+        })
     }
 
     /// Reads a folder of images (PNG/JPEG, searched recursively, in path
@@ -118,27 +150,40 @@ impl ImagePool {
                     Ok(raw_with_size(img.to_rgb8()))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            return Ok(ImagePool { size, images: Vec::new(), any, source: dir.display().to_string() });
+            let labels = folder_labels(dir, &pics);
+            return Ok(ImagePool { size, images: Vec::new(), any, source: dir.display().to_string(), labels });
         }
-        let images = if !bins.is_empty() {
-            let mut all = Vec::new();
+        let (images, labels) = if !bins.is_empty() {
+            let (mut all, mut labels) = (Vec::new(), Vec::new());
             for b in bins {
-                all.extend(read_cifar_bin(b, size)?);
+                for (label, img) in read_cifar_bin(b, size)? {
+                    labels.push(label);
+                    all.push(img);
+                }
             }
-            all
+            (all, Some(labels))
         } else {
             let pics: Vec<&PathBuf> = files.iter().filter(|p| has_ext(p, &["png", "jpg", "jpeg"])).collect();
-            pics.iter().map(|p| read_image(p, size, d == Dataset::Taskonomy)).collect::<Result<Vec<_>>>()?
+            let labels = folder_labels(dir, &pics);
+            let images =
+                pics.iter().map(|p| read_image(p, size, d == Dataset::Taskonomy)).collect::<Result<Vec<_>>>()?;
+            (images, labels)
         };
         if images.is_empty() {
             bail!("image folder {} holds no images (.png, .jpg, .jpeg or CIFAR .bin batches)", dir.display());
         }
-        Ok(ImagePool { size, images, any: Vec::new(), source: dir.display().to_string() })
+        Ok(ImagePool { size, images, any: Vec::new(), source: dir.display().to_string(), labels })
     }
 
     /// A batch of `n` distinct images chosen with `seed`, transformed as the
     /// reference's training loader does for `d`: `[n, 3, H, W]` float32.
     pub fn batch(&self, d: Dataset, n: usize, seed: u64) -> Result<Tensor> {
+        Ok(self.labelled_batch(d, n, seed)?.0)
+    }
+
+    /// The same batch with its images' labels (`[n]` int64, taken modulo the
+    /// dataset's classes) when the pool has labels.
+    pub fn labelled_batch(&self, d: Dataset, n: usize, seed: u64) -> Result<(Tensor, Option<Tensor>)> {
         let count = self.images.len() + self.any.len();
         if n > count {
             bail!("asked for a batch of {n} images but {} holds only {count}", self.source);
@@ -147,6 +192,11 @@ impl ImagePool {
         let picks = sample(&mut rng, count, n).into_vec();
         let (h, w) = self.size;
         let mut data = Vec::with_capacity(n * 3 * h * w);
+        let classes = d.num_classes().max(1);
+        let labels = self.labels.as_ref().map(|l| {
+            let v: Vec<i64> = picks.iter().map(|i| l.get(*i).copied().unwrap_or(0).rem_euclid(classes)).collect();
+            Tensor::from_slice(&v)
+        });
         for i in picks {
             if let Some((px, iw, ih)) = self.any.get(i) {
                 data.extend(transforms::random_resized_crop(d, px, (*iw, *ih), self.size, &mut rng));
@@ -154,8 +204,37 @@ impl ImagePool {
                 data.extend(transforms::train_transform(d, &self.images[i], self.size, &mut rng));
             }
         }
-        Ok(Tensor::from_slice(&data).reshape([n as i64, 3, h as i64, w as i64]))
+        Ok((Tensor::from_slice(&data).reshape([n as i64, 3, h as i64, w as i64]), labels))
     }
+}
+
+/// Labels of an embedded sample from its file list (`<dataset>/<class>/<file>`):
+/// CIFAR-10's class names in sorted order (the dataset's own order), CIFAR-100's
+/// fine-label numbers, ImageNet16's class numbers from 1 made 0-based.
+fn embedded_labels(d: Dataset, files: &str) -> Vec<i64> {
+    let classes: Vec<&str> = files.lines().filter_map(|l| l.split('/').nth(1)).collect();
+    let mut names: Vec<&str> = classes.clone();
+    names.sort_unstable();
+    names.dedup();
+    classes
+        .iter()
+        .map(|c| match (d, c.parse::<i64>()) {
+            (Dataset::ImageNet16, Ok(k)) => k - 1,
+            (Dataset::Cifar100, Ok(k)) => k,
+            _ => names.iter().position(|n| n == c).unwrap_or(0) as i64,
+        })
+        .collect()
+}
+
+/// ImageFolder labels: the index of each file's parent folder among the
+/// sorted distinct parent folders; `None` when every file sits in one folder
+/// (no classes).
+fn folder_labels(root: &Path, files: &[&PathBuf]) -> Option<Vec<i64>> {
+    let parents: Vec<&Path> = files.iter().map(|p| p.parent().unwrap_or(root)).collect();
+    let mut names = parents.clone();
+    names.sort_unstable();
+    names.dedup();
+    (names.len() > 1).then(|| parents.iter().map(|p| names.iter().position(|n| n == p).unwrap_or(0) as i64).collect())
 }
 
 fn raw_with_size(rgb: image::RgbImage) -> (Vec<u8>, u32, u32) {
@@ -194,7 +273,7 @@ fn read_image(p: &Path, size: (usize, usize), rgb_only: bool) -> Result<Vec<u8>>
 
 /// Reads a CIFAR binary batch: records of 1 (CIFAR-10) or 2 (CIFAR-100) label
 /// bytes then 3072 bytes of planar RGB.
-fn read_cifar_bin(p: &Path, size: (usize, usize)) -> Result<Vec<Vec<u8>>> {
+fn read_cifar_bin(p: &Path, size: (usize, usize)) -> Result<Vec<(i64, Vec<u8>)>> {
     if size != (32, 32) {
         bail!("CIFAR batch {} holds 32x32 images, this dataset needs {}x{}", p.display(), size.1, size.0);
     }
@@ -214,7 +293,9 @@ fn read_cifar_bin(p: &Path, size: (usize, usize)) -> Result<Vec<Vec<u8>>> {
         .chunks_exact(3072 + label)
         .map(|rec| {
             let planar = &rec[label..];
-            (0..1024).flat_map(|px| [planar[px], planar[1024 + px], planar[2048 + px]]).collect()
+            // CIFAR-100 records hold the coarse then the fine label
+            let class = i64::from(rec[label - 1]);
+            (class, (0..1024).flat_map(|px| [planar[px], planar[1024 + px], planar[2048 + px]]).collect())
         })
         .collect())
 }
@@ -236,4 +317,56 @@ pub fn load_input(path: &Path) -> Result<Tensor> {
         bail!("input file {}: 'x' holds {} image(s); a kernel needs at least 2", path.display(), x.size()[0]);
     }
     Ok(x.to_kind(tch::Kind::Float))
+}
+
+/// Longest sentence (tokens) fed to text networks, as the reference.
+pub const MAX_SEQ_LEN: usize = 50;
+
+/// Where a run's inputs come from: images, or sentences for text networks.
+pub enum Source {
+    /// An image pool and the dataset whose transforms apply.
+    Images(ImagePool, Dataset),
+    /// Sentences, tokenised with a closing `[SEP]` when `sep`.
+    Text(text::Sentences, bool),
+}
+
+impl Source {
+    /// The embedded sample of `dataset`, or the user's image folder or
+    /// sentence file.
+    pub fn open(dataset: Dataset, images: Option<&Path>, sentences: Option<&Path>, sep: bool) -> Result<Source> {
+        if native_size(dataset).is_none() {
+            let pool = match sentences {
+                Some(p) => text::Sentences::from_file(p)?,
+                None => text::Sentences::embedded()?,
+            };
+            return Ok(Source::Text(pool, sep));
+        }
+        let pool = match images {
+            Some(dir) => ImagePool::from_dir(dir, dataset)?,
+            None => ImagePool::embedded(dataset)?,
+        };
+        Ok(Source::Images(pool, dataset))
+    }
+
+    /// A batch of `n` inputs chosen with `seed` (images through the
+    /// dataset's training transforms), with labels when known.
+    pub fn batch(&self, n: usize, seed: u64) -> Result<(Tensor, Option<Tensor>)> {
+        match self {
+            Source::Images(pool, d) => pool.labelled_batch(*d, n, seed),
+            Source::Text(pool, sep) => Ok((pool.batch(n, seed, MAX_SEQ_LEN, *sep)?, None)),
+        }
+    }
+
+    /// What a batch of `n` chosen with `seed` is (recorded in `run.json`).
+    pub fn describe(&self, n: usize, seed: u64) -> String {
+        match self {
+            Source::Images(pool, _) => format!("{} (batch {n}, image seed {seed})", pool.source),
+            Source::Text(pool, _) => format!("{} (batch {n}, seed {seed})", pool.source),
+        }
+    }
+
+    /// Whether the inputs carry class labels.
+    pub fn has_labels(&self) -> bool {
+        matches!(self, Source::Images(p, _) if p.labels.is_some())
+    }
 }

@@ -176,8 +176,7 @@ impl AnyNet {
 }
 
 impl Net for AnyNet {
-    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) {
-        let _guard = tch::no_grad_guard();
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
         let mut y = x.shallow_clone();
         for (c, b) in &self.stem {
             y = b.forward(&c.forward(&y, stats), stats).relu();
@@ -186,12 +185,14 @@ impl Net for AnyNet {
         if self.pool {
             y = y.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         }
+        sink.feature(&y);
         for block in &self.blocks {
             y = block.forward(&y, stats, sink);
+            sink.feature(&y);
         }
         let pooled = y.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
         sink.last_input(&pooled);
-        let _logits = self.head.forward(&pooled);
+        self.head.forward(&pooled)
     }
 
     fn params(&self) -> &Params {

@@ -145,7 +145,7 @@ impl Bert {
         self.params.redraw_xavier(&self.linear_weights);
     }
 
-    fn encode(&self, ids: &Tensor, mask: &Tensor, sink: &mut dyn Sink) {
+    fn encode(&self, ids: &Tensor, mask: &Tensor, sink: &mut dyn Sink) -> Tensor {
         let (n, len) = (ids.size()[0], ids.size()[1]);
         let h = self.cfg.hidden;
         let heads = self.cfg.heads;
@@ -171,25 +171,26 @@ impl Bert {
         }
         let pooled = self.pooler.fwd(&x.select(1, 0)).tanh();
         sink.last_input(&pooled);
-        let _logits = self.classifier.fwd(&pooled);
+        self.classifier.fwd(&pooled)
     }
 }
 
 impl Net for Bert {
     /// `x` is `[N, 2, L]` (ids, mask). Per image (sentence), each goes alone.
-    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) {
-        let _guard = tch::no_grad_guard();
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
         let ids = x.select(1, 0).to_kind(Kind::Int64);
         let mask = x.select(1, 1).to_kind(Kind::Float);
         match stats {
-            BnStats::Batch => self.encode(&ids, &mask, sink),
+            BnStats::Batch | BnStats::Off => self.encode(&ids, &mask, sink),
             BnStats::PerImage => {
                 let mut rows = RowCollector::default();
+                let mut logits = Vec::new();
                 for i in 0..ids.size()[0] {
                     rows.start();
-                    self.encode(&ids.narrow(0, i, 1), &mask.narrow(0, i, 1), &mut rows);
+                    logits.push(self.encode(&ids.narrow(0, i, 1), &mask.narrow(0, i, 1), &mut rows));
                 }
                 rows.replay(sink);
+                Tensor::cat(&logits, 0)
             }
         }
     }

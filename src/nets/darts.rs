@@ -292,8 +292,7 @@ impl DartsNet {
 }
 
 impl Net for DartsNet {
-    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) {
-        let _guard = tch::no_grad_guard();
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
         let (mut s0, mut s1) = if self.imagenet {
             let (a, a_bn) = &self.stem[0];
             let (b, b_bn) = &self.stem[1];
@@ -311,14 +310,16 @@ impl Net for DartsNet {
             let s = a_bn.forward(&a.forward(x, stats), stats);
             (s.shallow_clone(), s)
         };
+        sink.feature(&s1);
         for cell in &self.cells {
             let next = cell.forward(&s0, &s1, stats, sink);
+            sink.feature(&next);
             s0 = s1;
             s1 = next;
         }
         let pooled = s1.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
         sink.last_input(&pooled);
-        let _logits = self.classifier.forward(&pooled);
+        self.classifier.forward(&pooled)
     }
 
     fn params(&self) -> &Params {

@@ -67,7 +67,9 @@ impl Conv2d {
 
     fn apply(&self, x: &Tensor) -> Tensor {
         let s = &self.spec;
-        x.conv2d(&self.w, self.b.as_ref(), s.stride, s.padding, s.dilation, s.groups)
+        let y = x.conv2d(&self.w, self.b.as_ref(), s.stride, s.padding, s.dilation, s.groups);
+        flops::add_conv(&y, s);
+        y
     }
 
     /// Applies the convolution. In per-image mode a kernel larger than 1x1
@@ -132,6 +134,7 @@ impl BatchNorm {
                 self.eps,
                 false,
             ),
+            BnStats::Off => x.shallow_clone(),
             BnStats::Batch => Tensor::batch_norm(
                 x,
                 Some(&self.w),
@@ -163,7 +166,9 @@ impl Linear {
 
     /// Applies the layer.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.linear(&self.w, Some(&self.b))
+        let y = x.linear(&self.w, Some(&self.b));
+        flops::add(self.w.numel() as f64 * y.size().first().copied().unwrap_or(1) as f64);
+        y
     }
 }
 
@@ -206,7 +211,7 @@ impl ReluConvBn {
     /// reported (see [`super::shared_relu`]).
     pub fn after_relu(&self, r: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
         let y = self.bn.forward(&self.conv.forward(r, stats), stats);
-        sink.activation(&y);
+        sink.block_output(&y);
         y
     }
 }
@@ -217,4 +222,43 @@ impl ReluConvBn {
 pub fn factorized_reduce_forward(r: &Tensor, c1: &Conv2d, c2: &Conv2d, bn: &BatchNorm, stats: BnStats) -> Tensor {
     let shifted = r.constant_pad_nd([0, 1, 0, 1]).slice(2, 1, None, 1).slice(3, 1, None, 1);
     bn.forward(&Tensor::cat(&[c1.forward(r, stats), c2.forward(&shifted, stats)], 1), stats)
+}
+
+/// Multiply-accumulates of the convolutions and Linear layers a forward pass
+/// runs, counted per thread while [`flops::count`] is active (each thread
+/// runs one network at a time). The count is a layer's own arithmetic, as
+/// NATS-Bench and pycls report FLOPs (multiply-adds of Conv2d and Linear).
+pub mod flops {
+    use super::ConvSpec;
+    use std::cell::Cell;
+    use tch::Tensor;
+
+    thread_local! {
+        static COUNT: Cell<Option<f64>> = const { Cell::new(None) };
+    }
+
+    /// Runs `f` and returns its result with the multiply-adds counted.
+    pub fn count<T>(f: impl FnOnce() -> T) -> (T, f64) {
+        let outer = COUNT.with(|c| c.replace(Some(0.0)));
+        let out = f();
+        let n = COUNT.with(|c| c.replace(outer)).unwrap_or(0.0);
+        (out, n)
+    }
+
+    /// Adds `n` multiply-adds when counting.
+    pub fn add(n: f64) {
+        COUNT.with(|c| {
+            if let Some(v) = c.get() {
+                c.set(Some(v + n));
+            }
+        });
+    }
+
+    /// A convolution's multiply-adds: output elements x (input channels /
+    /// groups) x kernel area.
+    pub fn add_conv(out: &Tensor, s: &ConvSpec) {
+        if COUNT.with(|c| c.get().is_some()) {
+            add(out.numel() as f64 * (s.c_in / s.groups) as f64 * (s.k[0] * s.k[1]) as f64);
+        }
+    }
 }

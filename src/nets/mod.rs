@@ -24,23 +24,45 @@ pub enum BnStats {
     /// Each image its own, as if forwarded alone (the reference's scoring);
     /// convolutions that are not bit-identical on a batch run image by image.
     PerImage,
-    /// The whole batch's (the reference's HDA).
+    /// The whole batch's (the reference's HDA; zero-cost proxies).
     Batch,
+    /// None: every BatchNorm is the identity (synflow removes them).
+    Off,
 }
 
-/// Receives what a network reports while it runs.
+/// Receives what a network reports while it runs (its probes). Every method
+/// has a default that ignores the probe, so a proxy's sink overrides only what
+/// it reads. The tensors are `[N, ...]` and part of the autograd graph when the
+/// caller runs with gradients.
 pub trait Sink {
-    /// One captured activation (the K side), `[N, ...]`.
-    fn activation(&mut self, out: &Tensor);
-    /// The input of the network's final layer (the Q side), `[N, ...]`.
-    fn last_input(&mut self, out: &Tensor);
+    /// The output of a ReLU (or, in NAFBee's networks, of the activation
+    /// function under test), in firing order.
+    fn activation(&mut self, _out: &Tensor) {}
     /// The same tensor as an earlier [`Sink::activation`] call, reported
     /// again (the reference captures a node's ReLU once per block reading
     /// it); the network keeps it alive meanwhile.
     fn activation_again(&mut self, out: &Tensor) {
         self.activation(out);
     }
+    /// The output of a block that RBFleX's reference captures because its
+    /// class name contains "ReLU" (`ReLUConvBN`: a BatchNorm output, not a
+    /// ReLU's). RBFleX's K side counts it with the activations; by default it
+    /// is reported as one.
+    fn block_output(&mut self, out: &Tensor) {
+        self.activation(out);
+    }
+    /// The input of the network's final layer (the classifier's input; RBFleX's
+    /// Q side).
+    fn last_input(&mut self, _out: &Tensor) {}
+    /// A feature map between stages: the stem's output, then every cell's or
+    /// block's output, in order (AZ-NAS' expressivity and progressivity).
+    fn feature(&mut self, _out: &Tensor) {}
 }
+
+/// A sink that ignores every probe (a plain forward pass).
+pub struct NoProbe;
+
+impl Sink for NoProbe {}
 
 /// The ReLU of node `x`, computed once and shared by every block that reads
 /// the node (the values are the same); each use is reported, repeats as
@@ -60,11 +82,17 @@ pub fn shared_relu(cache: &mut Option<Tensor>, x: &Tensor, sink: &mut dyn Sink) 
     }
 }
 
-/// A network that can be scored: a forward pass that feeds a [`Sink`], and its
-/// parameters (to load reference weights or count them).
+/// A network that can be scored: a forward pass that feeds a [`Sink`] and
+/// returns the output, and its parameters (to load reference weights, count
+/// them or take gradients).
+///
+/// The forward pass records autograd history when gradients are enabled and
+/// the parameters require them; callers that need no gradients run it under
+/// `tch::no_grad_guard()` (as every RBFleX score does).
 pub trait Net: Send {
-    /// Runs the batch `x` through the network, reporting to `sink`.
-    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink);
+    /// Runs the batch `x` through the network, reporting to `sink`; returns
+    /// the output (`[N, classes]` logits; TransNAS: the decoder head's output).
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor;
     /// The trainable parameters, by PyTorch name, in construction order.
     fn params(&self) -> &Params;
 }

@@ -176,20 +176,21 @@ impl TinyNetwork {
 }
 
 impl Net for TinyNetwork {
-    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) {
-        let _guard = tch::no_grad_guard();
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
         let mut x = self.stem_bn.forward(&self.stem_conv.forward(x, stats), stats);
+        sink.feature(&x);
         for stage in &self.stages {
             x = match stage {
                 Stage::Cell(c) => c.forward(&x, stats, sink),
                 Stage::Reduce(b) => b.forward(&x, stats, sink),
             };
+            sink.feature(&x);
         }
         let act = self.last_bn.forward(&x, stats).relu();
         sink.activation(&act);
         let pooled = act.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
         sink.last_input(&pooled);
-        let _logits = self.classifier.forward(&pooled);
+        self.classifier.forward(&pooled)
     }
 
     fn params(&self) -> &Params {

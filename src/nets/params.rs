@@ -7,10 +7,33 @@ use std::collections::HashMap;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
+/// What a parameter is, for proxies that treat layers differently (most
+/// gradient proxies sum over Conv2d and Linear weights only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A Conv2d weight `[out, in/groups, kh, kw]`.
+    ConvWeight,
+    /// A Linear weight `[out, in]`.
+    LinearWeight,
+    /// A Conv2d or Linear bias.
+    Bias,
+    /// A normalisation layer's affine weight or bias.
+    Norm,
+    /// An embedding table.
+    Embedding,
+}
+
+impl Role {
+    /// Conv2d and Linear weights: the layers zero-cost proxies measure.
+    pub fn is_layer_weight(self) -> bool {
+        matches!(self, Role::ConvWeight | Role::LinearWeight)
+    }
+}
+
 /// The trainable tensors of a network, by PyTorch name, in creation order.
 #[derive(Debug, Default)]
 pub struct Params {
-    entries: Vec<(String, Tensor)>,
+    entries: Vec<(String, Tensor, Role)>,
 }
 
 /// `nn.init.kaiming_uniform_(w, a=sqrt(5))`'s bound, computed in f64 exactly as
@@ -40,10 +63,84 @@ impl Params {
         Self::default()
     }
 
-    fn push(&mut self, name: String, t: Tensor) -> Tensor {
+    fn push(&mut self, name: String, t: Tensor, role: Role) -> Tensor {
         let alias = t.shallow_clone();
-        self.entries.push((name, t));
+        self.entries.push((name, t, role));
         alias
+    }
+
+    /// Every parameter with its name and role, in creation order (the
+    /// tensors share storage with the network's layers).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Tensor, Role)> {
+        self.entries.iter().map(|(n, t, r)| (n.as_str(), t, *r))
+    }
+
+    /// Conv2d and Linear weights, in creation order.
+    pub fn layer_weights(&self) -> Vec<Tensor> {
+        self.iter().filter(|(_, _, r)| r.is_layer_weight()).map(|(_, t, _)| t.shallow_clone()).collect()
+    }
+
+    /// Makes every parameter record gradients (or stop recording them).
+    pub fn set_requires_grad(&self, on: bool) {
+        for (_, t, _) in &self.entries {
+            let _ = t.set_requires_grad(on);
+        }
+    }
+
+    /// Re-draws the parameters as AZ-NAS' `init_model(model, 'kaiming_norm_fanin')`:
+    /// Conv2d/Linear weights normal(0, sqrt(2 / fan_in)), their biases 0,
+    /// normalisation layers 1 and 0; in creation order.
+    pub fn reinit_kaiming_normal_fan_in(&self) {
+        let _guard = tch::no_grad_guard();
+        for (_, t, role) in &self.entries {
+            let mut t = t.shallow_clone();
+            match role {
+                Role::ConvWeight | Role::LinearWeight => {
+                    let fan_in: i64 = t.size()[1..].iter().product();
+                    let _ = t.normal_(0.0, (2.0 / fan_in as f64).sqrt());
+                }
+                Role::Bias => {
+                    let _ = t.zero_();
+                }
+                Role::Norm | Role::Embedding => {}
+            }
+        }
+    }
+
+    /// Re-draws Conv2d/Linear weights from normal(0, 1) with zero biases
+    /// (Zen-NAS' `network_weight_gaussian_init`); normalisation layers keep 1 and 0.
+    pub fn reinit_gaussian(&self) {
+        let _guard = tch::no_grad_guard();
+        for (_, t, role) in &self.entries {
+            let mut t = t.shallow_clone();
+            match role {
+                Role::ConvWeight | Role::LinearWeight => {
+                    let _ = t.normal_(0.0, 1.0);
+                }
+                Role::Bias => {
+                    let _ = t.zero_();
+                }
+                Role::Norm | Role::Embedding => {}
+            }
+        }
+    }
+
+    /// Converts every parameter in place to `kind` (e.g. float64 for
+    /// synflow); the layers see the change.
+    pub fn convert(&self, kind: Kind) {
+        let _guard = tch::no_grad_guard();
+        for (_, t, _) in &self.entries {
+            let mut t = t.shallow_clone();
+            t.set_data(&t.to_kind(kind));
+        }
+    }
+
+    /// Replaces every parameter by its absolute value (synflow's linearisation).
+    pub fn abs_(&self) {
+        let _guard = tch::no_grad_guard();
+        for (_, t, _) in &self.entries {
+            let _ = t.shallow_clone().abs_();
+        }
     }
 
     /// Weight of `nn.Conv2d` (and its bias when `bias`), PyTorch default init:
@@ -59,10 +156,10 @@ impl Params {
     ) -> (Tensor, Option<Tensor>) {
         let fan_in = c_in / groups * kernel[0] * kernel[1];
         let w = uniform(&[c_out, c_in / groups, kernel[0], kernel[1]], kaiming_bound(fan_in));
-        let w = self.push(format!("{prefix}.weight"), w);
+        let w = self.push(format!("{prefix}.weight"), w, Role::ConvWeight);
         let b = bias.then(|| {
             let b = uniform(&[c_out], 1.0 / (fan_in as f64).sqrt());
-            self.push(format!("{prefix}.bias"), b)
+            self.push(format!("{prefix}.bias"), b, Role::Bias)
         });
         (w, b)
     }
@@ -70,9 +167,9 @@ impl Params {
     /// Weight and bias of `nn.Linear`, PyTorch default init.
     pub fn linear(&mut self, prefix: &str, f_in: i64, f_out: i64) -> (Tensor, Tensor) {
         let w = uniform(&[f_out, f_in], kaiming_bound(f_in));
-        let w = self.push(format!("{prefix}.weight"), w);
+        let w = self.push(format!("{prefix}.weight"), w, Role::LinearWeight);
         let b = uniform(&[f_out], 1.0 / (f_in as f64).sqrt());
-        let b = self.push(format!("{prefix}.bias"), b);
+        let b = self.push(format!("{prefix}.bias"), b, Role::Bias);
         (w, b)
     }
 
@@ -80,8 +177,8 @@ impl Params {
     /// `xavier_uniform_` weight, zero bias.
     pub fn linear_xavier(&mut self, prefix: &str, f_in: i64, f_out: i64) -> (Tensor, Tensor) {
         let w = uniform(&[f_out, f_in], xavier_bound(f_in, f_out));
-        let w = self.push(format!("{prefix}.weight"), w);
-        let b = self.push(format!("{prefix}.bias"), Tensor::zeros([f_out], (Kind::Float, Device::Cpu)));
+        let w = self.push(format!("{prefix}.weight"), w, Role::LinearWeight);
+        let b = self.push(format!("{prefix}.bias"), Tensor::zeros([f_out], (Kind::Float, Device::Cpu)), Role::Bias);
         (w, b)
     }
 
@@ -93,7 +190,7 @@ impl Params {
         if let Some(p) = padding {
             let _ = t.get(p).zero_();
         }
-        self.push(name.to_string(), t)
+        self.push(name.to_string(), t, Role::Embedding)
     }
 
     /// Redraws every 2-D weight whose name ends in `.weight` and is listed in
@@ -101,7 +198,7 @@ impl Params {
     /// re-initialises a loaded checkpoint's Linear weights this way).
     pub fn redraw_xavier(&self, names: &[String]) {
         let _guard = tch::no_grad_guard();
-        for (n, t) in &self.entries {
+        for (n, t, _) in &self.entries {
             if names.contains(n) {
                 let size = t.size();
                 let mut t = t.shallow_clone();
@@ -115,7 +212,7 @@ impl Params {
     /// Linear weights normal(0, 0.01) and their biases 0, in creation order.
     pub fn reinit_pycls(&self) {
         let _guard = tch::no_grad_guard();
-        for (n, t) in &self.entries {
+        for (n, t, _) in &self.entries {
             let size = t.size();
             let mut t = t.shallow_clone();
             if size.len() == 4 {
@@ -131,19 +228,19 @@ impl Params {
 
     /// Affine parameters of a normalisation layer: weight 1, bias 0 (no RNG draw).
     pub fn norm_affine(&mut self, prefix: &str, c: i64) -> (Tensor, Tensor) {
-        let w = self.push(format!("{prefix}.weight"), Tensor::ones([c], (Kind::Float, Device::Cpu)));
-        let b = self.push(format!("{prefix}.bias"), Tensor::zeros([c], (Kind::Float, Device::Cpu)));
+        let w = self.push(format!("{prefix}.weight"), Tensor::ones([c], (Kind::Float, Device::Cpu)), Role::Norm);
+        let b = self.push(format!("{prefix}.bias"), Tensor::zeros([c], (Kind::Float, Device::Cpu)), Role::Norm);
         (w, b)
     }
 
     /// Number of trainable values.
     pub fn count(&self) -> i64 {
-        self.entries.iter().map(|(_, t)| t.numel() as i64).sum()
+        self.entries.iter().map(|(_, t, _)| t.numel() as i64).sum()
     }
 
     /// Names and shapes in creation order.
     pub fn shapes(&self) -> Vec<(String, Vec<i64>)> {
-        self.entries.iter().map(|(n, t)| (n.clone(), t.size())).collect()
+        self.entries.iter().map(|(n, t, _)| (n.clone(), t.size())).collect()
     }
 
     /// Overwrites every parameter from a PyTorch `state_dict()` saved as
@@ -155,7 +252,7 @@ impl Params {
             Tensor::read_safetensors(path).with_context(|| format!("cannot read params file {}", path.display()))?;
         let mut by_name: HashMap<String, Tensor> = loaded.into_iter().collect();
         let _guard = tch::no_grad_guard();
-        for (name, t) in &self.entries {
+        for (name, t, _) in &self.entries {
             let src = by_name
                 .remove(name)
                 .with_context(|| format!("params file {}: missing tensor '{name}'", path.display()))?;

@@ -222,27 +222,32 @@ impl TransNet {
 }
 
 impl Net for TransNet {
-    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) {
-        let _guard = tch::no_grad_guard();
+    /// Returns the last head branch's output (`[N, 32, 8, 8]`): the RBFleX
+    /// wrapper's decoder stand-in, not a task's prediction.
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
         let s = self.stem_bn.forward(&self.stem_conv.forward(x, stats), stats);
         let mut y = self.stem_rcb.forward(&s, stats, sink);
+        sink.feature(&y);
         let mut outs = Vec::new();
         for layer in &self.layers {
             for cell in layer {
                 y = cell.forward(&y, stats, sink);
+                sink.feature(&y);
             }
             outs.push(y.upsample_nearest2d([8, 8], None, None));
         }
         outs.reverse();
         let n = self.head.len();
+        let mut out = None;
         for (i, ((conv, bn), feat)) in self.head.iter().zip(&outs).enumerate() {
             let r = conv.forward(feat, stats).relu();
             sink.activation(&r);
             if i + 1 == n {
                 sink.last_input(&r);
             }
-            let _ = bn.forward(&r, stats);
+            out = Some(bn.forward(&r, stats));
         }
+        out.unwrap_or(y)
     }
 
     fn params(&self) -> &Params {

@@ -50,8 +50,7 @@ impl Vgg19 {
 }
 
 impl Net for Vgg19 {
-    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) {
-        let _guard = tch::no_grad_guard();
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
         let mut x = x.shallow_clone();
         for l in &self.layers {
             x = match l {
@@ -60,12 +59,16 @@ impl Net for Vgg19 {
                     sink.activation(&y);
                     y
                 }
-                Layer::Pool => x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false),
+                Layer::Pool => {
+                    let y = x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+                    sink.feature(&y);
+                    y
+                }
             };
         }
         let flat = x.avg_pool2d([1, 1], [1, 1], [0, 0], false, true, None::<i64>).flatten(1, -1);
         sink.last_input(&flat);
-        let _logits = self.classifier.forward(&flat);
+        self.classifier.forward(&flat)
     }
 
     fn params(&self) -> &Params {

@@ -90,9 +90,49 @@ pub struct Candidates {
 /// mode BN over the batch) as the reference's HDA.py does.
 pub fn candidates(net: &dyn Net, x: &Tensor) -> Candidates {
     let n = x.size()[0] as usize;
+    let _guard = tch::no_grad_guard();
     let mut sink = HdaSink { k: RowMoments::new(n), q: RowMoments::new(n) };
-    net.forward(x, BnStats::Batch, &mut sink);
+    let _ = net.forward(x, BnStats::Batch, &mut sink);
     Candidates { cand_k: sink.k.candidates(), cand_q: sink.q.candidates() }
+}
+
+/// What HDA detected over a sample of networks.
+#[derive(Debug, Clone)]
+pub struct Detected {
+    /// The smallest positive activation-side candidate.
+    pub gamma_k: f64,
+    /// The smallest positive final-layer candidate.
+    pub gamma_q: f64,
+    /// Each network's (index, arch, candidates).
+    pub networks: Vec<(usize, String, Candidates)>,
+}
+
+/// The HDA protocol: `networks` architectures of `space` drawn as search
+/// trial 0 draws them, each built with the run's init seed, and the smallest
+/// positive candidate of all.
+pub fn detect(
+    space: &dyn crate::spaces::Space,
+    dataset: crate::spaces::Dataset,
+    seed: u64,
+    networks: usize,
+    x: &Tensor,
+) -> anyhow::Result<Detected> {
+    use anyhow::Context;
+    if networks == 0 || networks > space.len() {
+        anyhow::bail!("--networks must be between 1 and {}, got {networks}", space.len());
+    }
+    let mut nets = Vec::new();
+    for i in crate::search::trial_sample(space.len(), networks, seed, 0) {
+        let arch = space.arch(i)?;
+        let net = crate::spaces::build_seeded(space, &arch, dataset, crate::eval::init_seed(seed, i))?;
+        let cand = candidates(net.as_ref(), x);
+        nets.push((i, arch, cand));
+    }
+    let gamma_k = min_positive(nets.iter().flat_map(|n| &n.2.cand_k))
+        .context("no positive gamma_k candidate: every pair of rows has equal means")?;
+    let gamma_q = min_positive(nets.iter().flat_map(|n| &n.2.cand_q))
+        .context("no positive gamma_q candidate: every pair of rows has equal means")?;
+    Ok(Detected { gamma_k, gamma_q, networks: nets })
 }
 
 /// The smallest positive candidate, if any.

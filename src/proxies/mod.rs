@@ -1,6 +1,373 @@
-//! Training-free proxies. They see only what a network reports to a
-//! [`crate::nets::Sink`], never the design space.
+//! Training-free proxies. A proxy sees a network (built fresh on demand), the
+//! inputs it asked for and what the network reports to a
+//! [`crate::nets::Sink`]; never the design space, the run or the protocol.
+//!
+//! Adding a proxy = one file implementing [`Proxy`] plus one line in
+//! [`REGISTRY`]. Proxies whose value depends on the other candidates (rank
+//! aggregations such as AZ-NAS' `az` and the `ensemble`) are [`Aggregate`]s:
+//! their members are scored per network and the aggregate is computed over
+//! the run's candidate set.
 
+pub mod az;
+pub mod grads;
 pub mod hda;
+pub mod jacobian;
 pub mod kernel;
+pub mod naswot;
 pub mod rbflex;
+pub mod size;
+pub mod zico;
+
+use crate::nets::{Net, Params};
+use anyhow::{bail, Result};
+use serde::Serialize;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tch::{Device, Kind, Tensor};
+
+/// How a proxy's network is initialised after it is built with PyTorch's
+/// default initialisers (each protocol fixes one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Init {
+    /// PyTorch's defaults (the reference's weights).
+    Default,
+    /// AZ-NAS' `kaiming_norm_fanin`: Conv/Linear weights normal(0, sqrt(2 / fan_in)), biases 0.
+    KaimingNormalFanIn,
+    /// Zen-NAS' Gaussian init: Conv/Linear weights normal(0, 1), biases 0.
+    Gaussian,
+}
+
+impl Init {
+    /// Re-draws `p` (from the global tch RNG, right after the build).
+    pub fn apply(self, p: &Params) {
+        match self {
+            Init::Default => {}
+            Init::KaimingNormalFanIn => p.reinit_kaiming_normal_fan_in(),
+            Init::Gaussian => p.reinit_gaussian(),
+        }
+    }
+}
+
+/// What a proxy needs from a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Needs {
+    /// Images (or sentences) per batch; `None`: the run's `--batch`.
+    pub batch: Option<usize>,
+    /// The images' class labels (proxies with a classification loss).
+    pub labels: bool,
+    /// Class logits from the network (refused on spaces whose networks have
+    /// no classifier, such as TransNAS' backbone-with-head).
+    pub classifier: bool,
+}
+
+/// What a proxy is handed for one architecture.
+pub struct Probe<'a> {
+    /// Builds the architecture's network, freshly initialised with the run's
+    /// init seed for it then re-drawn by `Init`: every call with the same
+    /// `Init` returns identical weights.
+    pub build: &'a dyn Fn(Init) -> Result<Box<dyn Net>>,
+    /// The input batch `[N, ...]` the proxy asked for.
+    pub x: &'a Tensor,
+    /// The images' labels `[N]` (int64) when the proxy asked for them.
+    pub labels: Option<&'a Tensor>,
+    /// Classes of the network's classifier (0: no classifier).
+    pub classes: i64,
+    /// The network's init seed (for the proxy's own random inputs).
+    pub seed: i64,
+    /// Values computed for this network by one proxy and read by another
+    /// (AZ-NAS' four parts come from one pass).
+    pub shared: &'a RefCell<BTreeMap<&'static str, Vec<f64>>>,
+}
+
+impl Probe<'_> {
+    /// Standard-normal noise of `shape`, the same for every call on this
+    /// network (drawn from torch's generator seeded by the network's seed).
+    pub fn noise(&self, shape: &[i64]) -> Tensor {
+        crate::spaces::seeded(self.seed ^ 0x5eed_0000_0000, || Tensor::randn(shape, (Kind::Float, Device::Cpu)))
+    }
+
+    /// Random labels in `0..classes` for `n` inputs, fixed per network.
+    pub fn random_labels(&self, n: i64) -> Tensor {
+        crate::spaces::seeded(self.seed ^ 0x1abe_0000_0000, || {
+            Tensor::randint(self.classes.max(1), [n], (Kind::Int64, Device::Cpu))
+        })
+    }
+
+    /// The labels the proxy asked for.
+    pub fn labels(&self) -> Result<&Tensor> {
+        self.labels.ok_or_else(|| anyhow::anyhow!("this proxy needs labelled images"))
+    }
+}
+
+/// A proxy's value for one network, and its named parts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measure {
+    /// Higher is better; `-inf` ranks last (a degenerate network).
+    pub value: f64,
+    /// Extra values, one per [`Columns::parts`].
+    pub parts: Vec<f64>,
+    /// Why the value is degenerate, when it is (shown by `score`).
+    pub note: Option<String>,
+}
+
+impl Measure {
+    /// A value with no parts.
+    pub fn value(value: f64) -> Self {
+        Self { value, parts: Vec::new(), note: None }
+    }
+}
+
+/// The `scores.csv` columns a proxy writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Columns {
+    /// The value.
+    pub value: String,
+    /// Its parts.
+    pub parts: Vec<String>,
+    /// Wall seconds this proxy spent on the network.
+    pub seconds: String,
+}
+
+/// A training-free proxy scored one network at a time.
+pub trait Proxy: Send + Sync {
+    /// Name on the command line (`--proxy`).
+    fn name(&self) -> &'static str;
+    /// What it needs.
+    fn needs(&self) -> Needs;
+    /// Its settings, recorded in `run.json` (a rerun with other settings is
+    /// refused instead of mixing values).
+    fn settings(&self) -> serde_json::Value {
+        serde_json::json!({})
+    }
+    /// Its columns in `scores.csv`: by default `<name>` and `<name>_seconds`.
+    fn columns(&self) -> Columns {
+        Columns { value: self.name().into(), parts: Vec::new(), seconds: format!("{}_seconds", self.name()) }
+    }
+    /// Scores one network.
+    fn score(&self, p: &Probe) -> Result<Measure>;
+}
+
+/// A proxy computed from other proxies' values over the candidate set.
+#[derive(Debug)]
+pub struct Aggregate {
+    /// Name on the command line.
+    pub name: &'static str,
+    /// The proxies it combines.
+    pub members: &'static [&'static str],
+    /// What it is (shown in reports).
+    pub describe: &'static str,
+}
+
+impl Aggregate {
+    /// The aggregate's value for every candidate, from its members' values
+    /// (`members[m][i]` = member m on candidate i): the sum over members of
+    /// `ln(rank / n)`, rank 1 = lowest value, ties sharing their average
+    /// rank (AZ-NAS' rule). A candidate with a non-finite member value
+    /// gets that member's lowest rank.
+    pub fn combine(&self, members: &[Vec<f64>]) -> Vec<f64> {
+        rank_sum(members)
+    }
+}
+
+/// Sum over rows of `ln(rank / n)` (see [`Aggregate::combine`]).
+pub fn rank_sum(members: &[Vec<f64>]) -> Vec<f64> {
+    let n = members.first().map_or(0, Vec::len);
+    let mut out = vec![0.0; n];
+    for m in members {
+        // NaN and -inf both rank lowest
+        let clean: Vec<f64> = m.iter().map(|v| if v.is_nan() { f64::NEG_INFINITY } else { *v }).collect();
+        let ranks = crate::stats::average_ranks(&clean);
+        for (o, r) in out.iter_mut().zip(ranks) {
+            *o += (r / n as f64).ln();
+        }
+    }
+    out
+}
+
+/// Every proxy scored per network, in the order their columns appear.
+pub const REGISTRY: &[&str] = &[
+    "rbflex",
+    "naswot",
+    "synflow",
+    "snip",
+    "grasp",
+    "grad_norm",
+    "fisher",
+    "jacob_cov",
+    "l2_norm",
+    "plain",
+    "epe_nas",
+    "zico",
+    "params",
+    "flops",
+    "az_expressivity",
+    "az_progressivity",
+    "az_trainability",
+    "az_complexity",
+];
+
+/// The rank aggregations.
+pub const AGGREGATES: &[Aggregate] = &[
+    Aggregate {
+        name: "az",
+        members: &["az_expressivity", "az_progressivity", "az_trainability", "az_complexity"],
+        describe: "AZ-NAS: sum of ln(rank/n) of its four proxies over the candidates",
+    },
+    Aggregate {
+        name: "ensemble",
+        members: ENSEMBLE,
+        describe: "rbflex's ensemble: sum of ln(rank/n) of its members over the candidates",
+    },
+];
+
+/// The ensemble's members (chosen once; see the README).
+pub const ENSEMBLE: &[&str] =
+    &["rbflex", "az_expressivity", "az_progressivity", "az_trainability", "az_complexity", "synflow"];
+
+/// Options that proxies take from the command line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Options {
+    /// RBFleX's kernel widths.
+    pub gammas: rbflex::Gammas,
+}
+
+/// Builds the proxy called `name`.
+pub fn by_name(name: &str, opts: &Options) -> Result<Arc<dyn Proxy>> {
+    Ok(match name {
+        "rbflex" => Arc::new(rbflex::Rbflex { gammas: opts.gammas }),
+        "naswot" => Arc::new(naswot::Naswot),
+        "synflow" => Arc::new(grads::Synflow),
+        "snip" => Arc::new(grads::Snip),
+        "grasp" => Arc::new(grads::Grasp),
+        "grad_norm" => Arc::new(grads::GradNorm),
+        "fisher" => Arc::new(grads::Fisher),
+        "plain" => Arc::new(grads::Plain),
+        "l2_norm" => Arc::new(size::L2Norm),
+        "jacob_cov" => Arc::new(jacobian::JacobCov),
+        "epe_nas" => Arc::new(jacobian::EpeNas),
+        "zico" => Arc::new(zico::Zico),
+        "params" => Arc::new(size::ParamCount),
+        "flops" => Arc::new(size::Flops),
+        "az_expressivity" => Arc::new(az::AzPart(az::Part::Expressivity)),
+        "az_progressivity" => Arc::new(az::AzPart(az::Part::Progressivity)),
+        "az_trainability" => Arc::new(az::AzPart(az::Part::Trainability)),
+        "az_complexity" => Arc::new(az::AzPart(az::Part::Complexity)),
+        other => bail!("unknown proxy '{other}' (known: {})", known().join(", ")),
+    })
+}
+
+/// Every name `--proxy` takes.
+pub fn known() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = REGISTRY.to_vec();
+    v.extend(AGGREGATES.iter().map(|a| a.name));
+    v.push("all");
+    v
+}
+
+/// The proxies a run asks for: those scored per network, and the rank
+/// aggregations computed from them over the candidate set.
+#[derive(Clone)]
+pub struct Selection {
+    /// Proxies scored per network, each once, in registry order.
+    pub proxies: Vec<Arc<dyn Proxy>>,
+    /// Aggregations reported beside them.
+    pub aggregates: Vec<&'static Aggregate>,
+    /// What was asked for, in order (proxy and aggregate names).
+    pub asked: Vec<&'static str>,
+}
+
+impl Selection {
+    /// Parses `--proxy NAME[,NAME...]|all`: `all` = every proxy and
+    /// aggregation; an aggregation brings its members.
+    pub fn parse(spec: &str, opts: &Options) -> Result<Self> {
+        let mut asked: Vec<&'static str> = Vec::new();
+        for name in spec.split(',').map(str::trim) {
+            if name == "all" {
+                asked.extend(REGISTRY.iter().copied());
+                asked.extend(AGGREGATES.iter().map(|a| a.name));
+            } else if let Some(n) = REGISTRY.iter().find(|r| **r == name) {
+                asked.push(n);
+            } else if let Some(a) = AGGREGATES.iter().find(|a| a.name == name) {
+                asked.push(a.name);
+            } else {
+                bail!("unknown proxy '{name}' (known: {})", known().join(", "));
+            }
+        }
+        let mut dedup = Vec::new();
+        for a in asked {
+            if !dedup.contains(&a) {
+                dedup.push(a);
+            }
+        }
+        let aggregates: Vec<&'static Aggregate> = AGGREGATES.iter().filter(|a| dedup.contains(&a.name)).collect();
+        let mut needed: Vec<&str> = dedup.clone();
+        needed.extend(aggregates.iter().flat_map(|a| a.members.iter().copied()));
+        let proxies =
+            REGISTRY.iter().filter(|r| needed.contains(r)).map(|r| by_name(r, opts)).collect::<Result<Vec<_>>>()?;
+        Ok(Self { proxies, aggregates, asked: dedup })
+    }
+
+    /// RBFleX alone (the default).
+    pub fn rbflex(opts: &Options) -> Self {
+        Self {
+            proxies: vec![Arc::new(rbflex::Rbflex { gammas: opts.gammas })],
+            aggregates: Vec::new(),
+            asked: vec!["rbflex"],
+        }
+    }
+
+    /// The proxy scored per network called `name`.
+    pub fn proxy(&self, name: &str) -> Option<&Arc<dyn Proxy>> {
+        self.proxies.iter().find(|p| p.name() == name)
+    }
+
+    /// The value of every asked-for proxy and aggregation on each candidate,
+    /// from the per-network values `value(proxy, i)`; aggregations are
+    /// ranked over these candidates only.
+    pub fn values(&self, n: usize, value: impl Fn(&dyn Proxy, usize) -> f64) -> Vec<(&'static str, Vec<f64>)> {
+        let per: Vec<(&'static str, Vec<f64>)> =
+            self.proxies.iter().map(|p| (p.name(), (0..n).map(|i| value(p.as_ref(), i)).collect())).collect();
+        self.asked
+            .iter()
+            .filter_map(|name| {
+                if let Some((_, v)) = per.iter().find(|(p, _)| p == name) {
+                    return Some((*name, v.clone()));
+                }
+                let agg = self.aggregates.iter().find(|a| a.name == *name)?;
+                let members: Vec<Vec<f64>> = agg
+                    .members
+                    .iter()
+                    .filter_map(|m| per.iter().find(|(p, _)| p == m).map(|(_, v)| v.clone()))
+                    .collect();
+                Some((*name, agg.combine(&members)))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rank_sum_is_azs_log_rank_rule() {
+        // two members over three candidates; ranks (1..3) / 3
+        let m = vec![vec![1.0, 2.0, 3.0], vec![30.0, 10.0, 20.0]];
+        let v = rank_sum(&m);
+        let l = |r: f64| (r / 3.0).ln();
+        assert_eq!(v, vec![l(1.0) + l(3.0), l(2.0) + l(1.0), l(3.0) + l(2.0)]);
+        // ties share their average rank; NaN and -inf rank lowest
+        let t = rank_sum(&[vec![5.0, 5.0, f64::NAN, f64::NEG_INFINITY]]);
+        assert_eq!(t[0], (3.5f64 / 4.0).ln());
+        assert_eq!(t[2], (1.5f64 / 4.0).ln());
+        assert_eq!(t[2], t[3]);
+    }
+
+    #[test]
+    fn unknown_proxy_lists_the_known_ones() {
+        let opts = Options { gammas: rbflex::Gammas::default() };
+        let e = Selection::parse("rbflex,nope", &opts).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.starts_with("unknown proxy 'nope' (known: rbflex"), "{e}");
+    }
+}

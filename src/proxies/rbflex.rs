@@ -2,7 +2,9 @@
 //! the column-normalised activations (K) and final-layer inputs (Q).
 
 use super::kernel::{logabsdet, KernelSums};
+use super::{Columns, Measure, Needs, Probe, Proxy};
 use crate::nets::{BnStats, Net, Sink};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
@@ -86,8 +88,45 @@ impl Sink for RbflexSink {
 /// Scores a network on a batch `x` (`[N, C, H, W]`), forwarding each image
 /// alone as the reference does (train-mode BN with that image's statistics).
 pub fn score(net: &dyn Net, x: &Tensor, g: Gammas) -> Score {
+    let _guard = tch::no_grad_guard();
     let n = x.size()[0] as usize;
     let mut sink = RbflexSink::new(n);
-    net.forward(x, BnStats::PerImage, &mut sink);
+    let _ = net.forward(x, BnStats::PerImage, &mut sink);
     sink.finish(n, g)
+}
+
+/// RBFleX as a [`Proxy`]: the run's `--batch` images, no labels, the score
+/// and its parts in the columns the first versions of `scores.csv` had.
+#[derive(Debug, Clone, Copy)]
+pub struct Rbflex {
+    /// Kernel widths.
+    pub gammas: Gammas,
+}
+
+impl Proxy for Rbflex {
+    fn name(&self) -> &'static str {
+        "rbflex"
+    }
+    fn needs(&self) -> Needs {
+        Needs { batch: None, labels: false, classifier: false }
+    }
+    fn settings(&self) -> serde_json::Value {
+        serde_json::json!({ "gamma_k": self.gammas.gamma_k, "gamma_q": self.gammas.gamma_q })
+    }
+    fn columns(&self) -> Columns {
+        let parts = ["logdet_k", "logdet_q", "la", "lq"].iter().map(|s| s.to_string()).collect();
+        Columns { value: "score".into(), parts, seconds: "seconds".into() }
+    }
+    fn score(&self, p: &Probe) -> Result<Measure> {
+        let net = (p.build)(super::Init::Default)?;
+        let s = score(net.as_ref(), p.x, self.gammas);
+        let note = if s.nonfinite {
+            Some("some activations were NaN or infinite; the score is -inf".to_string())
+        } else if s.score == f64::NEG_INFINITY {
+            Some("a kernel is singular (identical rows); the score is -inf and ranks last".to_string())
+        } else {
+            None
+        };
+        Ok(Measure { value: s.score, parts: vec![s.logdet_k, s.logdet_q, s.la as f64, s.lq as f64], note })
+    }
 }

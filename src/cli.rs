@@ -1,0 +1,732 @@
+//! The command line's options and commands (`main.rs` parses and calls
+//! [`run`]). Each command opens what it needs, calls the protocol and prints
+//! or writes its report.
+
+#![allow(missing_docs)] // clap turns the doc comments into the help text
+
+use crate::benchmarks::nats_archive::NatsArchive;
+use crate::benchmarks::nds::Convention;
+use crate::benchmarks::GroundTruth;
+use crate::catalog::{self, Opened};
+use crate::eval::{Batch, ScoreCache, Setting, Workers};
+use crate::inputs::{load_input, Source};
+use crate::proxies::rbflex::{Gammas, GAMMA_K, GAMMA_Q};
+use crate::proxies::{self, Selection};
+use crate::spaces::transnas::TASKS;
+use crate::spaces::Dataset;
+use crate::{bench, correlate, nafbee, search};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use std::path::PathBuf;
+use tch::Tensor;
+
+/// Training-free neural architecture search with RBFleX-NAS.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Score one network.
+    Score(ScoreArgs),
+    /// Detect the kernel gammas from random networks (HDA).
+    Hda(HdaArgs),
+    /// Run the paper's search protocol (trials x sampled networks).
+    Search(SearchArgs),
+    /// Correlate scores with benchmark accuracy over a sample of the space.
+    Correlate(CorrelateArgs),
+    /// Measure networks scored per second and peak memory.
+    Bench(BenchArgs),
+    /// NAFBee: rank 11 activation functions on VGG-19 or BERT-base.
+    Nafbee(NafbeeArgs),
+    /// Show what an official NATS-Bench archive holds for one network.
+    Archive(ArchiveArgs),
+}
+
+#[derive(Args)]
+struct ArchiveArgs {
+    /// The archive folder (NATS-tss-v1_0-3ffb9-simple or NATS-sss-v1_0-50262-simple).
+    #[arg(long)]
+    benchmark: PathBuf,
+    /// Network index.
+    #[arg(long, default_value_t = 0)]
+    index: usize,
+    /// Emit JSON (every trial, epoch and set) instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What a run feeds its networks.
+#[derive(Args, Clone)]
+struct InputArgs {
+    /// Folder of images (PNG/JPEG, or official CIFAR binary batches) instead of
+    /// the embedded sample.
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// File of sentences (SST-2 TSV `label<TAB>sentence`, or one per line)
+    /// instead of the embedded SST-2 sample, for text networks.
+    #[arg(long)]
+    sentences: Option<PathBuf>,
+    /// Tokenise as the reference's data_sst2.py does: [CLS] + tokens with no
+    /// closing [SEP] (default: [CLS] ... [SEP], standard BERT input).
+    #[arg(long)]
+    no_sep: bool,
+    /// Images (or sentences) per kernel (N).
+    #[arg(long, default_value_t = 3)]
+    batch: usize,
+}
+
+/// Options every command shares.
+#[derive(Args, Clone)]
+struct Common {
+    /// Design space.
+    #[arg(long, default_value = "nb201")]
+    space: String,
+    /// Dataset: classifier size, image transforms and ground truth (default:
+    /// the space's first: cifar10, imagenet for nds-*_in, sst2 for BERT).
+    #[arg(long = "dataset", value_enum)]
+    dataset_arg: Option<Dataset>,
+    /// The dataset in use (resolved from --dataset and the space).
+    #[arg(skip)]
+    dataset: Dataset,
+    /// NDS file (same format as the embedded ones, e.g. a CIFAR-10 file) for
+    /// an nds-* space.
+    #[arg(long)]
+    benchmark: Option<PathBuf>,
+    /// Which NDS accuracy is the ground truth.
+    #[arg(long, value_enum, default_value = "rbflex")]
+    nds_accuracy: Convention,
+    /// TransNAS task for the ground truth (class_scene, class_object, jigsaw,
+    /// room_layout, segmentsemantic, normal, autoencoder; `correlate` also takes
+    /// `all`).
+    #[arg(long, default_value = "segmentsemantic")]
+    task: String,
+    #[command(flatten)]
+    input: InputArgs,
+    /// Run seed: image choice and network initialisation.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Emit JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Clone)]
+struct GammaArgs {
+    /// Proxies to score: NAME[,NAME...], `all`, or an aggregation (`ensemble`,
+    /// `az`). An unknown name lists the known ones.
+    #[arg(long, default_value = "rbflex")]
+    proxy: String,
+    /// Gamma of the activation kernel K.
+    #[arg(long, default_value_t = GAMMA_K)]
+    gamma_k: f64,
+    /// Gamma of the final-layer kernel Q.
+    #[arg(long, default_value_t = GAMMA_Q)]
+    gamma_q: f64,
+}
+
+impl GammaArgs {
+    fn gammas(&self) -> Result<Gammas> {
+        for (name, g) in [("--gamma-k", self.gamma_k), ("--gamma-q", self.gamma_q)] {
+            if !(g.is_finite() && g > 0.0) {
+                bail!("{name} must be a positive number, got {g}");
+            }
+        }
+        Ok(Gammas { gamma_k: self.gamma_k, gamma_q: self.gamma_q })
+    }
+
+    fn selection(&self) -> Result<Selection> {
+        Selection::parse(&self.proxy, &proxies::Options { gammas: self.gammas()? })
+    }
+}
+
+#[derive(Args)]
+struct ScoreArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    gammas: GammaArgs,
+    /// Architecture string (e.g. `|nor_conv_3x3~0|+|...|`).
+    #[arg(long, required_unless_present = "index", conflicts_with = "index")]
+    arch: Option<String>,
+    /// Official index of the architecture instead of its string.
+    #[arg(long)]
+    index: Option<usize>,
+    /// The network is built right after `manual_seed(S)` with S = --seed;
+    /// images are chosen with --image-seed (default: --seed).
+    #[arg(long)]
+    image_seed: Option<u64>,
+    /// PyTorch state dict (safetensors) to load into the network.
+    #[arg(long)]
+    params: Option<PathBuf>,
+    /// Safetensors file with a float32 NCHW tensor `x`, used as-is.
+    #[arg(long)]
+    input: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct HdaArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Random networks to detect from.
+    #[arg(long, default_value_t = 10)]
+    networks: usize,
+    /// Safetensors file with a float32 NCHW tensor `x`, used as-is.
+    #[arg(long)]
+    input: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    gammas: GammaArgs,
+    #[command(flatten)]
+    workers: WorkerArgs,
+    /// Results folder (scores are appended as they finish; a rerun resumes).
+    /// Default: rbflex-out/<space>-<dataset>-seed<S>.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Independent trials.
+    #[arg(long, default_value_t = 10)]
+    trials: usize,
+    /// Architectures sampled per trial.
+    #[arg(long, default_value_t = 1000)]
+    networks: usize,
+}
+
+#[derive(Args)]
+struct CorrelateArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Architectures to sample.
+    #[arg(long, default_value_t = 1000, conflicts_with = "all")]
+    sample: usize,
+    /// Every architecture of the space.
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Networks to score.
+    #[arg(long, default_value_t = 200)]
+    networks: usize,
+    /// Score these indices instead of random ones (repeatable).
+    #[arg(long = "index")]
+    indices: Vec<usize>,
+    #[command(flatten)]
+    gammas: GammaArgs,
+    #[command(flatten)]
+    workers: WorkerArgs,
+}
+
+/// Parallelism and memory of a scoring run.
+#[derive(Args)]
+struct WorkerArgs {
+    /// Worker threads (networks scored at once, one libtorch thread each).
+    #[arg(long, default_value_t = default_jobs())]
+    jobs: usize,
+    /// Working memory (MB) the networks scored at once may hold together, as
+    /// estimated by their space (TransNAS); a network waits until it fits.
+    /// 0: no limit.
+    #[arg(long, default_value_t = crate::memory::DEFAULT_BUDGET_MB)]
+    memory_budget: u64,
+}
+
+impl WorkerArgs {
+    fn workers(&self) -> Workers {
+        Workers { jobs: self.jobs, memory_budget_mb: self.memory_budget }
+    }
+}
+
+#[derive(Args)]
+struct NafbeeArgs {
+    /// The network.
+    #[arg(long, value_enum)]
+    model: nafbee::Model,
+    /// Random initialisations (and input batches): mean and spread per variant.
+    #[arg(long, default_value_t = 1)]
+    repeats: usize,
+    /// Run seed; repeat r uses seed + r.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[command(flatten)]
+    input: InputArgs,
+    /// Pretrained BERT checkpoint (safetensors, Hugging Face names), as the
+    /// reference starts from.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Fixed gamma_k instead of HDA (give --gamma-q too).
+    #[arg(long, requires = "gamma_q")]
+    gamma_k: Option<f64>,
+    /// Fixed gamma_q instead of HDA.
+    #[arg(long, requires = "gamma_k")]
+    gamma_q: Option<f64>,
+    /// Worker threads.
+    #[arg(long, default_value_t = default_jobs())]
+    jobs: usize,
+    /// Results folder. Default: rbflex-out/nafbee-<model>-seed<S>.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Emit JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// The run's input source (checked: `--batch` at least 2).
+fn source(c: &Common) -> Result<Source> {
+    if c.input.batch < 2 {
+        bail!("--batch must be at least 2 (a kernel compares images), got {}", c.input.batch);
+    }
+    Source::open(c.dataset, c.input.images.as_deref(), c.input.sentences.as_deref(), !c.input.no_sep)
+}
+
+/// The `--batch` inputs chosen with `seed` and where they came from.
+fn input_batch(c: &Common, seed: u64) -> Result<(Tensor, String)> {
+    let src = source(c)?;
+    Ok((src.batch(c.input.batch, seed)?.0, src.describe(c.input.batch, seed)))
+}
+
+/// Opens `--space` (with `--benchmark`) and settles the dataset.
+fn open_space(c: &mut Common) -> Result<Opened> {
+    let task = if c.task == "all" { TASKS[0] } else { c.task.as_str() };
+    let opened = catalog::open(&c.space, c.benchmark.as_deref(), c.nds_accuracy, task)?;
+    let ds = opened.space.datasets();
+    c.dataset = c.dataset_arg.unwrap_or(ds[0]);
+    if !ds.contains(&c.dataset) {
+        let names: Vec<_> = ds.iter().map(|d| d.key()).collect();
+        bail!("space '{}' has no dataset {} (it has: {})", c.space, c.dataset, names.join(", "));
+    }
+    Ok(opened)
+}
+
+fn setting(r: &mut RunArgs) -> Result<(Setting, &'static dyn GroundTruth)> {
+    let opened = open_space(&mut r.common)?;
+    let c = &r.common;
+    let s = Setting::new(opened.space, c.dataset, c.seed, r.gammas.selection()?, &source(c)?, c.input.batch)?;
+    Ok((s, opened.truth))
+}
+
+fn out_dir(r: &RunArgs) -> PathBuf {
+    let c = &r.common;
+    r.out.clone().unwrap_or_else(|| PathBuf::from(format!("rbflex-out/{}-{}-seed{}", c.space, c.dataset.key(), c.seed)))
+}
+
+fn fmt_f(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.6}")
+    } else {
+        v.to_string()
+    }
+}
+
+fn cmd_score(mut a: ScoreArgs) -> Result<()> {
+    let space = open_space(&mut a.common)?.space;
+    let c = &a.common;
+    let arch = match (&a.arch, a.index) {
+        (Some(s), _) => s.clone(),
+        (None, Some(i)) => space.arch(i)?,
+        (None, None) => bail!("give --arch or --index"),
+    };
+    let index = space.index_of(&arch).ok();
+    let sel = a.gammas.selection()?;
+    let image_seed = a.image_seed.unwrap_or(c.seed);
+    let s = match &a.input {
+        Some(p) => Setting::with_batch(
+            space,
+            c.dataset,
+            image_seed,
+            sel,
+            Batch::new(&load_input(p)?, None)?,
+            p.display().to_string(),
+        ),
+        None => Setting::new(space, c.dataset, image_seed, sel, &source(c)?, c.input.batch)?,
+    };
+    let build = |init: proxies::Init| -> Result<Box<dyn crate::nets::Net>> {
+        let net = crate::eval::build_init(space, &arch, c.dataset, c.seed as i64, init)?;
+        if let Some(p) = &a.params {
+            net.params().load_safetensors(p)?;
+        }
+        Ok(net)
+    };
+    let params = build(proxies::Init::Default)?.params().count();
+    let results = crate::eval::score_with(&s, &build, c.seed as i64)?;
+    let first = &results[0];
+    if c.json {
+        let mut v = json!({ "arch": arch, "index": index, "params": params });
+        let obj = v.as_object_mut().context("json object")?;
+        for (name, m, cols) in &results {
+            obj.insert(cols.value.clone(), num(m.value));
+            for (c, x) in cols.parts.iter().zip(&m.parts) {
+                obj.insert(c.clone(), num(*x));
+            }
+            if let Some(note) = &m.note {
+                obj.insert(format!("{name}_note"), json!(note));
+            }
+        }
+        if results.len() > 1 || first.0 != "rbflex" {
+            obj.insert("proxy".into(), json!(first.0));
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("arch      {arch}");
+        if let Some(i) = index {
+            println!("index     {i}");
+        }
+        for (name, m, cols) in &results {
+            println!("{:<9} {}", if cols.value == "score" { "score" } else { name }, fmt_f(m.value));
+            for (c, x) in cols.parts.iter().zip(&m.parts) {
+                println!("  {c:<9} {}", fmt_f(*x));
+            }
+            if let Some(note) = &m.note {
+                println!("note: {name}: {note}");
+            }
+        }
+        println!("params {params}");
+    }
+    Ok(())
+}
+
+/// A JSON number, or the strings "-inf", "inf", "NaN" that JSON cannot hold
+/// as numbers (pandas and Python's float() read them back).
+fn num(v: f64) -> serde_json::Value {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 9.0e15 {
+        json!(v as i64)
+    } else if v.is_finite() {
+        json!(v)
+    } else {
+        json!(v.to_string())
+    }
+}
+
+fn cmd_hda(mut a: HdaArgs) -> Result<()> {
+    let space = open_space(&mut a.common)?.space;
+    let c = &a.common;
+    let x = match &a.input {
+        Some(p) => load_input(p)?,
+        None => input_batch(c, c.seed)?.0,
+    };
+    let d = crate::proxies::hda::detect(space, c.dataset, c.seed, a.networks, &x)?;
+    let (gk, gq, nets) = (d.gamma_k, d.gamma_q, &d.networks);
+    if c.json {
+        let v = json!({
+            "gamma_k": gk, "gamma_q": gq, "seed": c.seed,
+            "networks": nets.iter().map(|(i, a, cd)| json!({"index": i, "arch": a, "cand_k": cd.cand_k, "cand_q": cd.cand_q})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for (i, arch, _) in nets {
+            println!("{i:>6}  {arch}");
+        }
+        println!("gamma_k {gk:e}\ngamma_q {gq:e}");
+        println!("(use with: --gamma-k {gk:e} --gamma-q {gq:e})");
+    }
+    Ok(())
+}
+
+/// Writes a report as JSON to `path`, and prints it when `json`; returns
+/// whether it was printed.
+fn save_report<T: serde::Serialize>(path: &std::path::Path, rep: &T, json: bool) -> Result<bool> {
+    let text = serde_json::to_string_pretty(rep)?;
+    std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    if json {
+        println!("{text}");
+    }
+    Ok(json)
+}
+
+fn cmd_search(mut a: SearchArgs) -> Result<()> {
+    let (s, truth) = setting(&mut a.run)?;
+    let dir = out_dir(&a.run);
+    let mut cache = ScoreCache::open(&dir, &s)?;
+    let rep = search::run(
+        &s,
+        truth,
+        a.trials,
+        a.networks,
+        a.run.workers.workers(),
+        &mut cache,
+        a.run.quiet || a.run.common.json,
+    )?;
+    let path = dir.join("search.json");
+    if save_report(&path, &rep, a.run.common.json)? {
+        return Ok(());
+    }
+    println!(
+        "{} on {} (seed {}): {} trials x {} networks, {} distinct scored",
+        rep.space,
+        rep.dataset,
+        rep.seed,
+        rep.trials.len(),
+        rep.networks,
+        rep.networks_scored
+    );
+    let keys: Vec<&String> = rep.mean.keys().collect();
+    println!(
+        "{:>5} {:>6} {:>12}  {}  arch",
+        "trial",
+        "index",
+        "score",
+        keys.iter().map(|k| format!("{k:>15}")).collect::<String>()
+    );
+    for t in &rep.trials {
+        let accs: String =
+            keys.iter().map(|k| format!("{:>15.2}", t.accuracy.get(*k).copied().unwrap_or(f64::NAN))).collect();
+        println!("{:>5} {:>6} {:>12.4}  {accs}  {}", t.trial, t.index, t.score, t.arch);
+    }
+    for k in keys {
+        println!(
+            "{k:>15}: {:.2} +- {:.2} (space best {:.2}, gap {:.2})",
+            rep.mean[k], rep.std[k], rep.best_in_space[k], rep.gap[k]
+        );
+    }
+    println!(
+        "search time {:.1} s wall in this run (scoring only; cached scores are free); one trial = {:.1} s of one worker; results in {}",
+        rep.search_seconds,
+        rep.trial_worker_seconds,
+        path.display()
+    );
+    println!("note: each trial keeps its own best (the reference carries its best score over from earlier trials)");
+    Ok(())
+}
+
+fn cmd_correlate(mut a: CorrelateArgs) -> Result<()> {
+    if a.run.common.task == "all" && a.run.common.space.starts_with("transnas-") {
+        return correlate_all_tasks(a);
+    }
+    let (s, truth) = setting(&mut a.run)?;
+    let dir = out_dir(&a.run);
+    let mut cache = ScoreCache::open(&dir, &s)?;
+    let idx = correlate::sample_indices(s.space.len(), (!a.all).then_some(a.sample), s.seed)?;
+    let rep =
+        correlate::run(&s, truth, &idx, a.run.workers.workers(), &mut cache, &dir, a.run.quiet || a.run.common.json)?;
+    let path = dir.join("correlate.json");
+    if save_report(&path, &rep, a.run.common.json)? {
+        return Ok(());
+    }
+    println!(
+        "{} on {}: {} networks ({} non-finite scores), scored in {:.1} s wall in this run ({:.1} s of one worker in all)",
+        rep.space, rep.dataset, rep.n, rep.n_nonfinite, rep.seconds, rep.worker_seconds
+    );
+    if rep.proxies.len() == 1 {
+        println!("{:>15} {:>8} {:>9} {:>8}", "accuracy of", "kendall", "spearman", "pearson");
+        for (d, c) in &rep.by_dataset {
+            println!("{d:>15} {:>8.4} {:>9.4} {:>8.4}", c.kendall, c.spearman, c.pearson);
+        }
+    } else {
+        print_proxy_table(&rep);
+    }
+    println!("csv {}\nplot {}", rep.csv, rep.plot);
+    Ok(())
+}
+
+/// Kendall's tau of every proxy (rows) against every dataset (columns).
+fn print_proxy_table(rep: &correlate::CorrelationReport) {
+    let datasets: Vec<&String> = rep.by_dataset.keys().collect();
+    println!("Kendall tau (Spearman rho of {} in brackets)", rep.dataset);
+    println!("{:<18}{}", "proxy", datasets.iter().map(|d| format!("{d:>16}")).collect::<String>());
+    let mut rows: Vec<(&String, &correlate::ProxyCorrelation)> = rep.proxies.iter().collect();
+    rows.sort_by(|a, b| b.1.kendall.total_cmp(&a.1.kendall));
+    for (name, c) in rows {
+        let cells: String = datasets
+            .iter()
+            .map(|d| {
+                let k = c.by_dataset.get(*d).map_or(f64::NAN, |x| x.kendall);
+                if **d == rep.dataset {
+                    format!("{:>16}", format!("{k:.4} ({:.3})", c.spearman))
+                } else {
+                    format!("{k:>16.4}")
+                }
+            })
+            .collect();
+        println!("{name:<18}{cells}");
+    }
+}
+
+/// TransNAS `--task all`: one scoring pass (the score does not depend on the
+/// task), then the correlations against each of the seven tasks.
+fn correlate_all_tasks(mut a: CorrelateArgs) -> Result<()> {
+    let (s, _) = setting(&mut a.run)?;
+    let dir = out_dir(&a.run);
+    let mut cache = ScoreCache::open(&dir, &s)?;
+    let idx = correlate::sample_indices(s.space.len(), (!a.all).then_some(a.sample), s.seed)?;
+    let truths = TASKS
+        .iter()
+        .map(|task| Ok((*task, catalog::open(&a.run.common.space, None, Convention::Rbflex, task)?.truth)))
+        .collect::<Result<Vec<_>>>()?;
+    let quiet = a.run.quiet || a.run.common.json;
+    let all = correlate::run_tasks(&s, &truths, &idx, a.run.workers.workers(), &mut cache, &dir, quiet)?;
+    if !a.run.common.json {
+        for (task, rep) in &all {
+            println!(
+                "{:<16} n {:>5}  kendall {:>7.4}  spearman {:>7.4}  pearson {:>7.4}  ({})",
+                task, rep.n, rep.kendall, rep.spearman, rep.pearson, rep.proxy
+            );
+            if rep.proxies.len() > 1 {
+                for (name, c) in &rep.proxies {
+                    println!("    {name:<18} kendall {:>7.4}  spearman {:>7.4}", c.kendall, c.spearman);
+                }
+            }
+        }
+    }
+    if !save_report(&dir.join("correlate.json"), &all, a.run.common.json)? {
+        println!("results in {}", dir.display());
+    }
+    Ok(())
+}
+
+fn cmd_bench(mut a: BenchArgs) -> Result<()> {
+    let space = open_space(&mut a.common)?.space;
+    let c = &a.common;
+    let s = Setting::new(space, c.dataset, c.seed, a.gammas.selection()?, &source(c)?, c.input.batch)?;
+    let rep = bench::run(&s, a.networks, &a.indices, a.workers.workers(), c.json)?;
+    if c.json {
+        println!("{}", serde_json::to_string_pretty(&rep)?);
+    } else {
+        println!(
+            "{}: {} networks at {}x{}, batch {}, {} jobs: {:.1} nets/s ({:.1} ms per network per worker), peak RSS {:.0} MB",
+            rep.space, rep.networks, rep.resolution[0], rep.resolution[1], rep.batch, rep.jobs, rep.nets_per_second, rep.ms_per_network, rep.peak_rss_mb
+        );
+        if rep.ms_per_proxy.len() > 1 {
+            for (p, ms) in &rep.ms_per_proxy {
+                println!("  {p:<18} {ms:>9.1} ms per network per worker");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn cmd_nafbee(a: NafbeeArgs) -> Result<()> {
+    if a.repeats == 0 {
+        bail!("--repeats must be at least 1");
+    }
+    if a.checkpoint.is_some() && a.model != nafbee::Model::Bert {
+        bail!("--checkpoint is for --model bert");
+    }
+    let gammas = match (a.gamma_k, a.gamma_q) {
+        (Some(k), Some(q)) => Some(GammaArgs { proxy: "rbflex".into(), gamma_k: k, gamma_q: q }.gammas()?),
+        _ => None,
+    };
+    let common = Common {
+        space: a.model.space().name().into(),
+        dataset_arg: Some(a.model.dataset()),
+        dataset: a.model.dataset(),
+        benchmark: None,
+        nds_accuracy: Convention::Rbflex,
+        task: TASKS[4].into(),
+        input: a.input.clone(),
+        seed: a.seed,
+        json: a.json,
+    };
+    let _checked = input_batch(&common, a.seed)?; // check the inputs before any network is built
+    let opts = nafbee::Options {
+        model: a.model,
+        repeats: a.repeats,
+        seed: a.seed,
+        input: Box::new(move |seed| Ok(input_batch(&common, seed)?.0)),
+        gammas,
+        checkpoint: a.checkpoint.clone(),
+        jobs: a.jobs,
+    };
+    let rep = nafbee::run(&opts)?;
+    let dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("rbflex-out/nafbee-{}-seed{}", rep.model, a.seed)));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let printed = save_report(&dir.join("nafbee.json"), &rep, a.json)?;
+    nafbee::write_csv(&dir.join("nafbee.csv"), &rep)?;
+    if printed {
+        return Ok(());
+    }
+    println!("NAFBee {} ({} repeat(s)); init: {}", rep.model, rep.repeats, rep.init);
+    for (r, g) in rep.gammas.iter().enumerate() {
+        println!("repeat {r}: gamma_k {:e}, gamma_q {:e}", g.gamma_k, g.gamma_q);
+    }
+    println!(
+        "{:<10} {:>14} {:>10} {:>5} {:>9} {:>10} {:>8}",
+        "activation", "score", "+-", "rank", "accuracy", "bench rank", "s/net"
+    );
+    for v in &rep.variants {
+        println!(
+            "{:<10} {:>14} {:>10.4} {:>5} {:>9.2} {:>10} {:>8.2}",
+            v.activation,
+            fmt_f(v.mean),
+            v.std,
+            v.rank,
+            v.accuracy,
+            v.benchmark_rank,
+            v.seconds
+        );
+    }
+    println!(
+        "Kendall {:.4}, Spearman {:.4} (11 variants); top-scored is the benchmark's best: {}",
+        rep.kendall, rep.spearman, rep.top_is_best
+    );
+    println!("peak RSS {:.0} MB; results in {}", rep.peak_rss_mb, dir.display());
+    Ok(())
+}
+
+fn cmd_archive(a: ArchiveArgs) -> Result<()> {
+    let archive = NatsArchive::open(&a.benchmark)?;
+    let info = archive.info(a.index)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&*info)?);
+        return Ok(());
+    }
+    println!("{} networks; index {}: {}", archive.archs.len(), info.index, info.arch);
+    for (hp, trials) in &info.hps {
+        let mut datasets: Vec<&str> = trials.iter().map(|t| t.dataset.as_str()).collect();
+        datasets.dedup();
+        for d in datasets {
+            let seeds: Vec<i64> = trials.iter().filter(|t| t.dataset == d).map(|t| t.seed).collect();
+            let sets: std::collections::BTreeSet<String> = trials
+                .iter()
+                .filter(|t| t.dataset == d)
+                .flat_map(|t| t.eval_accuracy.keys().filter_map(|k| k.split('@').next().map(String::from)))
+                .collect();
+            let accs: Vec<String> = sets
+                .iter()
+                .filter_map(|s| info.metric(hp, d, s, None).map(|(acc, _)| format!("{s} {acc:.2}")))
+                .collect();
+            let (params, flops, lat) = info.costs(hp, d).unwrap_or((f64::NAN, f64::NAN, None));
+            println!(
+                "hp {hp:>3} {d:<15} seeds {seeds:?}: {}; params {params:.4} MB, FLOPs {flops:.2} M, latency {}",
+                accs.join(", "),
+                lat.map(|l| format!("{l:.4} s")).unwrap_or_else(|| "n/a".into())
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Score(a) => cmd_score(a),
+        Command::Hda(a) => cmd_hda(a),
+        Command::Search(a) => cmd_search(a),
+        Command::Correlate(a) => cmd_correlate(a),
+        Command::Bench(a) => cmd_bench(a),
+        Command::Nafbee(a) => cmd_nafbee(a),
+        Command::Archive(a) => cmd_archive(a),
+    }
+}

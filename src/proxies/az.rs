@@ -1,0 +1,154 @@
+//! AZ-NAS (Lee & Ham, CVPR 2024; cvlab-yonsei/AZ-NAS,
+//! `NB201/ZeroShotProxy/compute_az_nas_score.py`): four proxies from one
+//! forward pass of 64 standard-normal inputs through the network with
+//! Kaiming-normal (fan-in) weights and train-mode BatchNorm, over the
+//! feature maps between stages (the stem's output, then every cell's):
+//!
+//! * expressivity: the sum over maps of the entropy of the normalised
+//!   eigenvalues of the channel covariance (pixels of all inputs as samples);
+//! * progressivity: the smallest increase of that entropy from one map to the next;
+//! * trainability: the mean over consecutive maps of `2 - s - 1/(s + 1e-6)`,
+//!   s the largest singular value of the channel-by-channel product of a
+//!   random +-1 output gradient and its back-propagated input gradient
+//!   (pixel-unshuffled across a stride), `-inf` for an identity stage;
+//! * complexity: the network's FLOPs (multiply-adds per input).
+//!
+//! `az` (an [`super::Aggregate`]) sums `ln(rank / n)` of the four over the
+//! candidates. Computed in float64 where the reference uses float32 numpy.
+
+use super::{Init, Measure, Needs, Probe, Proxy};
+use crate::nets::{layers::flops, BnStats, Sink};
+use anyhow::Result;
+use tch::{Kind, Tensor};
+
+/// Which of the four.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Sum of eigen-entropies.
+    Expressivity,
+    /// Smallest entropy step.
+    Progressivity,
+    /// Mean spectral closeness to 1 of the stage Jacobians.
+    Trainability,
+    /// FLOPs.
+    Complexity,
+}
+
+/// One AZ-NAS proxy; the four share one computation per network.
+#[derive(Debug, Clone, Copy)]
+pub struct AzPart(pub Part);
+
+/// The four values of one network, in [`Part`] order.
+const KEY: &str = "az";
+
+struct Features(Vec<Tensor>);
+
+impl Sink for Features {
+    fn feature(&mut self, out: &Tensor) {
+        self.0.push(out.shallow_clone());
+    }
+}
+
+/// Entropy of the normalised eigenvalues of the channel covariance of `f`
+/// (`[b, c, h, w]`).
+pub fn eigen_entropy(f: &Tensor) -> f64 {
+    let s = f.size();
+    let (b, c) = (s[0], s[1]);
+    let rows: i64 = b * s[2..].iter().product::<i64>();
+    let x = f.detach().to_kind(Kind::Double).permute([0, 2, 3, 1]).reshape([rows, c]);
+    let x = &x - x.mean_dim([0i64].as_slice(), true, Kind::Double);
+    let sigma = x.tr().mm(&x) / rows as f64;
+    let ev = sigma.linalg_eigvalsh("L");
+    let p = &ev / ev.sum(Kind::Double);
+    (-(&p * (&p + 1e-8).log())).sum(Kind::Double).double_value(&[])
+}
+
+/// `2 - s - 1 / (s + 1e-6)` for the stage mapping `f_in` to `f_out`
+/// (`-inf` when the back-propagated gradient equals the random one).
+fn stage_trainability(f_in: &Tensor, f_out: &Tensor, g_out: &Tensor) -> f64 {
+    let grads = Tensor::run_backward(&[(f_out * g_out).sum(Kind::Float)], &[f_in], false, false);
+    let Some(g_in) = grads.into_iter().next().filter(|g| g.defined()) else { return f64::NEG_INFINITY };
+    if g_in.size() == g_out.size() && bool::try_from(g_in.eq_tensor(g_out).all()).unwrap_or(false) {
+        return f64::NEG_INFINITY;
+    }
+    let (so, si) = (g_out.size(), g_in.size());
+    let g_in = if si[2] != so[2] { g_in.pixel_unshuffle(si[2] / so[2]) } else { g_in };
+    let rows = so[0] * so[2] * so[3];
+    let go = g_out.to_kind(Kind::Double).permute([0, 2, 3, 1]).reshape([rows, so[1]]);
+    let gi = g_in.to_kind(Kind::Double).permute([0, 2, 3, 1]).reshape([rows, -1]);
+    let m = gi.tr().mm(&go) / rows as f64;
+    // the largest singular value, as the root of M^T M's largest eigenvalue
+    // (libtorch's svdvals takes no driver on the CPU through tch)
+    let smax = m.tr().mm(&m).linalg_eigvalsh("L").max().double_value(&[]).max(0.0).sqrt();
+    -smax - 1.0 / (smax + 1e-6) + 2.0
+}
+
+/// All four values of one network.
+pub fn az_values(p: &Probe) -> Result<[f64; 4]> {
+    let net = (p.build)(Init::KaimingNormalFanIn)?;
+    net.params().set_requires_grad(true);
+    let x = p.noise(&p.x.size());
+    let mut sink = Features(Vec::new());
+    let (_, macs) = flops::count(|| net.forward(&x, BnStats::Batch, &mut sink));
+    let f = sink.0;
+    let e: Vec<f64> = f.iter().map(eigen_entropy).collect();
+    let nan_to_ninf = |v: f64| if v.is_nan() { f64::NEG_INFINITY } else { v };
+    let expressivity = nan_to_ninf(e.iter().sum());
+    // NaN anywhere (an all-zero map) makes it NaN, as numpy's min does
+    let steps = e.windows(2).map(|w| w[1] - w[0]);
+    let progressivity =
+        nan_to_ninf(steps.fold(f64::INFINITY, |a, b| if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }));
+    let mut t = Vec::new();
+    for i in (1..f.len()).rev() {
+        let g_out = crate::spaces::seeded(p.seed ^ (0x7a00_0000_0000 + i as i64), || {
+            let mut u = f[i].detach().empty_like();
+            let _ = u.bernoulli_float_(0.5);
+            (u - 0.5) * 2.0
+        });
+        t.push(stage_trainability(&f[i - 1], &f[i], &g_out));
+    }
+    let trainability = nan_to_ninf(t.iter().sum::<f64>() / t.len().max(1) as f64);
+    Ok([expressivity, progressivity, trainability, macs / x.size()[0] as f64])
+}
+
+impl Proxy for AzPart {
+    fn name(&self) -> &'static str {
+        match self.0 {
+            Part::Expressivity => "az_expressivity",
+            Part::Progressivity => "az_progressivity",
+            Part::Trainability => "az_trainability",
+            Part::Complexity => "az_complexity",
+        }
+    }
+    fn needs(&self) -> Needs {
+        Needs { batch: Some(64), labels: false, classifier: false }
+    }
+    fn score(&self, p: &Probe) -> Result<Measure> {
+        let cached = p.shared.borrow().get(KEY).cloned();
+        let v = match cached {
+            Some(v) => v,
+            None => {
+                let v = az_values(p)?.to_vec();
+                p.shared.borrow_mut().insert(KEY, v.clone());
+                v
+            }
+        };
+        Ok(Measure::value(v[self.0 as usize]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entropy_of_isotropic_and_rank_one_features() {
+        // two channels, independent +-1 patterns: covariance I, eigenvalues
+        // (1, 1): entropy ln 2 (minus the 1e-8 guard's effect)
+        let f = Tensor::from_slice(&[1.0f32, -1., 1., -1., 1., 1., -1., -1.]).view([1, 2, 2, 2]);
+        assert!((eigen_entropy(&f) - 2f64.ln()).abs() < 1e-7);
+        // identical channels: eigenvalues (0, 2): entropy 0
+        let g = Tensor::from_slice(&[1.0f32, -1., 1., -1., 1., -1., 1., -1.]).view([1, 2, 2, 2]);
+        assert!(eigen_entropy(&g).abs() < 1e-7);
+    }
+}

@@ -1,0 +1,206 @@
+//! Gradient-based zero-cost proxies over Conv2d and Linear weights (biases
+//! and BatchNorm parameters never contribute), ported from
+//! SamsungLabs/zero-cost-nas (`foresight/pruners/measures`) and run with the
+//! protocol of AZ-NAS' NB201 code where it has them (synflow, snip, grasp,
+//! grad_norm: Kaiming-normal fan-in init, batch 64), zero-cost-nas' where it
+//! does not (fisher, plain: PyTorch's default init, 64 labelled images).
+//! BatchNorm runs in train mode on the batch.
+
+use super::{Init, Measure, Needs, Probe, Proxy};
+use crate::nets::{BnStats, Net, NoProbe, Sink};
+use anyhow::Result;
+use tch::{Kind, Tensor};
+
+/// Sum over tensors of a per-element function's sum, in float64.
+fn total(ts: &[Tensor], f: impl Fn(&Tensor) -> Tensor) -> f64 {
+    ts.iter().map(|t| f(t).to_kind(Kind::Double).sum(Kind::Double).double_value(&[])).sum()
+}
+
+/// Mean cross-entropy of `net` on labelled `x` (graph recorded).
+fn ce_loss(net: &dyn Net, x: &Tensor, y: &Tensor) -> Tensor {
+    net.forward(x, BnStats::Batch, &mut NoProbe).cross_entropy_for_logits(y)
+}
+
+/// Gradients of `loss` w.r.t. `ws` (zeros where a weight took no part).
+fn grads(loss: &Tensor, ws: &[Tensor], create_graph: bool) -> Vec<Tensor> {
+    Tensor::run_backward(&[loss], ws, create_graph, create_graph)
+        .into_iter()
+        .zip(ws)
+        .map(|(g, w)| if g.defined() { g } else { w.zeros_like() })
+        .collect()
+}
+
+fn finite_or_ninf(v: f64) -> f64 {
+    if v.is_nan() {
+        f64::NEG_INFINITY
+    } else {
+        v
+    }
+}
+
+/// synflow (Tanaka et al. 2020): BatchNorm removed, every parameter made
+/// positive, float64, one all-ones input; score = sum |w * d(sum of
+/// outputs)/dw| (AZ-NAS' version: Kaiming-normal init first).
+#[derive(Debug, Clone, Copy)]
+pub struct Synflow;
+
+impl Proxy for Synflow {
+    fn name(&self) -> &'static str {
+        "synflow"
+    }
+    fn needs(&self) -> Needs {
+        Needs { batch: Some(2), labels: false, classifier: false }
+    }
+    fn score(&self, p: &Probe) -> Result<Measure> {
+        let net = (p.build)(Init::KaimingNormalFanIn)?;
+        let params = net.params();
+        params.abs_();
+        params.convert(Kind::Double);
+        params.set_requires_grad(true);
+        let mut shape = p.x.size();
+        shape[0] = 1;
+        let x = Tensor::ones(shape.as_slice(), (Kind::Double, tch::Device::Cpu));
+        let out = net.forward(&x, BnStats::Off, &mut NoProbe).sum(Kind::Double);
+        let ws = params.layer_weights();
+        let g = grads(&out, &ws, false);
+        let v: f64 = ws.iter().zip(&g).map(|(w, g)| (w * g).abs().sum(Kind::Double).double_value(&[])).sum();
+        Ok(Measure::value(finite_or_ninf(v)))
+    }
+}
+
+/// SNIP (Lee et al. 2019): sum |w * dL/dw| for the cross-entropy of 64
+/// labelled images.
+#[derive(Debug, Clone, Copy)]
+pub struct Snip;
+
+impl Proxy for Snip {
+    fn name(&self) -> &'static str {
+        "snip"
+    }
+    fn needs(&self) -> Needs {
+        Needs { batch: Some(64), labels: true, classifier: true }
+    }
+    fn score(&self, p: &Probe) -> Result<Measure> {
+        let net = (p.build)(Init::KaimingNormalFanIn)?;
+        net.params().set_requires_grad(true);
+        let ws = net.params().layer_weights();
+        let g = grads(&ce_loss(net.as_ref(), p.x, p.labels()?), &ws, false);
+        let v: f64 = ws.iter().zip(&g).map(|(w, g)| (w * g).abs().sum(Kind::Double).double_value(&[])).sum();
+        Ok(Measure::value(finite_or_ninf(v)))
+    }
+}
+
+/// GraSP (Wang et al. 2020): sum of -w * (H g), g the cross-entropy
+/// gradient of the Conv/Linear weights and H the Hessian.
+#[derive(Debug, Clone, Copy)]
+pub struct Grasp;
+
+impl Proxy for Grasp {
+    fn name(&self) -> &'static str {
+        "grasp"
+    }
+    fn needs(&self) -> Needs {
+        Needs { batch: Some(64), labels: true, classifier: true }
+    }
+    fn score(&self, p: &Probe) -> Result<Measure> {
+        let net = (p.build)(Init::KaimingNormalFanIn)?;
+        net.params().set_requires_grad(true);
+        let ws = net.params().layer_weights();
+        let y = p.labels()?;
+        let g: Vec<Tensor> = grads(&ce_loss(net.as_ref(), p.x, y), &ws, false).iter().map(Tensor::detach).collect();
+        let gf = grads(&ce_loss(net.as_ref(), p.x, y), &ws, true);
+        let z = g.iter().zip(&gf).map(|(a, b)| (a * b).sum(Kind::Float)).fold(Tensor::from(0f32), |acc, t| acc + t);
+        let hg = grads(&z, &ws, false);
+        let v: f64 = ws.iter().zip(&hg).map(|(w, h)| (-(w.detach() * h)).sum(Kind::Double).double_value(&[])).sum();
+        Ok(Measure::value(finite_or_ninf(v)))
+    }
+}
+
+/// grad_norm as AZ-NAS runs it: standard-normal inputs with random labels;
+/// the norm of the cross-entropy gradient of every parameter.
+#[derive(Debug, Clone, Copy)]
+pub struct GradNorm;
+
+impl Proxy for GradNorm {
+    fn name(&self) -> &'static str {
+        "grad_norm"
+    }
+    fn needs(&self) -> Needs {
+        Needs { batch: Some(64), labels: false, classifier: true }
+    }
+    fn score(&self, p: &Probe) -> Result<Measure> {
+        let net = (p.build)(Init::KaimingNormalFanIn)?;
+        net.params().set_requires_grad(true);
+        let x = p.noise(&p.x.size());
+        let y = p.random_labels(x.size()[0]);
+        let all: Vec<Tensor> = net.params().iter().map(|(_, t, _)| t.shallow_clone()).collect();
+        let g = grads(&ce_loss(net.as_ref(), &x, &y), &all, false);
+        Ok(Measure::value(finite_or_ninf(total(&g, |g| g.square()).sqrt())))
+    }
+}
+
+/// zero-cost-nas' `plain`: sum of w * dL/dw (signed).
+#[derive(Debug, Clone, Copy)]
+pub struct Plain;
+
+impl Proxy for Plain {
+    fn name(&self) -> &'static str {
+        "plain"
+    }
+    fn needs(&self) -> Needs {
+        Needs { batch: Some(64), labels: true, classifier: true }
+    }
+    fn score(&self, p: &Probe) -> Result<Measure> {
+        let net = (p.build)(Init::Default)?;
+        net.params().set_requires_grad(true);
+        let ws = net.params().layer_weights();
+        let g = grads(&ce_loss(net.as_ref(), p.x, p.labels()?), &ws, false);
+        let v: f64 = ws.iter().zip(&g).map(|(w, g)| (w * g).sum(Kind::Double).double_value(&[])).sum();
+        Ok(Measure::value(finite_or_ninf(v)))
+    }
+}
+
+/// Collects the block outputs fisher weighs (activations with their graph).
+struct Acts(Vec<Tensor>);
+
+impl Sink for Acts {
+    fn activation(&mut self, out: &Tensor) {
+        self.0.push(out.shallow_clone());
+    }
+    fn activation_again(&mut self, _out: &Tensor) {}
+}
+
+/// Fisher (Theis et al. 2018, as zero-cost-nas' `fisher`): for each
+/// activation map a with cross-entropy gradient g, 0.5 * mean over images of
+/// (sum over pixels of a * g)^2, summed over channels and maps. zero-cost-nas
+/// reads the Conv/Linear outputs (and weighs each channel by its fan-in);
+/// rbflex reads what networks report, the ReLU and ReLUConvBN outputs, with
+/// no fan-in weights: a documented deviation.
+#[derive(Debug, Clone, Copy)]
+pub struct Fisher;
+
+impl Proxy for Fisher {
+    fn name(&self) -> &'static str {
+        "fisher"
+    }
+    fn needs(&self) -> Needs {
+        Needs { batch: Some(64), labels: true, classifier: true }
+    }
+    fn score(&self, p: &Probe) -> Result<Measure> {
+        let net = (p.build)(Init::Default)?;
+        net.params().set_requires_grad(true);
+        let mut acts = Acts(Vec::new());
+        let loss = net.forward(p.x, BnStats::Batch, &mut acts).cross_entropy_for_logits(p.labels()?);
+        let g = grads(&loss, &acts.0, false);
+        let mut v = 0.0;
+        for (a, g) in acts.0.iter().zip(&g) {
+            let prod = a.detach() * g;
+            let dims: Vec<i64> = (2..prod.dim() as i64).collect();
+            let gnk = if dims.is_empty() { prod } else { prod.sum_dim_intlist(dims.as_slice(), false, Kind::Float) };
+            v += (gnk.to_kind(Kind::Double).square().mean_dim([0i64].as_slice(), false, Kind::Double) * 0.5)
+                .sum(Kind::Double)
+                .double_value(&[]);
+        }
+        Ok(Measure::value(finite_or_ninf(v)))
+    }
+}

@@ -1,0 +1,71 @@
+//! ZiCo (Li et al., ICLR 2023; SLDGroup/ZiCo `compute_zico.py`): PyTorch's
+//! default init, two labelled batches (here the two halves of 128 images),
+//! the cross-entropy gradient of every Conv2d/Linear weight on each; per
+//! layer log(sum over weights of mean|g| / std(g)) over the two batches
+//! (weights with zero spread skipped), summed over layers.
+
+use super::{Init, Measure, Needs, Probe, Proxy};
+use crate::nets::{BnStats, NoProbe};
+use anyhow::Result;
+use tch::{Kind, Tensor};
+
+/// The ZiCo proxy.
+#[derive(Debug, Clone, Copy)]
+pub struct Zico;
+
+/// ZiCo from each layer's gradients on the batches (`per_batch[b][layer]`).
+pub fn zico_score(per_batch: &[Vec<Tensor>]) -> f64 {
+    let layers = per_batch.first().map_or(0, Vec::len);
+    let mut score = 0.0;
+    for l in 0..layers {
+        let g =
+            Tensor::stack(&per_batch.iter().map(|b| b[l].to_kind(Kind::Double).reshape([-1])).collect::<Vec<_>>(), 0);
+        let std = g.std_correction(Some([0i64].as_slice()), tch::Scalar::int(0), false);
+        let mabs = g.abs().mean_dim([0i64].as_slice(), false, Kind::Double);
+        let nz = std.ne(0.0);
+        let tmp = (mabs.masked_select(&nz) / std.masked_select(&nz)).sum(Kind::Double).double_value(&[]);
+        if tmp != 0.0 {
+            score += tmp.ln();
+        }
+    }
+    score
+}
+
+impl Proxy for Zico {
+    fn name(&self) -> &'static str {
+        "zico"
+    }
+    fn needs(&self) -> Needs {
+        Needs { batch: Some(128), labels: true, classifier: true }
+    }
+    fn score(&self, p: &Probe) -> Result<Measure> {
+        let net = (p.build)(Init::Default)?;
+        net.params().set_requires_grad(true);
+        let ws = net.params().layer_weights();
+        let y = p.labels()?;
+        let half = p.x.size()[0] / 2;
+        let mut per_batch = Vec::new();
+        for b in 0..2 {
+            let (x, y) = (p.x.narrow(0, b * half, half), y.narrow(0, b * half, half));
+            let loss = net.forward(&x, BnStats::Batch, &mut NoProbe).cross_entropy_for_logits(&y);
+            let g = Tensor::run_backward(&[loss], &ws, false, false);
+            per_batch.push(g.into_iter().zip(&ws).map(|(g, w)| if g.defined() { g } else { w.zeros_like() }).collect());
+        }
+        let v = zico_score(&per_batch);
+        Ok(Measure::value(if v.is_nan() { f64::NEG_INFINITY } else { v }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zico_of_two_batches_by_hand() {
+        // one layer, weights (a, b): batch gradients (1, 2) and (3, 2):
+        // a: mean|g| 2, std 1; b: std 0 (skipped) -> ln(2)
+        let b1 = vec![Tensor::from_slice(&[1.0f64, 2.0])];
+        let b2 = vec![Tensor::from_slice(&[3.0f64, 2.0])];
+        assert!((zico_score(&[b1, b2]) - 2f64.ln()).abs() < 1e-12);
+    }
+}
