@@ -121,6 +121,11 @@ struct GammaArgs {
     /// `az`). An unknown name lists the known ones.
     #[arg(long, default_value = "rbflex")]
     proxy: String,
+    /// Inputs per batch for every proxy except RBFleX (which takes --batch),
+    /// instead of each protocol's own (64 for most; needed where images are
+    /// few or large, e.g. TransNAS at 512x512).
+    #[arg(long)]
+    proxy_batch: Option<usize>,
     /// Gamma of the activation kernel K.
     #[arg(long, default_value_t = GAMMA_K)]
     gamma_k: f64,
@@ -140,7 +145,10 @@ impl GammaArgs {
     }
 
     fn selection(&self) -> Result<Selection> {
-        Selection::parse(&self.proxy, &proxies::Options { gammas: self.gammas()? })
+        if let Some(n) = self.proxy_batch.filter(|n| *n < 2) {
+            bail!("--proxy-batch must be at least 2, got {n}");
+        }
+        Selection::parse(&self.proxy, &proxies::Options { gammas: self.gammas()?, batch: self.proxy_batch })
     }
 }
 
@@ -214,11 +222,24 @@ struct CorrelateArgs {
     #[command(flatten)]
     run: RunArgs,
     /// Architectures to sample.
-    #[arg(long, default_value_t = 1000, conflicts_with = "all")]
+    #[arg(long, default_value_t = 1000, conflicts_with_all = ["all", "indices"])]
     sample: usize,
     /// Every architecture of the space.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "indices")]
     all: bool,
+    /// These architectures: a file of official indices, one per line (`#`
+    /// comments and blank lines skipped), e.g. another benchmark's sample.
+    #[arg(long)]
+    indices: Option<PathBuf>,
+}
+
+impl CorrelateArgs {
+    fn networks(&self, len: usize, seed: u64) -> Result<Vec<usize>> {
+        match &self.indices {
+            Some(p) => correlate::read_indices(p, len),
+            None => correlate::sample_indices(len, (!self.all).then_some(self.sample), seed),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -518,7 +539,7 @@ fn cmd_correlate(mut a: CorrelateArgs) -> Result<()> {
     let (s, truth) = setting(&mut a.run)?;
     let dir = out_dir(&a.run);
     let mut cache = ScoreCache::open(&dir, &s)?;
-    let idx = correlate::sample_indices(s.space.len(), (!a.all).then_some(a.sample), s.seed)?;
+    let idx = a.networks(s.space.len(), s.seed)?;
     let rep =
         correlate::run(&s, truth, &idx, a.run.workers.workers(), &mut cache, &dir, a.run.quiet || a.run.common.json)?;
     let path = dir.join("correlate.json");
@@ -570,7 +591,7 @@ fn correlate_all_tasks(mut a: CorrelateArgs) -> Result<()> {
     let (s, _) = setting(&mut a.run)?;
     let dir = out_dir(&a.run);
     let mut cache = ScoreCache::open(&dir, &s)?;
-    let idx = correlate::sample_indices(s.space.len(), (!a.all).then_some(a.sample), s.seed)?;
+    let idx = a.networks(s.space.len(), s.seed)?;
     let truths = TASKS
         .iter()
         .map(|task| Ok((*task, catalog::open(&a.run.common.space, None, Convention::Rbflex, task)?.truth)))
@@ -625,7 +646,9 @@ fn cmd_nafbee(a: NafbeeArgs) -> Result<()> {
         bail!("--checkpoint is for --model bert");
     }
     let gammas = match (a.gamma_k, a.gamma_q) {
-        (Some(k), Some(q)) => Some(GammaArgs { proxy: "rbflex".into(), gamma_k: k, gamma_q: q }.gammas()?),
+        (Some(k), Some(q)) => {
+            Some(GammaArgs { proxy: "rbflex".into(), proxy_batch: None, gamma_k: k, gamma_q: q }.gammas()?)
+        }
         _ => None,
     };
     let common = Common {

@@ -83,6 +83,32 @@ pub fn sample_indices(len: usize, n: Option<usize>, seed: u64) -> Result<Vec<usi
     Ok(idx)
 }
 
+/// Reads a file of official indices (one per line; blank lines and `#`
+/// comments skipped), sorted and without repeats; a bad or out-of-range line
+/// is an error naming it.
+pub fn read_indices(path: &Path, len: usize) -> Result<Vec<usize>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read index file {}", path.display()))?;
+    let mut idx = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.split('#').next().unwrap_or("").trim();
+        if t.is_empty() {
+            continue;
+        }
+        let v: usize =
+            t.parse().map_err(|_| anyhow::anyhow!("{} line {}: '{t}' is not an index", path.display(), i + 1))?;
+        if v >= len {
+            bail!("{} line {}: index {v} is out of range (the space has {len})", path.display(), i + 1);
+        }
+        idx.push(v);
+    }
+    idx.sort_unstable();
+    idx.dedup();
+    if idx.len() < 2 {
+        bail!("{} holds {} index(es); a correlation needs at least 2", path.display(), idx.len());
+    }
+    Ok(idx)
+}
+
 /// Scores the sample, writes `correlate.csv` and `correlate.png` into `out`.
 pub fn run(
     s: &Setting,

@@ -92,13 +92,13 @@ impl Setting {
     ) -> Result<Self> {
         let mut batches = BTreeMap::new();
         for p in std::iter::once(None).chain(selection.proxies.iter().map(|p| Some(p.as_ref()))) {
-            let n = p.and_then(|p| p.needs().batch).unwrap_or(batch);
+            let n = p.map_or(batch, |p| selection.batch_of(p, batch));
             if let Some(p) = p {
                 check_support(p, space, dataset, source)?;
             }
-            if !batches.contains_key(&n) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = batches.entry(n) {
                 let (x, labels) = source.batch(n, seed)?;
-                batches.insert(n, Batch::new(&x, labels.as_ref())?);
+                slot.insert(Batch::new(&x, labels.as_ref())?);
             }
         }
         Ok(Self { space, dataset, seed, selection, batch, batches, images: source.describe(batch, seed) })
@@ -120,7 +120,7 @@ impl Setting {
 
     /// The batch proxy `p` is fed.
     fn batch_for(&self, p: &dyn Proxy) -> Result<&Batch> {
-        let n = p.needs().batch.unwrap_or(self.batch);
+        let n = self.selection.batch_of(p, self.batch);
         self.batches
             .get(&n)
             .or_else(|| (self.batches.len() == 1).then(|| self.batches.values().next()).flatten())
@@ -144,17 +144,17 @@ impl Setting {
                 .selection
                 .proxies
                 .iter()
-                .map(|p| (p.name().to_string(), proxy_settings(p.as_ref())))
+                .map(|p| (p.name().to_string(), proxy_settings(p.as_ref(), &self.selection)))
                 .collect(),
         }
     }
 }
 
 /// A proxy's settings as recorded in `run.json`: its own and its batch.
-fn proxy_settings(p: &dyn Proxy) -> serde_json::Value {
+fn proxy_settings(p: &dyn Proxy, sel: &Selection) -> serde_json::Value {
     let mut v = p.settings();
-    if let (Some(obj), Some(n)) = (v.as_object_mut(), p.needs().batch) {
-        obj.insert("batch".into(), n.into());
+    if let (Some(obj), true) = (v.as_object_mut(), p.needs().batch.is_some()) {
+        obj.insert("batch".into(), sel.batch_of(p, 0).into());
     }
     v
 }

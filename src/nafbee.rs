@@ -236,16 +236,6 @@ pub fn run(o: &Options) -> Result<Report> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn competition_ranks() {
-        assert_eq!(ranks_desc(&[3.0, 9.0, 3.0, 1.0]), vec![2, 1, 2, 4]);
-    }
-}
-
 /// Writes the per-variant table as CSV (`nafbee.csv`).
 pub fn write_csv(path: &std::path::Path, rep: &Report) -> Result<()> {
     use anyhow::Context;
@@ -264,4 +254,14 @@ pub fn write_csv(path: &std::path::Path, rep: &Report) -> Result<()> {
     }
     w.flush().with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn competition_ranks() {
+        assert_eq!(ranks_desc(&[3.0, 9.0, 3.0, 1.0]), vec![2, 1, 2, 4]);
+    }
 }

@@ -190,6 +190,7 @@ impl Net for AnyNet {
             y = block.forward(&y, stats, sink);
             sink.feature(&y);
         }
+        sink.pre_pool(&y);
         let pooled = y.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
         sink.last_input(&pooled);
         self.head.forward(&pooled)

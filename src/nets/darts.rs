@@ -317,6 +317,7 @@ impl Net for DartsNet {
             s0 = s1;
             s1 = next;
         }
+        sink.pre_pool(&s1);
         let pooled = s1.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
         sink.last_input(&pooled);
         self.classifier.forward(&pooled)

@@ -135,17 +135,20 @@ impl BatchNorm {
                 false,
             ),
             BnStats::Off => x.shallow_clone(),
-            BnStats::Batch => Tensor::batch_norm(
-                x,
-                Some(&self.w),
-                Some(&self.b),
-                None::<&Tensor>,
-                None::<&Tensor>,
-                true,
-                0.1,
-                self.eps,
-                false,
-            ),
+            BnStats::Batch => {
+                bn_stats::record(x);
+                Tensor::batch_norm(
+                    x,
+                    Some(&self.w),
+                    Some(&self.b),
+                    None::<&Tensor>,
+                    None::<&Tensor>,
+                    true,
+                    0.1,
+                    self.eps,
+                    false,
+                )
+            }
         }
     }
 }
@@ -260,5 +263,37 @@ pub mod flops {
         if COUNT.with(|c| c.get().is_some()) {
             add(out.numel() as f64 * (s.c_in / s.groups) as f64 * (s.k[0] * s.k[1]) as f64);
         }
+    }
+}
+
+/// The per-channel batch variances (unbiased, as BatchNorm's running
+/// variance takes them) of every BatchNorm a forward pass runs in batch
+/// mode, recorded per thread while [`bn_stats::collect`] is active (Zen-NAS
+/// reads the running variances after two forward passes).
+pub mod bn_stats {
+    use std::cell::RefCell;
+    use tch::{Kind, Tensor};
+
+    thread_local! {
+        static VARS: RefCell<Option<Vec<Tensor>>> = const { RefCell::new(None) };
+    }
+
+    /// Runs `f` and returns its result with each BatchNorm's variances, in order.
+    pub fn collect<T>(f: impl FnOnce() -> T) -> (T, Vec<Tensor>) {
+        let outer = VARS.with(|v| v.replace(Some(Vec::new())));
+        let out = f();
+        let vars = VARS.with(|v| v.replace(outer)).unwrap_or_default();
+        (out, vars)
+    }
+
+    /// Records the variances of a BatchNorm input `[N, C, ...]` when collecting.
+    pub fn record(x: &Tensor) {
+        VARS.with(|v| {
+            if let Some(list) = v.borrow_mut().as_mut() {
+                let dims: Vec<i64> = (0..x.dim() as i64).filter(|d| *d != 1).collect();
+                let var = x.detach().var_dim(dims.as_slice(), true, false).to_kind(Kind::Double);
+                list.push(var);
+            }
+        });
     }
 }

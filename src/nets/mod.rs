@@ -57,6 +57,9 @@ pub trait Sink {
     /// A feature map between stages: the stem's output, then every cell's or
     /// block's output, in order (AZ-NAS' expressivity and progressivity).
     fn feature(&mut self, _out: &Tensor) {}
+    /// The map the global pooling before the classifier reads (Zen-NAS'
+    /// `forward_pre_GAP`); networks without such a pooling never report it.
+    fn pre_pool(&mut self, _out: &Tensor) {}
 }
 
 /// A sink that ignores every probe (a plain forward pass).

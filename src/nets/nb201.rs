@@ -188,6 +188,7 @@ impl Net for TinyNetwork {
         }
         let act = self.last_bn.forward(&x, stats).relu();
         sink.activation(&act);
+        sink.pre_pool(&act);
         let pooled = act.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
         sink.last_input(&pooled);
         self.classifier.forward(&pooled)

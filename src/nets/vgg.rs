@@ -66,6 +66,7 @@ impl Net for Vgg19 {
                 }
             };
         }
+        sink.pre_pool(&x);
         let flat = x.avg_pool2d([1, 1], [1, 1], [0, 0], false, true, None::<i64>).flatten(1, -1);
         sink.last_input(&flat);
         self.classifier.forward(&flat)

@@ -14,7 +14,7 @@
 //! * complexity: the network's FLOPs (multiply-adds per input).
 //!
 //! `az` (an [`super::Aggregate`]) sums `ln(rank / n)` of the four over the
-//! candidates. Computed in float64 where the reference uses float32 numpy.
+//! candidates. Products in float32 as the reference, eigenvalues in float64.
 
 use super::{Init, Measure, Needs, Probe, Proxy};
 use crate::nets::{layers::flops, BnStats, Sink};
@@ -55,9 +55,10 @@ pub fn eigen_entropy(f: &Tensor) -> f64 {
     let s = f.size();
     let (b, c) = (s[0], s[1]);
     let rows: i64 = b * s[2..].iter().product::<i64>();
-    let x = f.detach().to_kind(Kind::Double).permute([0, 2, 3, 1]).reshape([rows, c]);
-    let x = &x - x.mean_dim([0i64].as_slice(), true, Kind::Double);
-    let sigma = x.tr().mm(&x) / rows as f64;
+    // centred and multiplied in float32 as the reference; the eigenvalues in float64
+    let x = f.detach().permute([0, 2, 3, 1]).reshape([rows, c]);
+    let x = &x - x.mean_dim([0i64].as_slice(), true, Kind::Float);
+    let sigma = x.tr().mm(&x).to_kind(Kind::Double) / rows as f64;
     let ev = sigma.linalg_eigvalsh("L");
     let p = &ev / ev.sum(Kind::Double);
     (-(&p * (&p + 1e-8).log())).sum(Kind::Double).double_value(&[])
@@ -74,9 +75,9 @@ fn stage_trainability(f_in: &Tensor, f_out: &Tensor, g_out: &Tensor) -> f64 {
     let (so, si) = (g_out.size(), g_in.size());
     let g_in = if si[2] != so[2] { g_in.pixel_unshuffle(si[2] / so[2]) } else { g_in };
     let rows = so[0] * so[2] * so[3];
-    let go = g_out.to_kind(Kind::Double).permute([0, 2, 3, 1]).reshape([rows, so[1]]);
-    let gi = g_in.to_kind(Kind::Double).permute([0, 2, 3, 1]).reshape([rows, -1]);
-    let m = gi.tr().mm(&go) / rows as f64;
+    let go = g_out.permute([0, 2, 3, 1]).reshape([rows, so[1]]);
+    let gi = g_in.permute([0, 2, 3, 1]).reshape([rows, -1]);
+    let m = gi.tr().mm(&go).to_kind(Kind::Double) / rows as f64;
     // the largest singular value, as the root of M^T M's largest eigenvalue
     // (libtorch's svdvals takes no driver on the CPU through tch)
     let smax = m.tr().mm(&m).linalg_eigvalsh("L").max().double_value(&[]).max(0.0).sqrt();

@@ -204,3 +204,53 @@ impl Proxy for Fisher {
         Ok(Measure::value(finite_or_ninf(v)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nets::layers::Linear;
+    use crate::nets::Params;
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    /// x -> Linear(2, 2) -> Linear(2, 1).
+    struct TwoLinear {
+        p: Params,
+        a: Linear,
+        b: Linear,
+    }
+
+    impl Net for TwoLinear {
+        fn forward(&self, x: &Tensor, _stats: BnStats, _sink: &mut dyn Sink) -> Tensor {
+            self.b.forward(&self.a.forward(x))
+        }
+        fn params(&self) -> &Params {
+            &self.p
+        }
+    }
+
+    /// Fixed weights W1 = [[1, -2], [3, 0.5]], b1 = [-1, 2], W2 = [[0.25, -4]], b2 = [3].
+    fn two_linear() -> TwoLinear {
+        let mut p = Params::new();
+        let a = Linear::new(&mut p, "a", 2, 2);
+        let b = Linear::new(&mut p, "b", 2, 1);
+        let values: [&[f32]; 4] = [&[1.0, -2.0, 3.0, 0.5], &[-1.0, 2.0], &[0.25, -4.0], &[3.0]];
+        let _guard = tch::no_grad_guard();
+        for ((_, t, _), v) in p.iter().zip(values) {
+            t.shallow_clone().copy_(&Tensor::from_slice(v).view(t.size().as_slice()));
+        }
+        TwoLinear { p, a, b }
+    }
+
+    #[test]
+    fn synflow_of_two_linear_layers_is_closed_form() {
+        // ones in, every parameter made positive: out = |W2| (|W1| 1 + |b1|) + |b2|.
+        // The W1 terms sum to |W2|.|W1|1 = 0.25 * 3 + 4 * 3.5 = 14.75, the W2
+        // terms to |W2|.(|W1|1 + |b1|) = 14.75 + 0.25 * 1 + 4 * 2 = 23
+        let shared = RefCell::new(BTreeMap::new());
+        let x = Tensor::zeros([3, 2], (Kind::Float, tch::Device::Cpu));
+        let build = |_: Init| -> Result<Box<dyn Net>> { Ok(Box::new(two_linear())) };
+        let p = Probe { build: &build, x: &x, labels: None, classes: 1, seed: 1, shared: &shared };
+        assert_eq!(Synflow.score(&p).unwrap().value, 37.75);
+    }
+}

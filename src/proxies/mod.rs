@@ -16,6 +16,7 @@ pub mod kernel;
 pub mod naswot;
 pub mod rbflex;
 pub mod size;
+pub mod zen;
 pub mod zico;
 
 use crate::nets::{Net, Params};
@@ -85,6 +86,11 @@ impl Probe<'_> {
     /// network (drawn from torch's generator seeded by the network's seed).
     pub fn noise(&self, shape: &[i64]) -> Tensor {
         crate::spaces::seeded(self.seed ^ 0x5eed_0000_0000, || Tensor::randn(shape, (Kind::Float, Device::Cpu)))
+    }
+
+    /// A second, independent noise tensor of `shape`, fixed per network.
+    pub fn noise2(&self, shape: &[i64]) -> Tensor {
+        crate::spaces::seeded(self.seed ^ 0x2eed_0000_0000, || Tensor::randn(shape, (Kind::Float, Device::Cpu)))
     }
 
     /// Random labels in `0..classes` for `n` inputs, fixed per network.
@@ -199,6 +205,7 @@ pub const REGISTRY: &[&str] = &[
     "plain",
     "epe_nas",
     "zico",
+    "zen",
     "params",
     "flops",
     "az_expressivity",
@@ -230,6 +237,9 @@ pub const ENSEMBLE: &[&str] =
 pub struct Options {
     /// RBFleX's kernel widths.
     pub gammas: rbflex::Gammas,
+    /// Inputs per batch for every proxy that has its own protocol batch
+    /// (not RBFleX, which takes `--batch`), instead of that batch.
+    pub batch: Option<usize>,
 }
 
 /// Builds the proxy called `name`.
@@ -247,6 +257,7 @@ pub fn by_name(name: &str, opts: &Options) -> Result<Arc<dyn Proxy>> {
         "jacob_cov" => Arc::new(jacobian::JacobCov),
         "epe_nas" => Arc::new(jacobian::EpeNas),
         "zico" => Arc::new(zico::Zico),
+        "zen" => Arc::new(zen::Zen),
         "params" => Arc::new(size::ParamCount),
         "flops" => Arc::new(size::Flops),
         "az_expressivity" => Arc::new(az::AzPart(az::Part::Expressivity)),
@@ -275,6 +286,8 @@ pub struct Selection {
     pub aggregates: Vec<&'static Aggregate>,
     /// What was asked for, in order (proxy and aggregate names).
     pub asked: Vec<&'static str>,
+    /// The protocol batch override (`--proxy-batch`).
+    pub batch: Option<usize>,
 }
 
 impl Selection {
@@ -305,15 +318,14 @@ impl Selection {
         needed.extend(aggregates.iter().flat_map(|a| a.members.iter().copied()));
         let proxies =
             REGISTRY.iter().filter(|r| needed.contains(r)).map(|r| by_name(r, opts)).collect::<Result<Vec<_>>>()?;
-        Ok(Self { proxies, aggregates, asked: dedup })
+        Ok(Self { proxies, aggregates, asked: dedup, batch: opts.batch })
     }
 
-    /// RBFleX alone (the default).
-    pub fn rbflex(opts: &Options) -> Self {
-        Self {
-            proxies: vec![Arc::new(rbflex::Rbflex { gammas: opts.gammas })],
-            aggregates: Vec::new(),
-            asked: vec!["rbflex"],
+    /// The inputs per batch proxy `p` is fed in a run whose `--batch` is `run_batch`.
+    pub fn batch_of(&self, p: &dyn Proxy, run_batch: usize) -> usize {
+        match p.needs().batch {
+            None => run_batch,
+            Some(n) => self.batch.unwrap_or(n),
         }
     }
 
@@ -366,7 +378,7 @@ mod tests {
 
     #[test]
     fn unknown_proxy_lists_the_known_ones() {
-        let opts = Options { gammas: rbflex::Gammas::default() };
+        let opts = Options { gammas: rbflex::Gammas::default(), batch: None };
         let e = Selection::parse("rbflex,nope", &opts).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.starts_with("unknown proxy 'nope' (known: rbflex"), "{e}");
     }

@@ -33,11 +33,16 @@ impl CodeKernel {
 }
 
 impl Sink for CodeKernel {
+    /// Adds `c c^T + (1 - c)(1 - c)^T = L - s_i - s_j + 2 (c c^T)_ij` (s the
+    /// rows' counts of ones, L their length): one float32 product, exact for
+    /// fewer than 2^24 units, summed in float64.
     fn activation(&mut self, out: &Tensor) {
         let n = out.size()[0];
-        let c = out.view([n, -1]).gt(0.0).to_kind(Kind::Double);
-        let not = c.ones_like() - &c;
-        self.k += c.mm(&c.tr()) + not.mm(&not.tr());
+        let c = out.view([n, -1]).gt(0.0).to_kind(Kind::Float);
+        let len = c.size()[1] as f64;
+        let both = c.mm(&c.tr()).to_kind(Kind::Double);
+        let s = c.sum_dim_intlist([1i64].as_slice(), false, Kind::Double);
+        self.k += both * 2.0 - s.unsqueeze(0) - s.unsqueeze(1) + len;
     }
     /// ReLUConvBN's output is a BatchNorm output, not a ReLU's.
     fn block_output(&mut self, _out: &Tensor) {}

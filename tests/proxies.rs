@@ -1,0 +1,183 @@
+//! The proxies through the command line: closed-form values, reproducibility,
+//! the run folder across proxy sets, and the errors a user can meet.
+
+use std::process::{Command, Output};
+
+const NONE: &str = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|";
+
+fn rbflex(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rbflex")).args(args).output().expect("rbflex runs")
+}
+
+fn ok_json(args: &[&str]) -> serde_json::Value {
+    let out = rbflex(args);
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = rbflex(args);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{args:?} should fail");
+    assert_eq!(err.trim().lines().count(), 1, "{args:?}: expected a one-line error, got {err}");
+    err
+}
+
+fn num(v: &serde_json::Value) -> f64 {
+    v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).expect("a number")
+}
+
+#[test]
+fn size_proxies_have_closed_form_values() {
+    // all-none cell: stem 3x3 (3->16 at 32x32), two ResNet blocks, classifier
+    let v = ok_json(&["score", "--arch", NONE, "--proxy", "params,flops", "--json"]);
+    let stem = 32 * 32 * 16 * 3 * 9;
+    let block1 = 16 * 16 * 32 * 16 * 9 + 16 * 16 * 32 * 32 * 9 + 16 * 16 * 32 * 16;
+    let block2 = 8 * 8 * 64 * 32 * 9 + 8 * 8 * 64 * 64 * 9 + 8 * 8 * 64 * 32;
+    assert_eq!(num(&v["flops"]), f64::from(stem + block1 + block2 + 64 * 10));
+    // stem conv + BN, blocks (conv_a, BN, conv_b, BN, 1x1), last BN, classifier
+    let params = 432 + 32 + (4608 + 64 + 9216 + 64 + 512) + (18432 + 128 + 36864 + 128 + 2048) + 128 + 650;
+    assert_eq!(num(&v["params"]), f64::from(params));
+}
+
+#[test]
+fn proxies_reproduce_alone_and_share_the_run_folder() {
+    let d = tempfile::tempdir().unwrap();
+    let o = d.path().to_str().unwrap();
+    let v = ok_json(&["correlate", "--sample", "6", "--seed", "3", "--proxy", "naswot,snip,az", "--out", o, "--json"]);
+    for p in ["naswot", "snip", "az"] {
+        assert!(v["proxies"][p]["kendall"].is_number(), "{p} missing: {}", v["proxies"]);
+    }
+    assert_eq!(v["proxy"], "naswot");
+    // a network of the run scores the same alone
+    let csv = std::fs::read_to_string(d.path().join("scores.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    let col = |c: &str| row[header.iter().position(|h| *h == c).unwrap()].to_string();
+    let s = ok_json(&[
+        "score",
+        "--index",
+        &col("index"),
+        "--seed",
+        &col("init_seed"),
+        "--image-seed",
+        "3",
+        "--proxy",
+        "naswot,snip",
+        "--json",
+    ]);
+    assert_eq!(num(&s["naswot"]), col("naswot").parse::<f64>().unwrap());
+    assert_eq!(num(&s["snip"]), col("snip").parse::<f64>().unwrap());
+    // rbflex added to the same folder: the file widens, nothing is rescored
+    let again =
+        ok_json(&["correlate", "--sample", "6", "--seed", "3", "--proxy", "naswot,rbflex", "--out", o, "--json"]);
+    assert_eq!(again["proxies"]["naswot"]["kendall"], v["proxies"]["naswot"]["kendall"]);
+    let csv2 = std::fs::read_to_string(d.path().join("scores.csv")).unwrap();
+    assert!(csv2.lines().next().unwrap().contains(",score,logdet_k"), "{csv2}");
+    // header, the six rows rewritten under it, six rows of the rbflex pass
+    assert_eq!(csv2.lines().count(), 13);
+    assert!(csv2.contains(&row.join(",")[..20]));
+    // other settings of a proxy already there are refused
+    let e = fails(&["correlate", "--sample", "6", "--seed", "3", "--gamma-k", "1e-5", "--out", o]);
+    assert!(e.contains("proxy rbflex was"), "{e}");
+}
+
+#[test]
+fn bad_proxy_requests_are_named() {
+    let e = fails(&["score", "--index", "1", "--proxy", "rbflex,synfloww"]);
+    assert!(e.starts_with("error: unknown proxy 'synfloww' (known: rbflex, naswot, synflow"), "{e}");
+    // a proxy with a classification loss on a network without a classifier
+    let e = fails(&["score", "--space", "transnas-micro", "--index", "5", "--proxy", "snip"]);
+    assert!(e.contains("proxy snip needs class logits") && e.contains("transnas-micro"), "{e}");
+    // labels from an image folder without class folders
+    let d = tempfile::tempdir().unwrap();
+    for i in 0..70 {
+        image::RgbImage::from_pixel(32, 32, image::Rgb([i as u8, 3, 9]))
+            .save(d.path().join(format!("{i}.png")))
+            .unwrap();
+    }
+    let dir = d.path().to_str().unwrap();
+    let e = fails(&["score", "--index", "1", "--proxy", "snip", "--images", dir]);
+    assert!(e.contains("proxy snip needs labelled images"), "{e}");
+    // the same images are enough for a proxy without labels
+    let v = ok_json(&["score", "--index", "1", "--proxy", "jacob_cov", "--images", dir, "--json"]);
+    assert!(v["jacob_cov"].is_number() || v["jacob_cov"] == "-inf");
+}
+
+#[test]
+fn index_files_and_proxy_batches_are_checked() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("idx.txt");
+    std::fs::write(&f, "# NASLib's sample\n12\n\n7 # comment\nseven\n").unwrap();
+    let p = f.to_str().unwrap();
+    let o = d.path().join("out");
+    let e = fails(&["correlate", "--indices", p, "--out", o.to_str().unwrap()]);
+    assert!(e.contains("idx.txt line 5: 'seven' is not an index"), "{e}");
+    std::fs::write(&f, "12\n15625\n").unwrap();
+    let e = fails(&["correlate", "--indices", p, "--out", o.to_str().unwrap()]);
+    assert!(e.contains("idx.txt line 2: index 15625 is out of range (the space has 15625)"), "{e}");
+    std::fs::write(&f, "12\n7\n12\n").unwrap();
+    let v = ok_json(&["correlate", "--indices", p, "--out", o.to_str().unwrap(), "--proxy", "params", "--json"]);
+    assert_eq!(v["n"], 2);
+    let e = fails(&["score", "--index", "3", "--proxy", "naswot", "--proxy-batch", "1"]);
+    assert!(e.contains("--proxy-batch must be at least 2, got 1"), "{e}");
+    // a smaller protocol batch is a setting of the proxy: recorded, and another is refused
+    let v = ok_json(&[
+        "correlate",
+        "--indices",
+        p,
+        "--out",
+        o.to_str().unwrap(),
+        "--proxy",
+        "naswot",
+        "--proxy-batch",
+        "8",
+        "--json",
+    ]);
+    assert!(v["proxies"]["naswot"]["kendall"].is_number());
+    let run = std::fs::read_to_string(o.join("run.json")).unwrap();
+    assert!(run.contains("\"naswot\": {\n      \"batch\": 8"), "{run}");
+    let e =
+        fails(&["correlate", "--indices", p, "--out", o.to_str().unwrap(), "--proxy", "naswot", "--proxy-batch", "16"]);
+    assert!(e.contains("proxy naswot was {\"batch\":8} (now {\"batch\":16})"), "{e}");
+}
+
+#[test]
+fn noise_proxies_run_on_transnas_with_a_small_batch() {
+    let v = ok_json(&[
+        "score",
+        "--space",
+        "transnas-micro",
+        "--index",
+        "100",
+        "--proxy",
+        "naswot,synflow,params",
+        "--proxy-batch",
+        "2",
+        "--json",
+    ]);
+    assert!(num(&v["naswot"]).is_finite(), "{v}");
+    assert!(num(&v["params"]) > 0.0);
+}
+
+#[test]
+fn run_folders_of_the_rbflex_only_version_are_reused() {
+    let d = tempfile::tempdir().unwrap();
+    let o = d.path().to_str().unwrap();
+    let v = ok_json(&["correlate", "--sample", "3", "--out", o, "--json"]);
+    // the run.json the first versions wrote: RBFleX's gammas at the top level
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("run.json")).unwrap()).unwrap();
+    let legacy = serde_json::json!({
+        "space": run["space"], "dataset": run["dataset"], "seed": run["seed"], "batch": run["batch"],
+        "gamma_k": run["proxies"]["rbflex"]["gamma_k"], "gamma_q": run["proxies"]["rbflex"]["gamma_q"],
+        "images": run["images"], "init_seed": run["init_seed"],
+    });
+    std::fs::write(d.path().join("run.json"), legacy.to_string()).unwrap();
+    let again = ok_json(&["correlate", "--sample", "3", "--out", o, "--json"]);
+    assert_eq!(again["kendall"], v["kendall"]);
+    assert_eq!(again["worker_seconds"], v["worker_seconds"], "nothing is rescored");
+    // other gammas than the legacy folder's are refused, naming the proxy
+    let e = fails(&["correlate", "--sample", "3", "--out", o, "--gamma-q", "1e-3"]);
+    assert!(e.contains("proxy rbflex was"), "{e}");
+}
