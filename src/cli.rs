@@ -548,11 +548,11 @@ fn cmd_correlate(mut a: CorrelateArgs) -> Result<()> {
     }
     println!(
         "{} on {}: {} networks ({} non-finite scores), scored in {:.1} s wall in this run ({:.1} s of one worker in all)",
-        rep.space, rep.dataset, rep.n, rep.n_nonfinite, rep.seconds, rep.worker_seconds
+        rep.space, rep.dataset, rep.main.n, rep.main.n_nonfinite, rep.seconds, rep.worker_seconds
     );
     if rep.proxies.len() == 1 {
         println!("{:>15} {:>8} {:>9} {:>8}", "accuracy of", "kendall", "spearman", "pearson");
-        for (d, c) in &rep.by_dataset {
+        for (d, c) in &rep.main.by_dataset {
             println!("{d:>15} {:>8.4} {:>9.4} {:>8.4}", c.kendall, c.spearman, c.pearson);
         }
     } else {
@@ -564,7 +564,7 @@ fn cmd_correlate(mut a: CorrelateArgs) -> Result<()> {
 
 /// Kendall's tau of every proxy (rows) against every dataset (columns).
 fn print_proxy_table(rep: &correlate::CorrelationReport) {
-    let datasets: Vec<&String> = rep.by_dataset.keys().collect();
+    let datasets: Vec<&String> = rep.main.by_dataset.keys().collect();
     println!("Kendall tau (Spearman rho of {} in brackets)", rep.dataset);
     println!("{:<18}{}", "proxy", datasets.iter().map(|d| format!("{d:>16}")).collect::<String>());
     let mut rows: Vec<(&String, &correlate::ProxyCorrelation)> = rep.proxies.iter().collect();
@@ -602,7 +602,7 @@ fn correlate_all_tasks(mut a: CorrelateArgs) -> Result<()> {
         for (task, rep) in &all {
             println!(
                 "{:<16} n {:>5}  kendall {:>7.4}  spearman {:>7.4}  pearson {:>7.4}  ({})",
-                task, rep.n, rep.kendall, rep.spearman, rep.pearson, rep.proxy
+                task, rep.main.n, rep.main.kendall, rep.main.spearman, rep.main.pearson, rep.proxy
             );
             if rep.proxies.len() > 1 {
                 for (name, c) in &rep.proxies {

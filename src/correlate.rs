@@ -42,18 +42,10 @@ pub struct CorrelationReport {
     pub dataset: String,
     /// The proxy the top-level figures are of.
     pub proxy: String,
-    /// Networks compared.
-    pub n: usize,
-    /// Non-finite scores among them.
-    pub n_nonfinite: usize,
-    /// Kendall's tau-b against `dataset`'s accuracy.
-    pub kendall: f64,
-    /// Spearman's rho.
-    pub spearman: f64,
-    /// Pearson's r over finite scores.
-    pub pearson: f64,
-    /// The same against every dataset of the benchmark.
-    pub by_dataset: BTreeMap<String, Correlation>,
+    /// Its correlations (`n`, `n_nonfinite`, `kendall`, `spearman`,
+    /// `pearson`, `by_dataset` at the top level of the JSON).
+    #[serde(flatten)]
+    pub main: ProxyCorrelation,
     /// Wall seconds spent scoring in this run (scores already in the
     /// results folder cost nothing).
     pub seconds: f64,
@@ -148,7 +140,7 @@ pub fn run(
         );
     }
     let (first, first_values) = values.first().context("no proxy asked for")?;
-    let main = &proxies[*first];
+    let main = proxies[*first].clone();
     let plot_path = out.join("correlate.png");
     if values.len() == 1 {
         let pts: Vec<(f64, f64)> = records
@@ -183,12 +175,7 @@ pub fn run(
         space: s.space.name().into(),
         dataset: s.dataset.key().into(),
         proxy: first.to_string(),
-        n: main.n,
-        n_nonfinite: main.n_nonfinite,
-        kendall: main.kendall,
-        spearman: main.spearman,
-        pearson: main.pearson,
-        by_dataset: main.by_dataset.clone(),
+        main,
         seconds: secs,
         worker_seconds: records.iter().map(|r| r.seconds(&s.selection)).sum(),
         csv: csv_path.display().to_string(),

@@ -91,31 +91,25 @@ impl Params {
     /// Conv2d/Linear weights normal(0, sqrt(2 / fan_in)), their biases 0,
     /// normalisation layers 1 and 0; in creation order.
     pub fn reinit_kaiming_normal_fan_in(&self) {
+        self.redraw_layers(|fan_in| (2.0 / fan_in as f64).sqrt());
+    }
+
+    /// Re-draws Conv2d/Linear weights from normal(0, 1) with zero biases
+    /// (Zen-NAS' `network_weight_gaussian_init`); normalisation layers keep 1 and 0.
+    pub fn reinit_gaussian(&self) {
+        self.redraw_layers(|_| 1.0);
+    }
+
+    /// Conv2d/Linear weights from normal(0, std(fan_in)), their biases 0, in
+    /// creation order; normalisation layers (created 1 and 0) untouched.
+    fn redraw_layers(&self, std: impl Fn(i64) -> f64) {
         let _guard = tch::no_grad_guard();
         for (_, t, role) in &self.entries {
             let mut t = t.shallow_clone();
             match role {
                 Role::ConvWeight | Role::LinearWeight => {
                     let fan_in: i64 = t.size()[1..].iter().product();
-                    let _ = t.normal_(0.0, (2.0 / fan_in as f64).sqrt());
-                }
-                Role::Bias => {
-                    let _ = t.zero_();
-                }
-                Role::Norm | Role::Embedding => {}
-            }
-        }
-    }
-
-    /// Re-draws Conv2d/Linear weights from normal(0, 1) with zero biases
-    /// (Zen-NAS' `network_weight_gaussian_init`); normalisation layers keep 1 and 0.
-    pub fn reinit_gaussian(&self) {
-        let _guard = tch::no_grad_guard();
-        for (_, t, role) in &self.entries {
-            let mut t = t.shallow_clone();
-            match role {
-                Role::ConvWeight | Role::LinearWeight => {
-                    let _ = t.normal_(0.0, 1.0);
+                    let _ = t.normal_(0.0, std(fan_in));
                 }
                 Role::Bias => {
                     let _ = t.zero_();

@@ -30,6 +30,31 @@ fn grads(loss: &Tensor, ws: &[Tensor], create_graph: bool) -> Vec<Tensor> {
         .collect()
 }
 
+/// Sum over weights of `w * g` (of `|w * g|` when `abs`), in float64.
+fn product_sum(ws: &[Tensor], gs: &[Tensor], abs: bool) -> f64 {
+    ws.iter()
+        .zip(gs)
+        .map(|(w, g)| {
+            let p = w.detach() * g;
+            let p = if abs { p.abs() } else { p };
+            p.sum(Kind::Double).double_value(&[])
+        })
+        .sum()
+}
+
+/// The protocol of the proxies with a classification loss on 64 labelled images.
+const LABELLED: Needs = Needs { batch: Some(64), labels: true, classifier: true };
+
+/// A network initialised by `init`, its Conv/Linear weights, and their
+/// cross-entropy gradients on the labelled batch.
+fn ce_weight_grads(p: &Probe, init: Init) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
+    let net = (p.build)(init)?;
+    net.params().set_requires_grad(true);
+    let ws = net.params().layer_weights();
+    let g = grads(&ce_loss(net.as_ref(), p.x, p.labels()?), &ws, false);
+    Ok((ws, g))
+}
+
 fn finite_or_ninf(v: f64) -> f64 {
     if v.is_nan() {
         f64::NEG_INFINITY
@@ -63,8 +88,7 @@ impl Proxy for Synflow {
         let out = net.forward(&x, BnStats::Off, &mut NoProbe).sum(Kind::Double);
         let ws = params.layer_weights();
         let g = grads(&out, &ws, false);
-        let v: f64 = ws.iter().zip(&g).map(|(w, g)| (w * g).abs().sum(Kind::Double).double_value(&[])).sum();
-        Ok(Measure::value(finite_or_ninf(v)))
+        Ok(Measure::value(finite_or_ninf(product_sum(&ws, &g, true))))
     }
 }
 
@@ -78,15 +102,11 @@ impl Proxy for Snip {
         "snip"
     }
     fn needs(&self) -> Needs {
-        Needs { batch: Some(64), labels: true, classifier: true }
+        LABELLED
     }
     fn score(&self, p: &Probe) -> Result<Measure> {
-        let net = (p.build)(Init::KaimingNormalFanIn)?;
-        net.params().set_requires_grad(true);
-        let ws = net.params().layer_weights();
-        let g = grads(&ce_loss(net.as_ref(), p.x, p.labels()?), &ws, false);
-        let v: f64 = ws.iter().zip(&g).map(|(w, g)| (w * g).abs().sum(Kind::Double).double_value(&[])).sum();
-        Ok(Measure::value(finite_or_ninf(v)))
+        let (ws, g) = ce_weight_grads(p, Init::KaimingNormalFanIn)?;
+        Ok(Measure::value(finite_or_ninf(product_sum(&ws, &g, true))))
     }
 }
 
@@ -100,7 +120,7 @@ impl Proxy for Grasp {
         "grasp"
     }
     fn needs(&self) -> Needs {
-        Needs { batch: Some(64), labels: true, classifier: true }
+        LABELLED
     }
     fn score(&self, p: &Probe) -> Result<Measure> {
         let net = (p.build)(Init::KaimingNormalFanIn)?;
@@ -111,8 +131,7 @@ impl Proxy for Grasp {
         let gf = grads(&ce_loss(net.as_ref(), p.x, y), &ws, true);
         let z = g.iter().zip(&gf).map(|(a, b)| (a * b).sum(Kind::Float)).fold(Tensor::from(0f32), |acc, t| acc + t);
         let hg = grads(&z, &ws, false);
-        let v: f64 = ws.iter().zip(&hg).map(|(w, h)| (-(w.detach() * h)).sum(Kind::Double).double_value(&[])).sum();
-        Ok(Measure::value(finite_or_ninf(v)))
+        Ok(Measure::value(finite_or_ninf(-product_sum(&ws, &hg, false))))
     }
 }
 
@@ -148,15 +167,11 @@ impl Proxy for Plain {
         "plain"
     }
     fn needs(&self) -> Needs {
-        Needs { batch: Some(64), labels: true, classifier: true }
+        LABELLED
     }
     fn score(&self, p: &Probe) -> Result<Measure> {
-        let net = (p.build)(Init::Default)?;
-        net.params().set_requires_grad(true);
-        let ws = net.params().layer_weights();
-        let g = grads(&ce_loss(net.as_ref(), p.x, p.labels()?), &ws, false);
-        let v: f64 = ws.iter().zip(&g).map(|(w, g)| (w * g).sum(Kind::Double).double_value(&[])).sum();
-        Ok(Measure::value(finite_or_ninf(v)))
+        let (ws, g) = ce_weight_grads(p, Init::Default)?;
+        Ok(Measure::value(finite_or_ninf(product_sum(&ws, &g, false))))
     }
 }
 
@@ -184,7 +199,7 @@ impl Proxy for Fisher {
         "fisher"
     }
     fn needs(&self) -> Needs {
-        Needs { batch: Some(64), labels: true, classifier: true }
+        LABELLED
     }
     fn score(&self, p: &Probe) -> Result<Measure> {
         let net = (p.build)(Init::Default)?;
