@@ -163,7 +163,11 @@ fn proxy_settings(p: &dyn Proxy, sel: &Selection) -> serde_json::Value {
 fn check_support(p: &dyn Proxy, space: &dyn Space, dataset: Dataset, source: &crate::inputs::Source) -> Result<()> {
     let needs = p.needs();
     if needs.classifier && dataset.num_classes() == 0 {
-        bail!("proxy {} needs class logits, but {}'s networks on {dataset} have no classifier", p.name(), space.name());
+        bail!(
+            "proxy {} needs a classifier network (class logits, or the map its global pooling reads), but {}'s networks on {dataset} have none",
+            p.name(),
+            space.name()
+        );
     }
     if needs.labels && !source.has_labels() {
         bail!(

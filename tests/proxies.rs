@@ -88,7 +88,9 @@ fn bad_proxy_requests_are_named() {
     assert!(e.starts_with("error: unknown proxy 'synfloww' (known: rbflex, naswot, synflow"), "{e}");
     // a proxy with a classification loss on a network without a classifier
     let e = fails(&["score", "--space", "transnas-micro", "--index", "5", "--proxy", "snip"]);
-    assert!(e.contains("proxy snip needs class logits") && e.contains("transnas-micro"), "{e}");
+    assert!(e.contains("proxy snip needs a classifier network") && e.contains("transnas-micro"), "{e}");
+    let e = fails(&["score", "--space", "transnas-macro", "--index", "5", "--proxy", "zen", "--proxy-batch", "2"]);
+    assert!(e.contains("proxy zen needs a classifier network"), "{e}");
     // labels from an image folder without class folders
     let d = tempfile::tempdir().unwrap();
     for i in 0..70 {

@@ -5,8 +5,34 @@
 
 use super::layers::{BatchNorm, Conv2d, ConvSpec, Linear, ReluConvBn};
 use super::{shared_relu, BnStats, Net, Params, Sink};
-use crate::spaces::nb201::{Cell, Op, EDGE_INPUT, EDGE_OUTPUT};
 use tch::Tensor;
+
+/// A cell operation, numbered as NB201's `OP_NAMES`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Zero (`none`).
+    None,
+    /// Identity (`skip_connect`).
+    Skip,
+    /// ReLU-Conv1x1-BN (`nor_conv_1x1`).
+    Conv1x1,
+    /// ReLU-Conv3x3-BN (`nor_conv_3x3`).
+    Conv3x3,
+    /// 3x3 average pooling (`avg_pool_3x3`).
+    AvgPool,
+}
+
+/// A cell: `ops[e]` for the edges (1<-0), (2<-0), (2<-1), (3<-0), (3<-1), (3<-2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cell {
+    /// The six edge ops.
+    pub ops: [Op; 6],
+}
+
+/// The input node of each edge.
+pub const EDGE_INPUT: [usize; 6] = [0, 0, 1, 0, 1, 2];
+/// The output node of each edge.
+pub const EDGE_OUTPUT: [usize; 6] = [1, 2, 2, 3, 3, 3];
 
 /// One edge op of an inference cell.
 #[derive(Debug)]

@@ -57,8 +57,9 @@ pub struct Needs {
     pub batch: Option<usize>,
     /// The images' class labels (proxies with a classification loss).
     pub labels: bool,
-    /// Class logits from the network (refused on spaces whose networks have
-    /// no classifier, such as TransNAS' backbone-with-head).
+    /// A classifier network: class logits, or the map its global pooling
+    /// reads (refused on spaces whose networks have no classifier, such as
+    /// TransNAS' backbone-with-head).
     pub classifier: bool,
 }
 

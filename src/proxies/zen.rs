@@ -45,7 +45,7 @@ impl Proxy for Zen {
         "zen"
     }
     fn needs(&self) -> Needs {
-        Needs { batch: Some(64), labels: false, classifier: false }
+        Needs { batch: Some(64), labels: false, classifier: true }
     }
     fn score(&self, p: &Probe) -> Result<Measure> {
         let net = (p.build)(Init::Gaussian)?;

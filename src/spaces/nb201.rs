@@ -3,27 +3,13 @@
 //! index order (embedded from the benchmark's table).
 
 use super::{Dataset, Space};
+pub use crate::nets::nb201::{Cell, Op, EDGE_INPUT, EDGE_OUTPUT};
 use crate::nets::{nb201::TinyNetwork, Net};
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
 use std::sync::OnceLock;
-
-/// A cell operation, numbered as NB201's `OP_NAMES`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Op {
-    /// Zero (`none`).
-    None,
-    /// Identity (`skip_connect`).
-    Skip,
-    /// ReLU-Conv1x1-BN (`nor_conv_1x1`).
-    Conv1x1,
-    /// ReLU-Conv3x3-BN (`nor_conv_3x3`).
-    Conv3x3,
-    /// 3x3 average pooling (`avg_pool_3x3`).
-    AvgPool,
-}
 
 impl Op {
     /// All ops in NB201's order.
@@ -44,18 +30,6 @@ impl Op {
         Op::ALL.into_iter().find(|o| o.name() == s)
     }
 }
-
-/// A cell: `ops[e]` for the edges (1<-0), (2<-0), (2<-1), (3<-0), (3<-1), (3<-2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cell {
-    /// The six edge ops.
-    pub ops: [Op; 6],
-}
-
-/// The input node of each edge.
-pub const EDGE_INPUT: [usize; 6] = [0, 0, 1, 0, 1, 2];
-/// The output node of each edge.
-pub const EDGE_OUTPUT: [usize; 6] = [1, 2, 2, 3, 3, 3];
 
 impl Cell {
     /// Parses an arch string, with an error naming what is wrong.
