@@ -1,8 +1,10 @@
 //! The `rbflex` binary end to end: golden parity through the CLI, the
 //! commands' JSON, resumable results, and a clear error for every bad input.
 
+mod common;
+
+use common::{fails, num, ok_json, rbflex};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use tch::Tensor;
 
 const TOP: &str = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|";
@@ -11,35 +13,9 @@ fn fixture(rel: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel).display().to_string()
 }
 
-fn rbflex(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rbflex")).args(args).output().expect("the binary runs")
-}
-
-fn ok_json(args: &[&str]) -> serde_json::Value {
-    let out = rbflex(args);
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
-
-/// Runs a command that must fail; returns its stderr after checking it is one
-/// clear line and no panic.
-fn fails(args: &[&str]) -> String {
-    let out = rbflex(args);
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "{args:?} should fail");
-    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-    assert_eq!(err.trim().lines().count(), 1, "{args:?}: expected a one-line error, got {err}");
-    assert!(err.starts_with("error: "), "{err}");
-    err
-}
-
 fn meta(case: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(fixture(&format!("nb201/{case}/meta.json"))).unwrap();
     serde_json::from_str(&text.replace("-Infinity", "null")).unwrap()
-}
-
-fn num(v: &serde_json::Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| v.as_str().and_then(|s| s.parse().ok()).expect("a number or -inf"))
 }
 
 #[test]

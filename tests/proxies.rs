@@ -1,31 +1,11 @@
 //! The proxies through the command line: closed-form values, reproducibility,
 //! the run folder across proxy sets, and the errors a user can meet.
 
-use std::process::{Command, Output};
+mod common;
+
+use common::{fails, num, ok_json};
 
 const NONE: &str = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|";
-
-fn rbflex(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rbflex")).args(args).output().expect("rbflex runs")
-}
-
-fn ok_json(args: &[&str]) -> serde_json::Value {
-    let out = rbflex(args);
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = rbflex(args);
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "{args:?} should fail");
-    assert_eq!(err.trim().lines().count(), 1, "{args:?}: expected a one-line error, got {err}");
-    err
-}
-
-fn num(v: &serde_json::Value) -> f64 {
-    v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).expect("a number")
-}
 
 #[test]
 fn size_proxies_have_closed_form_values() {
