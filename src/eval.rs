@@ -104,8 +104,8 @@ impl Setting {
         Ok(Self { space, dataset, seed, selection, batch, batches, images: source.describe(batch, seed) })
     }
 
-    /// A setting around one given batch (`score --input`, tests): every
-    /// proxy sees it.
+    /// A setting around one given batch (`score --input`): every proxy sees
+    /// it, whatever its protocol's batch.
     pub fn with_batch(
         space: &'static dyn Space,
         dataset: Dataset,
@@ -115,21 +115,21 @@ impl Setting {
         images: String,
     ) -> Self {
         let n = batch.len() as usize;
-        Self { space, dataset, seed, selection, batch: n, batches: BTreeMap::from([(n, batch)]), images }
+        let mut batches: BTreeMap<usize, Batch> =
+            selection.proxies.iter().map(|p| (selection.batch_of(p.as_ref(), n), batch.clone())).collect();
+        batches.insert(n, batch);
+        Self { space, dataset, seed, selection, batch: n, batches, images }
     }
 
     /// The batch proxy `p` is fed.
     fn batch_for(&self, p: &dyn Proxy) -> Result<&Batch> {
         let n = self.selection.batch_of(p, self.batch);
-        self.batches
-            .get(&n)
-            .or_else(|| (self.batches.len() == 1).then(|| self.batches.values().next()).flatten())
-            .with_context(|| format!("no input batch of {n} for proxy {}", p.name()))
+        self.batches.get(&n).with_context(|| format!("no input batch of {n} for proxy {}", p.name()))
     }
 
     /// The shape of the `--batch` input (`[N, C, H, W]`).
     pub fn input_shape(&self) -> &[i64] {
-        self.batches.get(&self.batch).or_else(|| self.batches.values().next()).map_or(&[], |b| b.x.1.as_slice())
+        self.batches.get(&self.batch).map_or(&[], |b| b.x.1.as_slice())
     }
 
     fn header(&self) -> RunHeader {

@@ -31,7 +31,7 @@ pub struct Trial {
 }
 
 /// One proxy's search: its pick per trial and their accuracies.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ProxySearch {
     /// Every trial's pick.
     pub trials: Vec<Trial>,
@@ -131,7 +131,6 @@ pub fn run(
         truth.datasets().iter().filter_map(|d| truth.accuracy(index, *d).map(|a| (d.key().to_string(), a))).collect()
     };
     let mut proxies: BTreeMap<String, ProxySearch> = BTreeMap::new();
-    let mut order: Vec<&'static str> = Vec::new();
     for (t, sample) in samples.iter().enumerate() {
         let recs: Vec<&Record> = sample.iter().filter_map(|i| by_index.get(i).copied()).collect();
         let values = s.selection.values(recs.len(), |p, i| recs[i].value(p));
@@ -146,19 +145,7 @@ pub fn run(
                 score: cands[b].1,
                 accuracy: accuracy(r.index),
             };
-            if !order.contains(&name) {
-                order.push(name);
-            }
-            proxies
-                .entry(name.to_string())
-                .or_insert_with(|| ProxySearch {
-                    trials: Vec::new(),
-                    mean: BTreeMap::new(),
-                    std: BTreeMap::new(),
-                    gap: BTreeMap::new(),
-                })
-                .trials
-                .push(pick);
+            proxies.entry(name.to_string()).or_default().trials.push(pick);
         }
     }
     let mut best_in_space = BTreeMap::new();
@@ -175,7 +162,7 @@ pub fn run(
             ps.gap.insert(d.key().to_string(), best_in_space[d.key()] - m);
         }
     }
-    let first = order.first().copied().unwrap_or("rbflex");
+    let first = s.selection.asked.first().copied().context("no proxy asked for")?;
     let main = proxies.get(first).cloned().with_context(|| format!("no search for {first}"))?;
     Ok(SearchReport {
         proxy: first.to_string(),
