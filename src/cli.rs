@@ -75,9 +75,26 @@ struct InputArgs {
     /// closing [SEP] (default: [CLS] ... [SEP], standard BERT input).
     #[arg(long)]
     no_sep: bool,
-    /// Images (or sentences) per kernel (N).
-    #[arg(long, default_value_t = 3)]
-    batch: usize,
+    /// Images (or sentences) per kernel (N) [default: 3].
+    #[arg(long, value_parser = count::<2, 10_000>)]
+    batch: Option<usize>,
+}
+
+impl InputArgs {
+    /// `--batch`, or the paper's 3.
+    fn batch(&self) -> usize {
+        self.batch.unwrap_or(3)
+    }
+}
+
+/// A count option within `MIN..=MAX`: bounds every option that sizes a run,
+/// so that no typo allocates terabytes or runs for years.
+fn count<const MIN: usize, const MAX: usize>(text: &str) -> std::result::Result<usize, String> {
+    let n: usize = text.trim().parse().map_err(|_| format!("'{text}' is not a whole number"))?;
+    if !(MIN..=MAX).contains(&n) {
+        return Err(format!("must be between {MIN} and {MAX}, got {n}"));
+    }
+    Ok(n)
 }
 
 /// Options every command shares.
@@ -97,17 +114,18 @@ struct Common {
     /// an nds-* space.
     #[arg(long)]
     benchmark: Option<PathBuf>,
-    /// Which NDS accuracy is the ground truth.
-    #[arg(long, value_enum, default_value = "rbflex")]
-    nds_accuracy: Convention,
+    /// Which NDS accuracy is the ground truth (nds-* spaces) [default: rbflex].
+    #[arg(long, value_enum)]
+    nds_accuracy: Option<Convention>,
     /// TransNAS task for the ground truth (class_scene, class_object, jigsaw,
     /// room_layout, segmentsemantic, normal, autoencoder; `correlate` also takes
-    /// `all`).
-    #[arg(long, default_value = "segmentsemantic")]
-    task: String,
+    /// `all`) [default: segmentsemantic].
+    #[arg(long)]
+    task: Option<String>,
     #[command(flatten)]
     input: InputArgs,
-    /// Run seed: image choice and network initialisation.
+    /// Run seed: image choice and network initialisation (networks are
+    /// built with seed * 1000000 + index; `score` builds with the seed itself).
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Emit JSON instead of text.
@@ -124,7 +142,7 @@ struct GammaArgs {
     /// Inputs per batch for every proxy except RBFleX (which takes --batch),
     /// instead of each protocol's own (64 for most; needed where images are
     /// few or large, e.g. TransNAS at 512x512).
-    #[arg(long)]
+    #[arg(long, value_parser = count::<2, 10_000>)]
     proxy_batch: Option<usize>,
     /// Gamma of the activation kernel K.
     #[arg(long, default_value_t = GAMMA_K)]
@@ -145,10 +163,11 @@ impl GammaArgs {
     }
 
     fn selection(&self) -> Result<Selection> {
-        if let Some(n) = self.proxy_batch.filter(|n| *n < 2) {
-            bail!("--proxy-batch must be at least 2, got {n}");
+        let sel = Selection::parse(&self.proxy, &proxies::Options { gammas: self.gammas()?, batch: self.proxy_batch })?;
+        if self.proxy_batch.is_some() && sel.proxies.iter().all(|p| p.needs().batch.is_none()) {
+            bail!("--proxy-batch is for proxies with a batch of their own; {} takes --batch", self.proxy);
         }
-        Selection::parse(&self.proxy, &proxies::Options { gammas: self.gammas()?, batch: self.proxy_batch })
+        Ok(sel)
     }
 }
 
@@ -181,7 +200,7 @@ struct HdaArgs {
     #[command(flatten)]
     common: Common,
     /// Random networks to detect from.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = count::<1, 10_000>)]
     networks: usize,
     /// Safetensors file with a float32 NCHW tensor `x`, used as-is.
     #[arg(long)]
@@ -210,10 +229,10 @@ struct SearchArgs {
     #[command(flatten)]
     run: RunArgs,
     /// Independent trials.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = count::<1, 10_000>)]
     trials: usize,
     /// Architectures sampled per trial.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = count::<1, { crate::eval::MAX_SPACE_LEN }>)]
     networks: usize,
 }
 
@@ -222,7 +241,7 @@ struct CorrelateArgs {
     #[command(flatten)]
     run: RunArgs,
     /// Architectures to sample.
-    #[arg(long, default_value_t = 1000, conflicts_with_all = ["all", "indices"])]
+    #[arg(long, default_value_t = 1000, conflicts_with_all = ["all", "indices"], value_parser = count::<2, { crate::eval::MAX_SPACE_LEN }>)]
     sample: usize,
     /// Every architecture of the space.
     #[arg(long, conflicts_with = "indices")]
@@ -247,7 +266,7 @@ struct BenchArgs {
     #[command(flatten)]
     common: Common,
     /// Networks to score.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = count::<1, { crate::eval::MAX_SPACE_LEN }>)]
     networks: usize,
     /// Score these indices instead of random ones (repeatable).
     #[arg(long = "index")]
@@ -262,7 +281,7 @@ struct BenchArgs {
 #[derive(Args)]
 struct WorkerArgs {
     /// Worker threads (networks scored at once, one libtorch thread each).
-    #[arg(long, default_value_t = default_jobs())]
+    #[arg(long, default_value_t = default_jobs(), value_parser = count::<1, 1024>)]
     jobs: usize,
     /// Working memory (MB) the networks scored at once may hold together, as
     /// estimated by their space (TransNAS); a network waits until it fits.
@@ -283,7 +302,7 @@ struct NafbeeArgs {
     #[arg(long, value_enum)]
     model: nafbee::Model,
     /// Random initialisations (and input batches): mean and spread per variant.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = count::<1, 1000>)]
     repeats: usize,
     /// Run seed; repeat r uses seed + r.
     #[arg(long, default_value_t = 1)]
@@ -301,7 +320,7 @@ struct NafbeeArgs {
     #[arg(long, requires = "gamma_k")]
     gamma_q: Option<f64>,
     /// Worker threads.
-    #[arg(long, default_value_t = default_jobs())]
+    #[arg(long, default_value_t = default_jobs(), value_parser = count::<1, 1024>)]
     jobs: usize,
     /// Results folder. Default: rbflex-out/nafbee-<model>-seed<S>.
     #[arg(long)]
@@ -315,24 +334,61 @@ fn default_jobs() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-/// The run's input source (checked: `--batch` at least 2).
+/// The run's input source; an input option the dataset does not take is an
+/// error (never silently ignored).
 fn source(c: &Common) -> Result<Source> {
-    if c.input.batch < 2 {
-        bail!("--batch must be at least 2 (a kernel compares images), got {}", c.input.batch);
+    let text = crate::inputs::native_size(c.dataset).is_none();
+    if text && c.input.images.is_some() {
+        bail!("--images is for image networks; {} takes sentences (--sentences)", c.dataset);
+    }
+    if !text && c.input.sentences.is_some() {
+        bail!("--sentences is for text networks (BERT); {} takes images (--images)", c.dataset);
+    }
+    if !text && c.input.no_sep {
+        bail!("--no-sep is for text networks (BERT); {} takes images", c.dataset);
     }
     Source::open(c.dataset, c.input.images.as_deref(), c.input.sentences.as_deref(), !c.input.no_sep)
+}
+
+/// Refuses the input options a given `--input` tensor makes meaningless.
+fn check_given_input(c: &Common, image_seed: Option<u64>) -> Result<()> {
+    for (given, name) in [
+        (c.input.batch.is_some(), "--batch"),
+        (c.input.images.is_some(), "--images"),
+        (c.input.sentences.is_some(), "--sentences"),
+        (c.input.no_sep, "--no-sep"),
+        (image_seed.is_some(), "--image-seed"),
+    ] {
+        if given {
+            bail!("{name} does not apply with --input: the input file is the batch, used as-is");
+        }
+    }
+    Ok(())
 }
 
 /// The `--batch` inputs chosen with `seed` and where they came from.
 fn input_batch(c: &Common, seed: u64) -> Result<(Tensor, String)> {
     let src = source(c)?;
-    Ok((src.batch(c.input.batch, seed)?.0, src.describe(c.input.batch, seed)))
+    Ok((src.batch(c.input.batch(), seed)?.0, src.describe(c.input.batch(), seed)))
 }
 
-/// Opens `--space` (with `--benchmark`) and settles the dataset.
-fn open_space(c: &mut Common) -> Result<Opened> {
-    let task = if c.task == "all" { TASKS[0] } else { c.task.as_str() };
-    let opened = catalog::open(&c.space, c.benchmark.as_deref(), c.nds_accuracy, task)?;
+/// Opens `--space` (with `--benchmark`) and settles the dataset. `--task`
+/// and `--nds-accuracy` are refused on spaces that have no use for them, and
+/// `--task all` unless `all_tasks` (correlate).
+fn open_space(c: &mut Common, all_tasks: bool) -> Result<Opened> {
+    let transnas = c.space.starts_with("transnas-");
+    if let (Some(t), false) = (&c.task, transnas) {
+        bail!("--task {t} is for transnas-* spaces; {} has one ground truth per dataset", c.space);
+    }
+    if let (Some(_), false) = (c.nds_accuracy, c.space.starts_with("nds-")) {
+        bail!("--nds-accuracy is for nds-* spaces, not {}", c.space);
+    }
+    let task = c.task.as_deref().unwrap_or(TASKS[4]);
+    if task == "all" && !all_tasks {
+        bail!("--task all is for correlate (one scoring pass against the seven tasks); give one task here");
+    }
+    let task = if task == "all" { TASKS[0] } else { task };
+    let opened = catalog::open(&c.space, c.benchmark.as_deref(), c.nds_accuracy.unwrap_or_default(), task)?;
     let ds = opened.space.datasets();
     c.dataset = c.dataset_arg.unwrap_or(ds[0]);
     if !ds.contains(&c.dataset) {
@@ -342,10 +398,10 @@ fn open_space(c: &mut Common) -> Result<Opened> {
     Ok(opened)
 }
 
-fn setting(r: &mut RunArgs) -> Result<(Setting, &'static dyn GroundTruth)> {
-    let opened = open_space(&mut r.common)?;
+fn setting(r: &mut RunArgs, all_tasks: bool) -> Result<(Setting, &'static dyn GroundTruth)> {
+    let opened = open_space(&mut r.common, all_tasks)?;
     let c = &r.common;
-    let s = Setting::new(opened.space, c.dataset, c.seed, r.gammas.selection()?, &source(c)?, c.input.batch)?;
+    let s = Setting::new(opened.space, c.dataset, c.seed, r.gammas.selection()?, &source(c)?, c.input.batch())?;
     Ok((s, opened.truth))
 }
 
@@ -363,14 +419,28 @@ fn fmt_f(v: f64) -> String {
 }
 
 fn cmd_score(mut a: ScoreArgs) -> Result<()> {
-    let space = open_space(&mut a.common)?.space;
+    let space = open_space(&mut a.common, false)?.space;
     let c = &a.common;
+    if c.seed > i64::MAX as u64 {
+        bail!("--seed {} is too large: PyTorch's manual_seed takes at most {}", c.seed, i64::MAX);
+    }
+    if a.input.is_some() {
+        check_given_input(c, a.image_seed)?;
+    }
     let arch = match (&a.arch, a.index) {
         (Some(s), _) => s.clone(),
         (None, Some(i)) => space.arch(i)?,
         (None, None) => bail!("give --arch or --index"),
     };
     let index = space.index_of(&arch).ok();
+    if index.is_none() {
+        space.build(&arch, c.dataset)?; // a malformed arch is an error, not a network outside the space
+        eprintln!(
+            "note: '{}' is not one of {}'s benchmarked networks: scored, but it has no index and no accuracy",
+            crate::eval::cut(&arch),
+            space.name()
+        );
+    }
     let sel = a.gammas.selection()?;
     let image_seed = a.image_seed.unwrap_or(c.seed);
     let s = match &a.input {
@@ -382,7 +452,7 @@ fn cmd_score(mut a: ScoreArgs) -> Result<()> {
             Batch::new(&load_input(p)?, None)?,
             p.display().to_string(),
         ),
-        None => Setting::new(space, c.dataset, image_seed, sel, &source(c)?, c.input.batch)?,
+        None => Setting::new(space, c.dataset, image_seed, sel, &source(c)?, c.input.batch())?,
     };
     let build = |init: proxies::Init| -> Result<Box<dyn crate::nets::Net>> {
         let net = crate::eval::build_init(space, &arch, c.dataset, c.seed as i64, init)?;
@@ -442,10 +512,14 @@ fn num(v: f64) -> serde_json::Value {
 }
 
 fn cmd_hda(mut a: HdaArgs) -> Result<()> {
-    let space = open_space(&mut a.common)?.space;
+    let space = open_space(&mut a.common, false)?.space;
     let c = &a.common;
+    crate::eval::check_run_seed(c.seed)?;
     let x = match &a.input {
-        Some(p) => load_input(p)?,
+        Some(p) => {
+            check_given_input(c, None)?;
+            load_input(p)?
+        }
         None => input_batch(c, c.seed)?.0,
     };
     let d = crate::proxies::hda::detect(space, c.dataset, c.seed, a.networks, &x)?;
@@ -470,7 +544,7 @@ fn cmd_hda(mut a: HdaArgs) -> Result<()> {
 /// whether it was printed.
 fn save_report<T: serde::Serialize>(path: &std::path::Path, rep: &T, json: bool) -> Result<bool> {
     let text = serde_json::to_string_pretty(rep)?;
-    std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    crate::eval::write_atomic(path, text.as_bytes())?;
     if json {
         println!("{text}");
     }
@@ -478,7 +552,8 @@ fn save_report<T: serde::Serialize>(path: &std::path::Path, rep: &T, json: bool)
 }
 
 fn cmd_search(mut a: SearchArgs) -> Result<()> {
-    let (s, truth) = setting(&mut a.run)?;
+    let (s, truth) = setting(&mut a.run, false)?;
+    search::check_counts(s.space.len(), a.trials, a.networks)?;
     let dir = out_dir(&a.run);
     let mut cache = ScoreCache::open(&dir, &s)?;
     let rep = search::run(
@@ -533,13 +608,14 @@ fn cmd_search(mut a: SearchArgs) -> Result<()> {
 }
 
 fn cmd_correlate(mut a: CorrelateArgs) -> Result<()> {
-    if a.run.common.task == "all" && a.run.common.space.starts_with("transnas-") {
+    if a.run.common.task.as_deref() == Some("all") && a.run.common.space.starts_with("transnas-") {
         return correlate_all_tasks(a);
     }
-    let (s, truth) = setting(&mut a.run)?;
+    let (s, truth) = setting(&mut a.run, false)?;
+    let idx = a.networks(s.space.len(), s.seed)?;
+    truth.require(&idx, s.dataset)?; // before the folder is touched
     let dir = out_dir(&a.run);
     let mut cache = ScoreCache::open(&dir, &s)?;
-    let idx = a.networks(s.space.len(), s.seed)?;
     let rep =
         correlate::run(&s, truth, &idx, a.run.workers.workers(), &mut cache, &dir, a.run.quiet || a.run.common.json)?;
     let path = dir.join("correlate.json");
@@ -588,10 +664,10 @@ fn print_proxy_table(rep: &correlate::CorrelationReport) {
 /// TransNAS `--task all`: one scoring pass (the score does not depend on the
 /// task), then the correlations against each of the seven tasks.
 fn correlate_all_tasks(mut a: CorrelateArgs) -> Result<()> {
-    let (s, _) = setting(&mut a.run)?;
+    let (s, _) = setting(&mut a.run, true)?;
+    let idx = a.networks(s.space.len(), s.seed)?;
     let dir = out_dir(&a.run);
     let mut cache = ScoreCache::open(&dir, &s)?;
-    let idx = a.networks(s.space.len(), s.seed)?;
     let truths = TASKS
         .iter()
         .map(|task| Ok((*task, catalog::open(&a.run.common.space, None, Convention::Rbflex, task)?.truth)))
@@ -618,9 +694,9 @@ fn correlate_all_tasks(mut a: CorrelateArgs) -> Result<()> {
 }
 
 fn cmd_bench(mut a: BenchArgs) -> Result<()> {
-    let space = open_space(&mut a.common)?.space;
+    let space = open_space(&mut a.common, false)?.space;
     let c = &a.common;
-    let s = Setting::new(space, c.dataset, c.seed, a.gammas.selection()?, &source(c)?, c.input.batch)?;
+    let s = Setting::new(space, c.dataset, c.seed, a.gammas.selection()?, &source(c)?, c.input.batch())?;
     let rep = bench::run(&s, a.networks, &a.indices, a.workers.workers(), c.json)?;
     if c.json {
         println!("{}", serde_json::to_string_pretty(&rep)?);
@@ -639,9 +715,7 @@ fn cmd_bench(mut a: BenchArgs) -> Result<()> {
 }
 
 fn cmd_nafbee(a: NafbeeArgs) -> Result<()> {
-    if a.repeats == 0 {
-        bail!("--repeats must be at least 1");
-    }
+    crate::eval::check_run_seed(a.seed.saturating_add(a.repeats as u64))?;
     if a.checkpoint.is_some() && a.model != nafbee::Model::Bert {
         bail!("--checkpoint is for --model bert");
     }
@@ -656,8 +730,8 @@ fn cmd_nafbee(a: NafbeeArgs) -> Result<()> {
         dataset_arg: Some(a.model.dataset()),
         dataset: a.model.dataset(),
         benchmark: None,
-        nds_accuracy: Convention::Rbflex,
-        task: TASKS[4].into(),
+        nds_accuracy: None,
+        task: None,
         input: a.input.clone(),
         seed: a.seed,
         json: a.json,
@@ -674,6 +748,9 @@ fn cmd_nafbee(a: NafbeeArgs) -> Result<()> {
     };
     let rep = nafbee::run(&opts)?;
     let dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("rbflex-out/nafbee-{}-seed{}", rep.model, a.seed)));
+    if dir.exists() && !dir.is_dir() {
+        bail!("--out {} is a file, not a folder", dir.display());
+    }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let printed = save_report(&dir.join("nafbee.json"), &rep, a.json)?;
     nafbee::write_csv(&dir.join("nafbee.csv"), &rep)?;

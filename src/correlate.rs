@@ -7,6 +7,7 @@ use crate::eval::{score_many, Record, ScoreCache, Setting, Workers};
 use crate::proxies::Selection;
 use crate::stats::{correlate, Correlation};
 use anyhow::{bail, Context, Result};
+use image::ImageEncoder;
 use plotters::prelude::*;
 use rand::seq::index::sample;
 use rand::SeedableRng;
@@ -111,6 +112,7 @@ pub fn run(
     out: &Path,
     quiet: bool,
 ) -> Result<CorrelationReport> {
+    truth.require(indices, s.dataset)?;
     let (records, secs) = score_many(s, indices, workers, cache, quiet)?;
     let values = proxy_values(&s.selection, &records);
     let csv_path = out.join("correlate.csv");
@@ -217,7 +219,7 @@ fn write_csv(
     sel: &Selection,
     truth: &dyn GroundTruth,
 ) -> Result<()> {
-    let mut w = csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut w = csv::Writer::from_writer(Vec::new());
     let mut header: Vec<String> = vec!["index".into(), "arch".into()];
     let mut parts: Vec<String> = Vec::new();
     for (name, _) in values {
@@ -246,8 +248,8 @@ fn write_csv(
         );
         w.write_record(&row)?;
     }
-    w.flush().with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error()))?;
+    crate::eval::write_atomic(path, &bytes)
 }
 
 fn register_font() {
@@ -261,8 +263,9 @@ fn register_font() {
 /// Writes a PNG scatter plot of (score, accuracy) points.
 pub fn scatter(path: &Path, pts: &[(f64, f64)], title: &str, x_label: &str, y_label: &str) -> Result<()> {
     register_font();
-    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
-        let root = BitMapBackend::new(path, (900, 650)).into_drawing_area();
+    let mut buf = vec![0u8; 900 * 650 * 3];
+    let mut draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let root = BitMapBackend::with_buffer(&mut buf, (900, 650)).into_drawing_area();
         root.fill(&WHITE)?;
         let (x0, x1) = bounds(pts.iter().map(|p| p.0));
         let (y0, y1) = bounds(pts.iter().map(|p| p.1));
@@ -277,16 +280,28 @@ pub fn scatter(path: &Path, pts: &[(f64, f64)], title: &str, x_label: &str, y_la
         root.present()?;
         Ok(())
     };
-    draw().map_err(|e| anyhow::anyhow!("cannot draw {}: {e}", path.display()))
+    draw().map_err(|e| anyhow::anyhow!("cannot draw {}: {e}", path.display()))?;
+    save_png(path, &buf, (900, 650))
+}
+
+/// Encodes an RGB buffer as PNG and writes it into place atomically (no
+/// cut-off image is ever left behind; an I/O error names the file).
+fn save_png(path: &Path, rgb: &[u8], (w, h): (u32, u32)) -> Result<()> {
+    let mut png = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut png)
+        .write_image(rgb, w, h, image::ExtendedColorType::Rgb8)
+        .map_err(|e| anyhow::anyhow!("cannot encode {}: {e}", path.display()))?;
+    crate::eval::write_atomic(path, &png)
 }
 
 /// Writes a PNG bar chart of each proxy's Kendall tau (dark) and Spearman
 /// rho (light).
 pub fn compare(path: &Path, bars: &[(String, f64, f64)], title: &str) -> Result<()> {
     register_font();
-    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
-        let h = 120 + 34 * bars.len() as u32;
-        let root = BitMapBackend::new(path, (900, h)).into_drawing_area();
+    let h = 120 + 34 * bars.len() as u32;
+    let mut buf = vec![0u8; 900 * h as usize * 3];
+    let mut draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let root = BitMapBackend::with_buffer(&mut buf, (900, h)).into_drawing_area();
         root.fill(&WHITE)?;
         let lo = bars.iter().flat_map(|b| [b.1, b.2]).filter(|v| v.is_finite()).fold(0.0f64, f64::min);
         let n = bars.len() as i32;
@@ -322,7 +337,8 @@ pub fn compare(path: &Path, bars: &[(String, f64, f64)], title: &str) -> Result<
         root.present()?;
         Ok(())
     };
-    draw().map_err(|e| anyhow::anyhow!("cannot draw {}: {e}", path.display()))
+    draw().map_err(|e| anyhow::anyhow!("cannot draw {}: {e}", path.display()))?;
+    save_png(path, &buf, (900, h))
 }
 
 fn bounds(v: impl Iterator<Item = f64>) -> (f64, f64) {

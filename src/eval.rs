@@ -18,7 +18,27 @@ use std::sync::mpsc;
 use std::time::Instant;
 use tch::Tensor;
 
-/// The seed a network is built with in a run: `seed * 1_000_000 + index`.
+/// Networks a space may hold: `init_seed` gives each index its own million.
+pub const MAX_SPACE_LEN: usize = 1_000_000;
+
+/// The largest run seed whose init seeds (`seed * 1_000_000 + index`) all fit
+/// in PyTorch's `manual_seed` (an i64): 9,223,372,036,853.
+pub const MAX_RUN_SEED: u64 = (i64::MAX as u64 - (MAX_SPACE_LEN as u64 - 1)) / MAX_SPACE_LEN as u64;
+
+/// Refuses a run seed whose init seeds would overflow (and so collide with
+/// another seed's networks).
+pub fn check_run_seed(seed: u64) -> Result<()> {
+    if seed > MAX_RUN_SEED {
+        bail!(
+            "--seed {seed} is too large: networks are built with seed * 1000000 + index, which must fit in a 64-bit signed integer (at most {MAX_RUN_SEED})"
+        );
+    }
+    Ok(())
+}
+
+/// The seed a network is built with in a run: `seed * 1_000_000 + index`,
+/// distinct for every (seed, index) pair that [`check_run_seed`] and
+/// [`MAX_SPACE_LEN`] allow (`Setting::new` checks both).
 pub fn init_seed(run_seed: u64, index: usize) -> i64 {
     (run_seed as i64).wrapping_mul(1_000_000).wrapping_add(index as i64)
 }
@@ -76,6 +96,9 @@ pub struct Setting {
     pub batches: BTreeMap<usize, Batch>,
     /// Where the `--batch` images came from.
     pub images: String,
+    /// Digest of every input the batches are drawn from (`None` for a
+    /// given `--input` batch, which no results folder records).
+    pub inputs_digest: Option<String>,
 }
 
 impl Setting {
@@ -90,6 +113,14 @@ impl Setting {
         source: &crate::inputs::Source,
         batch: usize,
     ) -> Result<Self> {
+        check_run_seed(seed)?;
+        if space.len() > MAX_SPACE_LEN {
+            bail!(
+                "{} holds {} networks; at most {MAX_SPACE_LEN} are supported (each index needs its own init seed)",
+                space.name(),
+                space.len()
+            );
+        }
         let mut batches = BTreeMap::new();
         for p in std::iter::once(None).chain(selection.proxies.iter().map(|p| Some(p.as_ref()))) {
             let n = p.map_or(batch, |p| selection.batch_of(p, batch));
@@ -101,7 +132,16 @@ impl Setting {
                 slot.insert(Batch::new(&x, labels.as_ref())?);
             }
         }
-        Ok(Self { space, dataset, seed, selection, batch, batches, images: source.describe(batch, seed) })
+        Ok(Self {
+            space,
+            dataset,
+            seed,
+            selection,
+            batch,
+            batches,
+            images: source.describe(batch, seed),
+            inputs_digest: Some(source.digest()),
+        })
     }
 
     /// A setting around one given batch (`score --input`): every proxy sees
@@ -118,7 +158,7 @@ impl Setting {
         let mut batches: BTreeMap<usize, Batch> =
             selection.proxies.iter().map(|p| (selection.batch_of(p.as_ref(), n), batch.clone())).collect();
         batches.insert(n, batch);
-        Self { space, dataset, seed, selection, batch: n, batches, images }
+        Self { space, dataset, seed, selection, batch: n, batches, images, inputs_digest: None }
     }
 
     /// The batch proxy `p` is fed.
@@ -139,6 +179,7 @@ impl Setting {
             seed: self.seed,
             batch: self.batch as i64,
             images: self.images.clone(),
+            inputs: self.inputs_digest.clone(),
             init_seed: "seed * 1000000 + index".into(),
             proxies: self
                 .selection
@@ -273,14 +314,23 @@ pub fn score_index(s: &Setting, index: usize, gate: &MemoryGate, known: Option<&
     let build = |init: Init| build_init(s.space, &arch, s.dataset, seed, init);
     let mut values = known.map(|r| r.values.clone()).unwrap_or_default();
     let known_cols = values.clone();
-    for (_, m, cols, secs) in score_some(s, &build, seed, &|c| known_cols.contains_key(&c.value))? {
+    for (name, m, cols, secs) in score_some(s, &build, seed, &|c| known_cols.contains_key(&c.value))? {
         values.insert(cols.seconds, secs);
-        values.insert(cols.value, m.value);
-        for (c, v) in cols.parts.into_iter().zip(m.parts) {
-            values.insert(c, v);
+        for (c, v) in std::iter::once(cols.value).chain(cols.parts).zip(std::iter::once(m.value).chain(m.parts)) {
+            values.insert(c.clone(), lowest_if_undefined(v, name, &c, index));
         }
     }
     Ok(Record { index, arch, init_seed: seed, values })
+}
+
+/// A proxy's NaN or +inf (undefined for this network) kept as -inf, the
+/// lowest score, which is how rankings treat it, and said on stderr.
+fn lowest_if_undefined(v: f64, proxy: &str, column: &str, index: usize) -> f64 {
+    if v.is_nan() || v == f64::INFINITY {
+        eprintln!("note: proxy {proxy} gave {v} for {column} of index {index}; recorded as -inf (lowest)");
+        return f64::NEG_INFINITY;
+    }
+    v
 }
 
 /// What a results folder was computed with (`run.json`); a rerun with other
@@ -293,6 +343,10 @@ struct RunHeader {
     seed: u64,
     batch: i64,
     images: String,
+    /// Digest of the inputs the batches are drawn from (see
+    /// `inputs::Source::digest`); absent in folders older than it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    inputs: Option<String>,
     init_seed: String,
     /// Settings of every proxy whose values the folder holds.
     proxies: BTreeMap<String, serde_json::Value>,
@@ -323,6 +377,7 @@ impl RunHeader {
                 seed: old.seed,
                 batch: old.batch,
                 images: old.images,
+                inputs: None,
                 init_seed: old.init_seed,
                 proxies: BTreeMap::from([("rbflex".to_string(), rbflex)]),
             })
@@ -330,8 +385,21 @@ impl RunHeader {
     }
 
     /// The differences that forbid sharing a folder, as `field was A (now B)`.
+    ///
+    /// Inputs compare by their digest where both headers have one (the same
+    /// images under another path are the same inputs); a folder older than
+    /// digests compares by the `images` description alone.
     fn conflicts(&self, new: &RunHeader) -> Result<Vec<String>> {
         let (mut a, mut b) = (serde_json::to_value(self)?, serde_json::to_value(new)?);
+        for v in [&mut a, &mut b] {
+            if let Some(o) = v.as_object_mut() {
+                if self.inputs.is_some() && new.inputs.is_some() {
+                    o.remove("images");
+                } else {
+                    o.remove("inputs");
+                }
+            }
+        }
         let (pa, pb) =
             (a.as_object_mut().and_then(|o| o.remove("proxies")), b.as_object_mut().and_then(|o| o.remove("proxies")));
         let mut diff: Vec<String> = b
@@ -352,13 +420,70 @@ impl RunHeader {
     }
 }
 
+/// An exclusive lock on a results folder (`.lock`, holding the owner's
+/// pid), so that two runs never score into one folder. It is an OS file lock
+/// (`flock`): released when the holder exits, however it exits, so a lock
+/// file left by a dead run is simply taken over.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+impl RunLock {
+    /// Takes the lock of `dir`, or says which process holds it.
+    pub fn take(dir: &Path) -> Result<Self> {
+        let path = dir.join(".lock");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let holder = holder.trim();
+                bail!(
+                    "{} is in use by another rbflex run{}: wait for it to finish or use another --out",
+                    dir.display(),
+                    if holder.is_empty() { String::new() } else { format!(" (pid {holder})") }
+                );
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+            }
+        }
+        file.set_len(0)
+            .and_then(|_| file.write_all(format!("{}\n", std::process::id()).as_bytes()))
+            .with_context(|| format!("cannot write the lock file {}", path.display()))?;
+        Ok(Self { _file: file })
+    }
+}
+
+/// The temporary name `path` is written under before it is renamed into
+/// place: `name.tmp.ext` (the extension kept, for writers that read it).
+pub fn tmp_path(path: &Path) -> PathBuf {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("out");
+    let name = match path.extension().and_then(|e| e.to_str()) {
+        Some(ext) => format!(".{stem}.tmp.{ext}"),
+        None => format!(".{stem}.tmp"),
+    };
+    path.with_file_name(name)
+}
+
 /// Writes `text` to `path` through a temporary file renamed into place, so
-/// that a crash never leaves a half-written file.
+/// that a crash or a full disk never leaves a half-written file.
 pub fn write_atomic(path: &Path, text: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(text).and_then(|_| f.sync_all()).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    let tmp = tmp_path(path);
+    let written = File::create(&tmp)
+        .and_then(|mut f| f.write_all(text).and_then(|_| f.sync_all()))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp); // nothing half-written stays behind
+    }
+    written.with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Scores already computed in a results folder (`scores.csv`), appended to
@@ -372,6 +497,7 @@ pub struct ScoreCache {
     path: Option<PathBuf>,
     columns: Vec<String>,
     done: HashMap<usize, Record>,
+    _lock: Option<RunLock>,
 }
 
 const KEYS: [&str; 3] = ["index", "arch", "init_seed"];
@@ -379,15 +505,27 @@ const KEYS: [&str; 3] = ["index", "arch", "init_seed"];
 impl ScoreCache {
     /// A cache that keeps nothing on disk.
     pub fn in_memory() -> Self {
-        Self { path: None, columns: Vec::new(), done: HashMap::new() }
+        Self { path: None, columns: Vec::new(), done: HashMap::new(), _lock: None }
     }
 
-    /// Opens (or starts) the cache in `dir` for this setting.
+    /// Opens (or starts) the cache in `dir` for this setting, holding the
+    /// folder's lock (see [`RunLock`]) until the cache is dropped.
+    ///
+    /// Refused, with nothing written: a folder whose `run.json` records
+    /// other settings, a `scores.csv` without the `run.json` that says how
+    /// it was computed, and any row that the setting would not have written
+    /// (index out of the space, another arch or init seed for its index, a
+    /// value that is NaN or +inf).
     pub fn open(dir: &Path, s: &Setting) -> Result<Self> {
+        if dir.exists() && !dir.is_dir() {
+            bail!("--out {} is a file, not a folder", dir.display());
+        }
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create results folder {}", dir.display()))?;
+        let lock = RunLock::take(dir)?;
         let mut header = s.header();
         let run = dir.join("run.json");
-        if run.exists() {
+        let path = dir.join("scores.csv");
+        let old = if run.exists() {
             let text = std::fs::read_to_string(&run).with_context(|| format!("cannot read {}", run.display()))?;
             let old = RunHeader::parse(&text)
                 .with_context(|| format!("{} is corrupt; delete it or use another --out", run.display()))?;
@@ -399,18 +537,33 @@ impl ScoreCache {
                     diff.join(", ")
                 );
             }
-            let mut merged = old.proxies.clone();
-            merged.extend(header.proxies);
-            header.proxies = merged;
-            if header != old {
-                write_atomic(&run, serde_json::to_string_pretty(&header)?.as_bytes())?;
-            }
+            Some(old)
         } else {
-            write_atomic(&run, serde_json::to_string_pretty(&header)?.as_bytes())?;
+            if std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
+                bail!(
+                    "{} holds scores.csv but no run.json: the settings its scores were computed with are unknown; delete scores.csv or use another --out",
+                    dir.display()
+                );
+            }
+            None
+        };
+        let (columns, done) =
+            if path.exists() { read_scores(&path, &|r| check_row(s, r))? } else { (Vec::new(), HashMap::new()) };
+        match old {
+            Some(old) => {
+                let mut merged = old.proxies.clone();
+                merged.extend(header.proxies);
+                header.proxies = merged;
+                if header.inputs.is_some() && header.inputs == old.inputs {
+                    header.images = old.images.clone(); // the same inputs, perhaps under another path
+                }
+                if header != old {
+                    write_atomic(&run, serde_json::to_string_pretty(&header)?.as_bytes())?;
+                }
+            }
+            None => write_atomic(&run, serde_json::to_string_pretty(&header)?.as_bytes())?,
         }
-        let path = dir.join("scores.csv");
-        let (columns, done) = if path.exists() { read_scores(&path)? } else { (Vec::new(), HashMap::new()) };
-        Ok(Self { path: Some(path), columns, done })
+        Ok(Self { path: Some(path), columns, done, _lock: Some(lock) })
     }
 
     /// What is known of `index`.
@@ -477,7 +630,7 @@ fn row(columns: &[String], r: &Record) -> Vec<String> {
 /// Reads `scores.csv`: its value columns and the merged rows. A torn last
 /// line (an interrupted write) is dropped and rewritten later, any other bad
 /// line is an error naming it.
-fn read_scores(path: &Path) -> Result<(Vec<String>, HashMap<usize, Record>)> {
+fn read_scores(path: &Path, check: &dyn Fn(&Record) -> Result<()>) -> Result<(Vec<String>, HashMap<usize, Record>)> {
     let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let lines: Vec<String> = BufReader::new(f)
         .lines()
@@ -495,6 +648,7 @@ fn read_scores(path: &Path) -> Result<(Vec<String>, HashMap<usize, Record>)> {
     for (i, line) in lines.iter().enumerate().skip(1) {
         match parse_row(line, &columns) {
             Ok(r) => {
+                check(&r).map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), i + 1))?;
                 good.push_str(line);
                 good.push('\n');
                 match done.get_mut(&r.index) {
@@ -528,10 +682,38 @@ fn parse_row(line: &str, columns: &[String]) -> Result<Record> {
     for (c, cell) in columns.iter().zip(rec.iter().skip(3)) {
         if !cell.is_empty() {
             let v: f64 = cell.parse().with_context(|| format!("{c} '{cell}' is not a number"))?;
+            if v.is_nan() || v == f64::INFINITY {
+                bail!("{c} is {cell}: scores are numbers or -inf");
+            }
             values.insert(c.clone(), v);
         }
     }
     Ok(Record { index, arch: rec[1].to_string(), init_seed, values })
+}
+
+/// Whether a cached row is one `s` would have written: its index in the
+/// space, its arch the space's for that index, its init seed the run's.
+fn check_row(s: &Setting, r: &Record) -> Result<()> {
+    if r.index >= s.space.len() {
+        bail!("index {} is out of {} (0..{})", r.index, s.space.name(), s.space.len());
+    }
+    let arch = s.space.arch(r.index)?;
+    if r.arch != arch {
+        bail!("index {} has arch '{}' but {}'s is '{}'", r.index, cut(&r.arch), s.space.name(), cut(&arch));
+    }
+    let seed = init_seed(s.seed, r.index);
+    if r.init_seed != seed {
+        bail!("index {} has init_seed {} but this run builds it with {seed} (seed {})", r.index, r.init_seed, s.seed);
+    }
+    Ok(())
+}
+
+/// `text` cut to 120 characters for a message (with its full length).
+pub fn cut(text: &str) -> String {
+    match text.char_indices().nth(120) {
+        Some((at, _)) => format!("{}... ({} characters)", &text[..at], text.chars().count()),
+        None => text.to_string(),
+    }
 }
 
 /// Merges a later row of the same index into `old`; the same column with

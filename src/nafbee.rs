@@ -238,8 +238,7 @@ pub fn run(o: &Options) -> Result<Report> {
 
 /// Writes the per-variant table as CSV (`nafbee.csv`).
 pub fn write_csv(path: &std::path::Path, rep: &Report) -> Result<()> {
-    use anyhow::Context;
-    let mut w = csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(["activation", "mean_score", "std_score", "rank", "accuracy", "benchmark_rank", "seconds"])?;
     for v in &rep.variants {
         w.write_record([
@@ -252,8 +251,8 @@ pub fn write_csv(path: &std::path::Path, rep: &Report) -> Result<()> {
             format!("{:.3}", v.seconds),
         ])?;
     }
-    w.flush().with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error()))?;
+    crate::eval::write_atomic(path, &bytes)
 }
 
 #[cfg(test)]

@@ -102,6 +102,25 @@ pub fn best(cands: &[(usize, f64)]) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
+/// Most networks drawn in one search, over all trials (each draw holds a
+/// record while the trials are judged).
+pub const MAX_DRAWS: usize = 1_000_000;
+
+/// Refuses a search of `trials` x `networks` that a space of `len` networks
+/// cannot hold or that would draw more than [`MAX_DRAWS`].
+pub fn check_counts(len: usize, trials: usize, networks: usize) -> Result<()> {
+    if networks == 0 || networks > len {
+        bail!("--networks must be between 1 and the space's size {len}, got {networks}");
+    }
+    if trials == 0 {
+        bail!("--trials must be at least 1");
+    }
+    if trials.saturating_mul(networks) > MAX_DRAWS {
+        bail!("--trials x --networks is {trials} x {networks}; at most {MAX_DRAWS} draws are supported in one search");
+    }
+    Ok(())
+}
+
 /// Runs the protocol.
 pub fn run(
     s: &Setting,
@@ -113,14 +132,10 @@ pub fn run(
     quiet: bool,
 ) -> Result<SearchReport> {
     let len = s.space.len();
-    if networks == 0 || networks > len {
-        bail!("--networks must be between 1 and the space's size {len}, got {networks}");
-    }
-    if trials == 0 {
-        bail!("--trials must be at least 1");
-    }
+    check_counts(len, trials, networks)?;
     let samples: Vec<Vec<usize>> = (0..trials).map(|t| trial_sample(len, networks, s.seed, t)).collect();
     let all: Vec<usize> = samples.iter().flatten().copied().collect();
+    truth.require(&all, s.dataset)?;
     let (records, secs) = score_many(s, &all, workers, cache, quiet)?;
     let by_index: BTreeMap<usize, &Record> = records.iter().map(|r| (r.index, r)).collect();
     let trial_secs: Vec<f64> = samples

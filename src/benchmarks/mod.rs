@@ -19,6 +19,21 @@ pub trait GroundTruth: Sync {
     fn datasets(&self) -> &'static [Dataset];
     /// What the numbers are (shown in reports).
     fn describe(&self) -> &'static str;
+    /// Checks that every one of `indices` has a `dataset` accuracy: a
+    /// benchmark that cannot serve a run's networks is one error saying how
+    /// many are missing, instead of a correlation over fewer networks.
+    fn require(&self, indices: &[usize], dataset: Dataset) -> Result<()> {
+        let missing: Vec<usize> = indices.iter().copied().filter(|i| self.accuracy(*i, dataset).is_none()).collect();
+        if let Some(first) = missing.first() {
+            bail!(
+                "{} has no {dataset} accuracy for {} of the {} networks asked (the first: index {first})",
+                self.describe(),
+                missing.len(),
+                indices.len()
+            );
+        }
+        Ok(())
+    }
     /// The axis label of `dataset`'s values in plots.
     fn label(&self, dataset: Dataset) -> String {
         format!("{dataset} test accuracy (%)")

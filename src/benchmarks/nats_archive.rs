@@ -208,13 +208,23 @@ impl NatsArchive {
 
 impl GroundTruth for NatsArchive {
     fn accuracy(&self, index: usize, dataset: Dataset) -> Option<f64> {
-        match self.test_accuracy(index, dataset) {
-            Ok(v) => v,
-            Err(e) => {
-                eprintln!("warning: {e:#}");
-                None
-            }
-        }
+        self.test_accuracy(index, dataset).ok().flatten()
+    }
+    /// As the default, naming why the first missing network is missing (a
+    /// file absent from the archive, say).
+    fn require(&self, indices: &[usize], dataset: Dataset) -> Result<()> {
+        let mut missing = indices.iter().filter_map(|i| match self.test_accuracy(*i, dataset) {
+            Ok(Some(_)) => None,
+            Ok(None) => Some((*i, format!("no {dataset} accuracy"))),
+            Err(e) => Some((*i, format!("{e:#}"))),
+        });
+        let Some((first, why)) = missing.next() else { return Ok(()) };
+        let count = 1 + missing.count();
+        bail!(
+            "NATS-Bench archive {} cannot serve {count} of the {} networks asked (the first, index {first}: {why})",
+            self.dir.display(),
+            indices.len()
+        )
     }
     fn datasets(&self) -> &'static [Dataset] {
         &[Dataset::Cifar10, Dataset::Cifar100, Dataset::ImageNet16]

@@ -151,7 +151,7 @@ impl ImagePool {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let labels = folder_labels(dir, &pics);
-            return Ok(ImagePool { size, images: Vec::new(), any, source: dir.display().to_string(), labels });
+            return Ok(ImagePool { size, images: Vec::new(), any, source: canonical(dir), labels });
         }
         let (images, labels) = if !bins.is_empty() {
             let (mut all, mut labels) = (Vec::new(), Vec::new());
@@ -172,7 +172,7 @@ impl ImagePool {
         if images.is_empty() {
             bail!("image folder {} holds no images (.png, .jpg, .jpeg or CIFAR .bin batches)", dir.display());
         }
-        Ok(ImagePool { size, images, any: Vec::new(), source: dir.display().to_string(), labels })
+        Ok(ImagePool { size, images, any: Vec::new(), source: canonical(dir), labels })
     }
 
     /// A batch of `n` distinct images chosen with `seed`, transformed as the
@@ -240,6 +240,12 @@ fn folder_labels(root: &Path, files: &[&PathBuf]) -> Option<Vec<i64>> {
 fn raw_with_size(rgb: image::RgbImage) -> (Vec<u8>, u32, u32) {
     let (w, h) = rgb.dimensions();
     (rgb.into_raw(), w, h)
+}
+
+/// The folder's canonical path (so `./imgs`, `imgs/` and its absolute path
+/// name one folder), or the path as given when it cannot be resolved.
+fn canonical(dir: &Path) -> String {
+    dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()).display().to_string()
 }
 
 fn has_ext(p: &Path, exts: &[&str]) -> bool {
@@ -363,6 +369,44 @@ impl Source {
             Source::Images(pool, _) => format!("{} (batch {n}, image seed {seed})", pool.source),
             Source::Text(pool, _) => format!("{} (batch {n}, seed {seed})", pool.source),
         }
+    }
+
+    /// SHA-256 of everything batches are drawn from (`sha256:<hex>`): each
+    /// image's size and pixels and the labels, in pool order, or each
+    /// sentence, with the tokenisation flag. A results folder records it, so
+    /// that other images under the same path are never scored as the same
+    /// inputs (and the same images under another path are).
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        match self {
+            Source::Images(pool, d) => {
+                field(d.key().as_bytes());
+                field(&[pool.size.0 as u64, pool.size.1 as u64].map(u64::to_le_bytes).concat());
+                for px in &pool.images {
+                    field(px);
+                }
+                for (px, w, h) in &pool.any {
+                    field(&[*w, *h].map(u32::to_le_bytes).concat());
+                    field(px);
+                }
+                for l in pool.labels.iter().flatten() {
+                    field(&l.to_le_bytes());
+                }
+            }
+            Source::Text(pool, sep) => {
+                field(&[u8::from(*sep)]);
+                for item in &pool.items {
+                    field(item.as_bytes());
+                }
+            }
+        }
+        let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
     }
 
     /// Whether the inputs carry class labels.

@@ -133,7 +133,15 @@ impl Space for TransNas {
             .with_context(|| format!("'{arch}' is not in the {} space", self.name()))
     }
     fn build(&self, arch: &str, _dataset: Dataset) -> Result<Box<dyn Net>> {
-        parse(arch)?;
+        match (self.micro, parse(arch)?.cell) {
+            (true, CellCode::Basic) => bail!(
+                "'{arch}' is a transnas-macro code (basic blocks); transnas-micro takes cell codes such as 64-41414-3_33_333"
+            ),
+            (false, CellCode::Micro(_)) => bail!(
+                "'{arch}' is a transnas-micro code (a searched cell); transnas-macro takes codes such as 64-4111-basic"
+            ),
+            _ => {}
+        }
         let code = parse(&arch.replace("41414", "41412"))?;
         if code.channels > 512 || code.macro_code.len() > 8 {
             bail!("TransNAS arch '{arch}' is outside the benchmark's range");
