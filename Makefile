@@ -1,6 +1,6 @@
 # Set-up and everyday commands. Each target first makes sure libtorch (the
 # PyPI torch==2.13.0 wheel, in ./.venv) is installed: see scripts/env.sh.
-.PHONY: search test bench lint
+.PHONY: search test bench lint cuda
 
 # The main job: the paper's NAS-Bench-201 search on CIFAR-10, embedded data.
 search:
@@ -9,6 +9,11 @@ search:
 # The test suite (what CI runs).
 test:
 	scripts/env.sh cargo test --release
+
+# GPU machines: also install the CUDA libraries (then `--device auto` uses
+# the GPU; see README "GPU").
+cuda:
+	scripts/env.sh --cuda true
 
 bench:
 	scripts/env.sh cargo run --release -- bench --networks 500

@@ -13,6 +13,8 @@ use serde::Serialize;
 pub struct BenchReport {
     /// Space.
     pub space: String,
+    /// Where the networks ran (`cpu`, `cuda:0`, ...).
+    pub device: String,
     /// Networks scored.
     pub networks: usize,
     /// Worker threads.
@@ -74,6 +76,7 @@ pub fn run(s: &Setting, networks: usize, indices: &[usize], workers: Workers, qu
     let shape = s.input_shape();
     Ok(BenchReport {
         space: s.space.name().into(),
+        device: crate::device::name(s.device),
         networks: n,
         jobs: workers.jobs,
         memory_budget_mb: workers.memory_budget_mb,

@@ -8,6 +8,7 @@ use crate::benchmarks::nats_archive::NatsArchive;
 use crate::benchmarks::nds::Convention;
 use crate::benchmarks::GroundTruth;
 use crate::catalog::{self, Opened};
+use crate::device::DeviceArg;
 use crate::eval::{Batch, ScoreCache, Setting, Workers};
 use crate::inputs::{load_input, Source};
 use crate::proxies::rbflex::{Gammas, GAMMA_K, GAMMA_Q};
@@ -131,6 +132,10 @@ struct Common {
     /// Emit JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Where networks run: auto (the first CUDA GPU when one is usable, else
+    /// the CPU), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: DeviceArg,
 }
 
 #[derive(Args, Clone)]
@@ -328,6 +333,9 @@ struct NafbeeArgs {
     /// Emit JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Where networks run: auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: DeviceArg,
 }
 
 fn default_jobs() -> usize {
@@ -401,7 +409,8 @@ fn open_space(c: &mut Common, all_tasks: bool) -> Result<Opened> {
 fn setting(r: &mut RunArgs, all_tasks: bool) -> Result<(Setting, &'static dyn GroundTruth)> {
     let opened = open_space(&mut r.common, all_tasks)?;
     let c = &r.common;
-    let s = Setting::new(opened.space, c.dataset, c.seed, r.gammas.selection()?, &source(c)?, c.input.batch())?;
+    let s = Setting::new(opened.space, c.dataset, c.seed, r.gammas.selection()?, &source(c)?, c.input.batch())?
+        .on(crate::device::resolve(c.device)?.0);
     Ok((s, opened.truth))
 }
 
@@ -442,6 +451,7 @@ fn cmd_score(mut a: ScoreArgs) -> Result<()> {
         );
     }
     let sel = a.gammas.selection()?;
+    let device = crate::device::resolve(c.device)?.0;
     let image_seed = a.image_seed.unwrap_or(c.seed);
     let s = match &a.input {
         Some(p) => Setting::with_batch(
@@ -453,12 +463,14 @@ fn cmd_score(mut a: ScoreArgs) -> Result<()> {
             p.display().to_string(),
         ),
         None => Setting::new(space, c.dataset, image_seed, sel, &source(c)?, c.input.batch())?,
-    };
+    }
+    .on(device);
     let build = |init: proxies::Init| -> Result<Box<dyn crate::nets::Net>> {
         let net = crate::eval::build_init(space, &arch, c.dataset, c.seed as i64, init)?;
         if let Some(p) = &a.params {
             net.params().load_safetensors(p)?;
         }
+        net.params().to_device(device);
         Ok(net)
     };
     let params = build(proxies::Init::Default)?.params().count();
@@ -522,7 +534,8 @@ fn cmd_hda(mut a: HdaArgs) -> Result<()> {
         }
         None => input_batch(c, c.seed)?.0,
     };
-    let d = crate::proxies::hda::detect(space, c.dataset, c.seed, a.networks, &x)?;
+    let device = crate::device::resolve(c.device)?.0;
+    let d = crate::proxies::hda::detect(space, c.dataset, c.seed, a.networks, &x, device)?;
     let (gk, gq, nets) = (d.gamma_k, d.gamma_q, &d.networks);
     if c.json {
         let v = json!({
@@ -696,15 +709,19 @@ fn correlate_all_tasks(mut a: CorrelateArgs) -> Result<()> {
 fn cmd_bench(mut a: BenchArgs) -> Result<()> {
     let space = open_space(&mut a.common, false)?.space;
     let c = &a.common;
-    let s = Setting::new(space, c.dataset, c.seed, a.gammas.selection()?, &source(c)?, c.input.batch())?;
+    let (device, why_not_cuda) = crate::device::resolve(c.device)?;
+    let s = Setting::new(space, c.dataset, c.seed, a.gammas.selection()?, &source(c)?, c.input.batch())?.on(device);
     let rep = bench::run(&s, a.networks, &a.indices, a.workers.workers(), c.json)?;
     if c.json {
         println!("{}", serde_json::to_string_pretty(&rep)?);
     } else {
         println!(
-            "{}: {} networks at {}x{}, batch {}, {} jobs: {:.1} nets/s ({:.1} ms per network per worker), peak RSS {:.0} MB",
-            rep.space, rep.networks, rep.resolution[0], rep.resolution[1], rep.batch, rep.jobs, rep.nets_per_second, rep.ms_per_network, rep.peak_rss_mb
+            "{} on {}: {} networks at {}x{}, batch {}, {} jobs: {:.1} nets/s ({:.1} ms per network per worker), peak RSS {:.0} MB",
+            rep.space, rep.device, rep.networks, rep.resolution[0], rep.resolution[1], rep.batch, rep.jobs, rep.nets_per_second, rep.ms_per_network, rep.peak_rss_mb
         );
+        if let Some(why) = why_not_cuda {
+            println!("  (not on a GPU: {why})");
+        }
         if rep.ms_per_proxy.len() > 1 {
             for (p, ms) in &rep.ms_per_proxy {
                 println!("  {p:<18} {ms:>9.1} ms per network per worker");
@@ -735,6 +752,7 @@ fn cmd_nafbee(a: NafbeeArgs) -> Result<()> {
         input: a.input.clone(),
         seed: a.seed,
         json: a.json,
+        device: a.device,
     };
     let _checked = input_batch(&common, a.seed)?; // check the inputs before any network is built
     let opts = nafbee::Options {
@@ -745,6 +763,7 @@ fn cmd_nafbee(a: NafbeeArgs) -> Result<()> {
         gammas,
         checkpoint: a.checkpoint.clone(),
         jobs: a.jobs,
+        device: crate::device::resolve(a.device)?.0,
     };
     let rep = nafbee::run(&opts)?;
     let dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("rbflex-out/nafbee-{}-seed{}", rep.model, a.seed)));

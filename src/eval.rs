@@ -99,6 +99,8 @@ pub struct Setting {
     /// Digest of every input the batches are drawn from (`None` for a
     /// given `--input` batch, which no results folder records).
     pub inputs_digest: Option<String>,
+    /// Where the networks run (built on the CPU, then moved).
+    pub device: tch::Device,
 }
 
 impl Setting {
@@ -141,6 +143,7 @@ impl Setting {
             batches,
             images: source.describe(batch, seed),
             inputs_digest: Some(source.digest()),
+            device: tch::Device::Cpu,
         })
     }
 
@@ -158,7 +161,22 @@ impl Setting {
         let mut batches: BTreeMap<usize, Batch> =
             selection.proxies.iter().map(|p| (selection.batch_of(p.as_ref(), n), batch.clone())).collect();
         batches.insert(n, batch);
-        Self { space, dataset, seed, selection, batch: n, batches, images, inputs_digest: None }
+        Self {
+            space,
+            dataset,
+            seed,
+            selection,
+            batch: n,
+            batches,
+            images,
+            inputs_digest: None,
+            device: tch::Device::Cpu,
+        }
+    }
+
+    /// The same setting with its networks and inputs on `device`.
+    pub fn on(self, device: tch::Device) -> Self {
+        Self { device, ..self }
     }
 
     /// The batch proxy `p` is fed.
@@ -180,6 +198,7 @@ impl Setting {
             batch: self.batch as i64,
             images: self.images.clone(),
             inputs: self.inputs_digest.clone(),
+            device: device_kind(self.device).into(),
             init_seed: "seed * 1000000 + index".into(),
             proxies: self
                 .selection
@@ -188,6 +207,16 @@ impl Setting {
                 .map(|p| (p.name().to_string(), proxy_settings(p.as_ref(), &self.selection)))
                 .collect(),
         }
+    }
+}
+
+/// What `run.json` records of a device: `cpu` or `cuda` (GPU and CPU
+/// scores differ in the last digits; GPUs of one kind agree).
+fn device_kind(d: tch::Device) -> &'static str {
+    if d.is_cuda() {
+        "cuda"
+    } else {
+        "cpu"
     }
 }
 
@@ -228,11 +257,26 @@ pub fn build_init(
     seed: i64,
     init: Init,
 ) -> Result<Box<dyn crate::nets::Net>> {
-    seeded(seed, || {
+    build_init_on(space, arch, dataset, seed, init, tch::Device::Cpu)
+}
+
+/// [`build_init`], then the parameters moved to `device` (drawn on the CPU,
+/// so the network is the same on every device).
+pub fn build_init_on(
+    space: &dyn Space,
+    arch: &str,
+    dataset: Dataset,
+    seed: i64,
+    init: Init,
+    device: tch::Device,
+) -> Result<Box<dyn crate::nets::Net>> {
+    let net = seeded(seed, || {
         let net = space.build(arch, dataset)?;
         init.apply(net.params());
-        Ok(net)
-    })
+        Ok::<_, anyhow::Error>(net)
+    })?;
+    net.params().to_device(device);
+    Ok(net)
 }
 
 /// One scored architecture: every column of `scores.csv` known for it.
@@ -295,6 +339,7 @@ fn score_some(
             continue;
         }
         let (x, labels) = s.batch_for(p.as_ref())?.tensors();
+        let (x, labels) = (x.to_device(s.device), labels.map(|l| l.to_device(s.device)));
         let t0 = Instant::now();
         let probe =
             Probe { build, x: &x, labels: labels.as_ref(), classes: s.dataset.num_classes(), seed, shared: &shared };
@@ -311,7 +356,7 @@ pub fn score_index(s: &Setting, index: usize, gate: &MemoryGate, known: Option<&
     let arch = s.space.arch(index)?;
     let _permit = gate.acquire(s.space.working_set(&arch, s.input_shape())?);
     let seed = init_seed(s.seed, index);
-    let build = |init: Init| build_init(s.space, &arch, s.dataset, seed, init);
+    let build = |init: Init| build_init_on(s.space, &arch, s.dataset, seed, init, s.device);
     let mut values = known.map(|r| r.values.clone()).unwrap_or_default();
     let known_cols = values.clone();
     for (name, m, cols, secs) in score_some(s, &build, seed, &|c| known_cols.contains_key(&c.value))? {
@@ -347,9 +392,16 @@ struct RunHeader {
     /// `inputs::Source::digest`); absent in folders older than it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     inputs: Option<String>,
+    /// `cpu` or `cuda` (folders older than devices ran on the CPU).
+    #[serde(default = "cpu")]
+    device: String,
     init_seed: String,
     /// Settings of every proxy whose values the folder holds.
     proxies: BTreeMap<String, serde_json::Value>,
+}
+
+fn cpu() -> String {
+    "cpu".into()
 }
 
 /// `run.json` as the first versions wrote it (RBFleX only, its gammas at
@@ -378,6 +430,7 @@ impl RunHeader {
                 batch: old.batch,
                 images: old.images,
                 inputs: None,
+                device: cpu(),
                 init_seed: old.init_seed,
                 proxies: BTreeMap::from([("rbflex".to_string(), rbflex)]),
             })
@@ -531,8 +584,13 @@ impl ScoreCache {
                 .with_context(|| format!("{} is corrupt; delete it or use another --out", run.display()))?;
             let diff = old.conflicts(&header)?;
             if !diff.is_empty() {
+                let why = if old.device != header.device {
+                    " (CPU and GPU scores differ in the last digits: resume a folder on the device that began it)"
+                } else {
+                    ""
+                };
                 bail!(
-                    "{} holds scores computed with other settings: {}; use another --out or delete the folder",
+                    "{} holds scores computed with other settings: {}{why}; use another --out or delete the folder",
                     dir.display(),
                     diff.join(", ")
                 );

@@ -12,6 +12,7 @@ pub mod benchmarks;
 pub mod catalog;
 pub mod cli;
 pub mod correlate;
+pub mod device;
 pub mod eval;
 pub mod inputs;
 pub mod memory;

@@ -114,9 +114,17 @@ pub struct Options {
     pub checkpoint: Option<PathBuf>,
     /// Worker threads.
     pub jobs: usize,
+    /// Where the networks run.
+    pub device: tch::Device,
 }
 
 fn build(o: &Options, act: usize, seed: i64) -> Result<Box<dyn Net>> {
+    let net = build_cpu(o, act, seed)?;
+    net.params().to_device(o.device);
+    Ok(net)
+}
+
+fn build_cpu(o: &Options, act: usize, seed: i64) -> Result<Box<dyn Net>> {
     let space = o.model.space();
     let arch = space.arch(act)?;
     match (&o.checkpoint, o.model) {
@@ -167,7 +175,7 @@ pub fn run(o: &Options) -> Result<Report> {
         let seed = o.seed + r as u64;
         let x = (o.input)(seed)?;
         let (xs, shape) = (Vec::<f32>::try_from(x.reshape([-1]))?, x.size());
-        let make_x = || Tensor::from_slice(&xs).reshape(shape.as_slice());
+        let make_x = || Tensor::from_slice(&xs).reshape(shape.as_slice()).to_device(o.device);
         // Pass 1: HDA over the 11 variants (skipped with fixed gammas).
         let g = match o.gammas {
             Some(g) => g,

@@ -150,8 +150,8 @@ impl Bert {
         let h = self.cfg.hidden;
         let heads = self.cfg.heads;
         let dh = h / heads;
-        let pos = Tensor::arange(len, (Kind::Int64, tch::Device::Cpu));
-        let types = Tensor::zeros([n, len], (Kind::Int64, tch::Device::Cpu));
+        let pos = Tensor::arange(len, (Kind::Int64, ids.device()));
+        let types = Tensor::zeros([n, len], (Kind::Int64, ids.device()));
         let emb = Tensor::embedding(&self.word, ids, 0, false, false)
             + Tensor::embedding(&self.token_type, &types, -1, false, false);
         let emb = emb + Tensor::embedding(&self.position, &pos, -1, false, false);

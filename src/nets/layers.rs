@@ -72,12 +72,14 @@ impl Conv2d {
         y
     }
 
-    /// Applies the convolution. In per-image mode a kernel larger than 1x1
-    /// runs image by image: libtorch picks another (not bit-identical)
-    /// algorithm for a batch, while a 1x1 convolution is identical either way.
+    /// Applies the convolution. In per-image mode on the CPU a kernel
+    /// larger than 1x1 runs image by image: libtorch picks another (not
+    /// bit-identical) algorithm for a batch, while a 1x1 convolution is
+    /// identical either way. That loop exists only for bit-parity with the
+    /// CPU reference; on a GPU the batch runs at once.
     pub fn forward(&self, x: &Tensor, stats: BnStats) -> Tensor {
         let n = x.size()[0];
-        if stats == BnStats::PerImage && self.spec.k != [1, 1] && n > 1 {
+        if stats == BnStats::PerImage && self.spec.k != [1, 1] && n > 1 && x.device() == tch::Device::Cpu {
             // each image's output goes straight into the batch (no second copy)
             let first = self.apply(&x.narrow(0, 0, 1));
             let mut shape = first.size();

@@ -80,6 +80,18 @@ impl Params {
         self.iter().filter(|(_, _, r)| r.is_layer_weight()).map(|(_, t, _)| t.shallow_clone()).collect()
     }
 
+    /// Moves every parameter to `device` in place (the layers' aliases
+    /// follow, sharing the tensor); the values are those drawn on the CPU,
+    /// so a network is the same on every device. A no-op on the CPU.
+    pub fn to_device(&self, device: Device) {
+        for (_, t, _) in &self.entries {
+            if t.device() != device {
+                let mut alias = t.shallow_clone();
+                alias.set_data(&t.to_device(device));
+            }
+        }
+    }
+
     /// Makes every parameter record gradients (or stop recording them).
     pub fn set_requires_grad(&self, on: bool) {
         for (_, t, _) in &self.entries {

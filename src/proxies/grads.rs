@@ -84,7 +84,7 @@ impl Proxy for Synflow {
         params.set_requires_grad(true);
         let mut shape = p.x.size();
         shape[0] = 1;
-        let x = Tensor::ones(shape.as_slice(), (Kind::Double, tch::Device::Cpu));
+        let x = Tensor::ones(shape.as_slice(), (Kind::Double, p.x.device()));
         let out = net.forward(&x, BnStats::Off, &mut NoProbe).sum(Kind::Double);
         let ws = params.layer_weights();
         let g = grads(&out, &ws, false);

@@ -116,6 +116,7 @@ pub fn detect(
     seed: u64,
     networks: usize,
     x: &Tensor,
+    device: tch::Device,
 ) -> anyhow::Result<Detected> {
     use anyhow::Context;
     if networks == 0 || networks > space.len() {
@@ -125,7 +126,8 @@ pub fn detect(
     for i in crate::search::trial_sample(space.len(), networks, seed, 0) {
         let arch = space.arch(i)?;
         let net = crate::spaces::build_seeded(space, &arch, dataset, crate::eval::init_seed(seed, i))?;
-        let cand = candidates(net.as_ref(), x);
+        net.params().to_device(device);
+        let cand = candidates(net.as_ref(), &x.to_device(device));
         nets.push((i, arch, cand));
     }
     let gamma_k = min_positive(nets.iter().flat_map(|n| &n.2.cand_k))

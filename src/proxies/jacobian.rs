@@ -81,7 +81,7 @@ pub fn epe_score(j: &Tensor, labels: &[i64], classes: i64) -> f64 {
             }
             continue;
         }
-        let corr = corrcoef(&j.index_select(0, &Tensor::from_slice(&rows)));
+        let corr = corrcoef(&j.index_select(0, &Tensor::from_slice(&rows).to_device(j.device())));
         let mut v = (corr.abs() + K).log().sum(Kind::Double).double_value(&[]);
         if classes > 100 {
             v /= rows.len() as f64;

@@ -87,11 +87,13 @@ impl Probe<'_> {
     /// network (drawn from torch's generator seeded by the network's seed).
     pub fn noise(&self, shape: &[i64]) -> Tensor {
         crate::spaces::seeded(self.seed ^ 0x5eed_0000_0000, || Tensor::randn(shape, (Kind::Float, Device::Cpu)))
+            .to_device(self.x.device())
     }
 
     /// A second, independent noise tensor of `shape`, fixed per network.
     pub fn noise2(&self, shape: &[i64]) -> Tensor {
         crate::spaces::seeded(self.seed ^ 0x2eed_0000_0000, || Tensor::randn(shape, (Kind::Float, Device::Cpu)))
+            .to_device(self.x.device())
     }
 
     /// Random labels in `0..classes` for `n` inputs, fixed per network.
@@ -99,6 +101,7 @@ impl Probe<'_> {
         crate::spaces::seeded(self.seed ^ 0x1abe_0000_0000, || {
             Tensor::randint(self.classes.max(1), [n], (Kind::Int64, Device::Cpu))
         })
+        .to_device(self.x.device())
     }
 
     /// The labels the proxy asked for.

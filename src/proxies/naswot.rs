@@ -42,7 +42,7 @@ impl Sink for CodeKernel {
         let len = c.size()[1] as f64;
         let both = c.mm(&c.tr()).to_kind(Kind::Double);
         let s = c.sum_dim_intlist([1i64].as_slice(), false, Kind::Double);
-        self.k += both * 2.0 - s.unsqueeze(0) - s.unsqueeze(1) + len;
+        self.k += (both * 2.0 - s.unsqueeze(0) - s.unsqueeze(1) + len).to_device(self.k.device());
     }
     /// ReLUConvBN's output is a BatchNorm output, not a ReLU's.
     fn block_output(&mut self, _out: &Tensor) {}
