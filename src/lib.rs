@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod cli;
 pub mod correlate;
 pub mod eval;
+pub mod files;
 pub mod inputs;
 pub mod memory;
 pub mod nafbee;
