@@ -159,12 +159,9 @@ struct GammaArgs {
 
 impl GammaArgs {
     fn gammas(&self) -> Result<Gammas> {
-        for (name, g) in [("--gamma-k", self.gamma_k), ("--gamma-q", self.gamma_q)] {
-            if !(g.is_finite() && g > 0.0) {
-                bail!("{name} must be a positive number, got {g}");
-            }
-        }
-        Ok(Gammas { gamma_k: self.gamma_k, gamma_q: self.gamma_q })
+        let g = Gammas { gamma_k: self.gamma_k, gamma_q: self.gamma_q };
+        g.check()?;
+        Ok(g)
     }
 
     fn selection(&self) -> Result<Selection> {
@@ -400,8 +397,8 @@ fn open_space(c: &mut Common, all_tasks: bool) -> Result<Opened> {
     let ds = opened.space.datasets();
     c.dataset = c.dataset_arg.unwrap_or(ds[0]);
     if !ds.contains(&c.dataset) {
-        let names: Vec<_> = ds.iter().map(|d| d.key()).collect();
-        bail!("space '{}' has no dataset {} (it has: {})", c.space, c.dataset, names.join(", "));
+        let names: Vec<_> = ds.iter().map(|d| d.cli_name()).collect();
+        bail!("space '{}' has no dataset {} (it has: {})", c.space, c.dataset.cli_name(), names.join(", "));
     }
     Ok(opened)
 }
@@ -473,7 +470,14 @@ fn cmd_score(mut a: ScoreArgs) -> Result<()> {
         net.params().to_device(device);
         Ok(net)
     };
-    let params = build(proxies::Init::Default)?.params().count();
+    let net = build(proxies::Init::Default)?;
+    if let Some(p) = &a.input {
+        // a user's tensor may not fit the network's strides: say so up front
+        let x = &s.batches.values().next().context("no input batch")?.x;
+        let x = Tensor::from_slice(&x.0).reshape(x.1.as_slice());
+        crate::inputs::check_runs(net.as_ref(), &x, crate::nets::BnStats::PerImage, &format!("input file {}", p.display()))?;
+    }
+    let params = net.params().count();
     let results = crate::eval::score_with(&s, &build, c.seed as i64)?;
     let first = &results[0];
     if c.json {

@@ -80,7 +80,7 @@ pub fn sample_indices(len: usize, n: Option<usize>, seed: u64) -> Result<Vec<usi
 /// comments skipped), sorted and without repeats; a bad or out-of-range line
 /// is an error naming it.
 pub fn read_indices(path: &Path, len: usize) -> Result<Vec<usize>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read index file {}", path.display()))?;
+    let text = crate::files::read_text_capped(path, "index file", 256 << 20)?;
     let mut idx = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let t = line.split('#').next().unwrap_or("").trim();
@@ -88,7 +88,7 @@ pub fn read_indices(path: &Path, len: usize) -> Result<Vec<usize>> {
             continue;
         }
         let v: usize =
-            t.parse().map_err(|_| anyhow::anyhow!("{} line {}: '{t}' is not an index", path.display(), i + 1))?;
+            t.parse().map_err(|_| anyhow::anyhow!("{} line {}: '{}' is not an index", path.display(), i + 1, crate::spaces::shorten(t)))?;
         if v >= len {
             bail!("{} line {}: index {v} is out of range (the space has {len})", path.display(), i + 1);
         }
@@ -128,7 +128,7 @@ pub fn run(
         let main = by_dataset
             .get(s.dataset.key())
             .copied()
-            .with_context(|| format!("the benchmark has no {} accuracies", s.dataset))?;
+            .with_context(|| format!("the benchmark has no {} accuracies", s.dataset.cli_name()))?;
         proxies.insert(
             name.to_string(),
             ProxyCorrelation {

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod correlate;
 pub mod device;
 pub mod eval;
+pub mod files;
 pub mod inputs;
 pub mod memory;
 pub mod nafbee;

@@ -10,21 +10,17 @@ fn main() -> ExitCode {
     // One intra-op thread: networks run in parallel instead, and parity with
     // the reference's single-threaded kernels is kept.
     tch::set_num_threads(1);
-    // libtorch reports an impossible computation (say, an input too small for
-    // the network's strides) by a panic in tch, and so does a closed stdout:
-    // turn either into a one-line error. Results already written stay on disk.
+    // Every user error is an `Err` with its own message; a panic is a bug
+    // (or a closed stdout): one line, non-zero exit, no backtrace. Results
+    // already written stay on disk.
     std::panic::set_hook(Box::new(|_| {}));
     let run = std::panic::AssertUnwindSafe(|| cli::run(cli));
     let result = std::panic::catch_unwind(run).unwrap_or_else(|payload| {
-        let msg = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied())
-            .unwrap_or("unknown failure");
-        let first = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or(msg);
-        Err(anyhow::anyhow!(
-            "the network could not run on this input: {first} (is the input the size the network expects?)"
-        ))
+        let first = rbflex::files::panic_message(payload.as_ref());
+        if first.starts_with("failed printing to stdout") {
+            return Err(anyhow::anyhow!("cannot write the output: {first}"));
+        }
+        Err(anyhow::anyhow!("internal error (a bug in rbflex, please report it): {first}"))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -37,7 +37,17 @@ pub fn correlate(scores: &[f64], truth: &[f64]) -> Correlation {
     }
 }
 
-/// Pearson's r; NaN when either side is constant or empty.
+/// A correlation rounded past +-1 by floating point, brought back into
+/// [-1, 1] (NaN stays NaN).
+fn clamp_unit(r: f64) -> f64 {
+    if r.is_nan() {
+        r
+    } else {
+        r.clamp(-1.0, 1.0)
+    }
+}
+
+/// Pearson's r, within [-1, 1]; NaN when either side is constant or empty.
 pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
     let n = x.len() as f64;
     if x.is_empty() {
@@ -50,7 +60,7 @@ pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
         sxx += (a - mx) * (a - mx);
         syy += (b - my) * (b - my);
     }
-    sxy / (sxx * syy).sqrt()
+    clamp_unit(sxy / (sxx * syy).sqrt())
 }
 
 /// Ranks from 1, ties sharing their average rank.
@@ -90,7 +100,7 @@ fn tied_pairs<T: PartialEq>(sorted: impl Iterator<Item = T>) -> u64 {
     total + run * (run + 1) / 2
 }
 
-/// Kendall's tau-b (Knight 1966), O(n log n).
+/// Kendall's tau-b (Knight 1966), O(n log n), within [-1, 1].
 pub fn kendall_tau_b(x: &[f64], y: &[f64]) -> f64 {
     let n = x.len();
     if n < 2 {
@@ -107,7 +117,7 @@ pub fn kendall_tau_b(x: &[f64], y: &[f64]) -> f64 {
     let swaps = merge_count(&mut ys, &mut buf);
     let n2 = tied_pairs(ys.iter().map(|v| v.to_bits()));
     let concordant_minus_discordant = n0 as f64 - n1 as f64 - n2 as f64 + n3 as f64 - 2.0 * swaps as f64;
-    concordant_minus_discordant / (((n0 - n1) as f64) * ((n0 - n2) as f64)).sqrt()
+    clamp_unit(concordant_minus_discordant / (((n0 - n1) as f64) * ((n0 - n2) as f64)).sqrt())
 }
 
 fn merge_count(v: &mut [f64], buf: &mut [f64]) -> u64 {
@@ -179,6 +189,18 @@ mod tests {
         let x: Vec<f64> = (0..300).map(|i| ((i * 37) % 23) as f64).collect();
         let y: Vec<f64> = (0..300).map(|i| ((i * 11) % 17) as f64 + (i % 3) as f64).collect();
         assert!((kendall_tau_b(&x, &y) - kendall_naive(&x, &y)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn correlations_stay_within_one() {
+        // unclamped, these three points give -1.0000000000000002 and 1.0000000000000002
+        assert_eq!(pearson(&[0.01, 0.01, 0.1], &[-0.03, -0.03, -0.7000000000000001]), -1.0);
+        assert_eq!(pearson(&[0.3, 0.01, 0.01], &[-0.03, -0.07, -0.07]), 1.0);
+        let c = correlate(&[0.01, 0.01, 0.1], &[-0.03, -0.03, -0.7000000000000001]);
+        for r in [c.kendall, c.spearman, c.pearson] {
+            assert!((-1.0..=1.0).contains(&r), "{c:?}");
+        }
+        assert!(pearson(&[1.0, 1.0], &[1.0, 2.0]).is_nan());
     }
 
     #[test]

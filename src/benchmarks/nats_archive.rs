@@ -50,11 +50,21 @@ pub struct ArchInfo {
 }
 
 fn read_pbz2(path: &Path) -> Result<Value> {
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("cannot open {}: not a regular file", path.display());
+    }
     let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut bytes = Vec::new();
+    // a bz2 bomb stops at the cap (the archive's pickles are a few MB)
+    let cap: u64 = 2 << 30;
     bzip2::read::BzDecoder::new(f)
+        .take(cap + 1)
         .read_to_end(&mut bytes)
         .with_context(|| format!("{} is not a valid bz2 file (truncated?)", path.display()))?;
+    if bytes.len() as u64 > cap {
+        bail!("{} unpacks to more than {cap} bytes: not a NATS-Bench pickle", path.display());
+    }
     loads(&bytes).with_context(|| format!("cannot unpickle {}", path.display()))
 }
 

@@ -72,9 +72,20 @@ struct RawRecord {
     last_test_top1: Option<f64>,
 }
 
-fn parse(text: &str, source: &str) -> Result<Vec<Record>> {
-    let v: serde_json::Value =
-        serde_json::from_str(text).with_context(|| format!("{source} is not valid JSON (truncated?)"))?;
+/// Largest NDS file read (the NDS CIFAR files are tens of MB).
+pub const MAX_FILE_BYTES: u64 = 2 << 30;
+
+/// An error rate (%) of a record, checked to be in 0..=100.
+fn top1(source: &str, i: usize, field: &str, v: f64) -> Result<f64> {
+    if !(0.0..=100.0).contains(&v) {
+        bail!("{source}: record {i}: {field} {v} out of range (a top-1 error in 0..=100 %)");
+    }
+    Ok(v)
+}
+
+fn parse(text: &str, source: &str, dataset: Dataset) -> Result<Vec<Record>> {
+    let v: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| anyhow::anyhow!("{source} is not valid JSON {}", crate::files::json_error(&e)))?;
     let list = match v {
         serde_json::Value::Array(a) => a,
         serde_json::Value::Object(mut m) => {
@@ -91,23 +102,34 @@ fn parse(text: &str, source: &str) -> Result<Vec<Record>> {
     if list.is_empty() {
         bail!("{source} holds no records");
     }
+    let imagenet = dataset == Dataset::ImageNet;
     list.into_iter()
         .enumerate()
         .map(|(i, item)| {
-            let r: RawRecord =
-                serde_json::from_value(item).with_context(|| format!("{source}: record {i} is malformed"))?;
+            let r: RawRecord = serde_json::from_value(item).map_err(|e| {
+                anyhow::anyhow!("{source}: record {i} is malformed: {}", crate::spaces::shorten(&e.to_string()))
+            })?;
             let missing = |f: &str| anyhow::anyhow!("{source}: record {i} has no field '{f}'");
+            // fields in the order the files hold them
+            let net = r.net.ok_or_else(|| missing("net"))?;
+            crate::spaces::nds::parse_net(&net, imagenet, dataset.num_classes())
+                .with_context(|| format!("{source}: record {i}"))?;
+            let params = r.params.ok_or_else(|| missing("params"))?;
+            if params < 0 {
+                bail!("{source}: record {i}: params {params} is negative");
+            }
+            let min_test_top1 = top1(source, i, "min_test_top1", r.min_test_top1.ok_or_else(|| missing("min_test_top1"))?)?;
             let last = match (r.last_test_top1, r.test_ep_top1) {
-                (Some(l), _) => l,
-                (None, Some(v)) => *v.last().ok_or_else(|| missing("test_ep_top1"))?,
+                (Some(l), _) => top1(source, i, "last_test_top1", l)?,
+                (None, Some(v)) => {
+                    for (e, x) in v.iter().enumerate() {
+                        top1(source, i, &format!("test_ep_top1[{e}]"), *x)?;
+                    }
+                    *v.last().ok_or_else(|| anyhow::anyhow!("{source}: record {i}: test_ep_top1 is empty"))?
+                }
                 _ => return Err(missing("test_ep_top1")),
             };
-            Ok(Record {
-                net: r.net.ok_or_else(|| missing("net"))?,
-                params: r.params.ok_or_else(|| missing("params"))?,
-                min_test_top1: r.min_test_top1.ok_or_else(|| missing("min_test_top1"))?,
-                last_test_top1: last,
-            })
+            Ok(Record { net, params, min_test_top1, last_test_top1: last })
         })
         .collect()
 }
@@ -125,16 +147,16 @@ impl NdsTable {
         let mut text = String::new();
         flate2::read::GzDecoder::new(*gz).read_to_string(&mut text).context("embedded NDS table is corrupt")?;
         let dataset = if file.contains("_in") { Dataset::ImageNet } else { Dataset::Cifar10 };
-        Ok(NdsTable { source: format!("embedded {file}"), records: parse(&text, file)?, dataset, convention })
+        Ok(NdsTable { source: format!("embedded {file}"), records: parse(&text, file, dataset)?, dataset, convention })
     }
 
     /// A user's NDS file; `_in` in its name means ImageNet, else CIFAR-10.
     pub fn from_file(path: &Path, convention: Convention) -> Result<NdsTable> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read NDS file {}", path.display()))?;
+        let text = crate::files::read_text_capped(path, "NDS file", MAX_FILE_BYTES)?;
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let dataset = if name.contains("_in") { Dataset::ImageNet } else { Dataset::Cifar10 };
         let source = path.display().to_string();
-        Ok(NdsTable { records: parse(&text, &source)?, source, dataset, convention })
+        Ok(NdsTable { records: parse(&text, &source, dataset)?, source, dataset, convention })
     }
 }
 
@@ -164,18 +186,63 @@ impl GroundTruth for NdsTable {
 mod tests {
     use super::*;
 
+    const NET: &str = r#"{"aux": false, "depth": 3, "width": 8, "genotype": {"normal": [["sep_conv_3x3", 0], ["skip_connect", 1]], "normal_concat": [2], "reduce": [["max_pool_3x3", 0], ["dil_conv_3x3", 1]], "reduce_concat": [2]}}"#;
+
+    fn one(net: &str, rest: &str) -> Result<Vec<Record>> {
+        parse(&format!(r#"[{{"net": {net}{rest}}}]"#), "f.json", Dataset::Cifar10)
+    }
+
     #[test]
     fn bad_records_are_named() {
-        let e = parse(r#"[{"net": {}, "params": 1, "min_test_top1": 3.0}]"#, "f.json").unwrap_err().to_string();
+        let e = one(NET, r#", "params": 1, "min_test_top1": 3.0"#).unwrap_err().to_string();
         assert!(e.contains("record 0 has no field 'test_ep_top1'"), "{e}");
-        let e =
-            parse(r#"[{"net": {}, "min_test_top1": 3.0, "test_ep_top1": [4.0]}]"#, "f.json").unwrap_err().to_string();
+        let e = one(NET, r#", "min_test_top1": 3.0, "test_ep_top1": [4.0]"#).unwrap_err().to_string();
         assert!(e.contains("record 0 has no field 'params'"), "{e}");
-        let e = parse(r#"[{"net": {}, "params": 1, "#, "f.json").unwrap_err().to_string();
-        assert!(e.contains("f.json is not valid JSON"), "{e}");
+        let e = parse(r#"[{"net": {}, "params": 1, "#, "f.json", Dataset::Cifar10).unwrap_err().to_string();
+        assert!(e.contains("f.json is not valid JSON at line 1 column 26") && e.contains("truncated?"), "{e}");
         let t = NdsTable::embedded("darts", Convention::Rbflex).unwrap();
         assert_eq!(t.records.len(), 121);
         assert_eq!(t.dataset, Dataset::ImageNet);
         assert!((t.accuracy(0, Dataset::ImageNet).unwrap() - (100.0 - 33.03)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn fields_are_checked_in_order_and_in_range() {
+        // a record without its net is named for the net, not for a later field
+        let e = parse(r#"[{"params": 1, "min_test_top1": 3.0}]"#, "f.json", Dataset::Cifar10).unwrap_err();
+        assert_eq!(e.to_string(), "f.json: record 0 has no field 'net'");
+        // NaN is not JSON: said where, not "truncated"
+        let e = parse(r#"[{"net": 1, "params": NaN}]"#, "f.json", Dataset::Cifar10).unwrap_err().to_string();
+        assert_eq!(e, "f.json is not valid JSON at line 1 column 23: expected value");
+        for (field, rest) in [
+            ("min_test_top1 101", r#", "params": 1, "min_test_top1": 101, "test_ep_top1": [4.0]"#),
+            ("min_test_top1 -1", r#", "params": 1, "min_test_top1": -1, "test_ep_top1": [4.0]"#),
+            ("test_ep_top1[1] 250", r#", "params": 1, "min_test_top1": 3, "test_ep_top1": [4.0, 250]"#),
+        ] {
+            let e = format!("{:#}", one(NET, rest).unwrap_err());
+            assert_eq!(e, format!("f.json: record 0: {field} out of range (a top-1 error in 0..=100 %)"));
+        }
+        let ok = r#", "params": 1, "min_test_top1": 3, "test_ep_top1": [4.0]"#;
+        // the net is checked when the file is read, naming the record
+        for (bad, want) in [
+            (NET.replace(r#""depth": 3"#, r#""depth": -1"#), "NDS net: depth -1 out of range (1..=64)"),
+            (NET.replace(r#""depth": 3"#, r#""depth": 100000"#), "NDS net: depth 100000 out of range (1..=64)"),
+            (NET.replace(r#""width": 8"#, r#""width": 1"#), "NDS net: width 1 out of range (an even number in 8..=512)"),
+            (NET.replace(r#""width": 8"#, r#""width": 9"#), "NDS net: width 9 out of range (an even number in 8..=512)"),
+            (
+                NET.replace(r#""normal_concat": [2]"#, r#""normal_concat": []"#),
+                "NDS net: genotype normal_concat has 0 states; expected 1 to 3 (the cell's states)",
+            ),
+            (
+                NET.replace(r#""reduce_concat": [2]"#, r#""reduce_concat": [0]"#),
+                "NDS net: genotype reduce_concat holds state 0; expected states 2..=2",
+            ),
+            (NET.replace(r#""aux": false"#, r#""aux": 3"#), "NDS net: aux 3 is not true or false"),
+            (NET.replace(r#""aux": false"#, r#""drop_prob": 2"#), "NDS net: drop_prob 2 out of range (a number in 0..=1)"),
+        ] {
+            let e = format!("{:#}", one(&bad, ok).unwrap_err());
+            assert_eq!(e, format!("f.json: record 0: {want}"), "{bad}");
+        }
+        assert_eq!(one(NET, ok).unwrap().len(), 1);
     }
 }

@@ -5,6 +5,7 @@
 //! use. Any other Python object is an error naming its class.
 
 use anyhow::{bail, Context, Result};
+use crate::spaces::shorten;
 use std::collections::HashMap;
 
 /// A Python value.
@@ -253,7 +254,7 @@ impl<'a> Vm<'a> {
                     match &self.nodes[f] {
                         Node::Global(g) if g == "collections.OrderedDict" => self.push(Node::Dict(Vec::new())),
                         Node::Global(g) => {
-                            bail!("pickle holds a Python object of class {g}, which rbflex does not read")
+                            bail!("pickle holds a Python object of class {}, which rbflex does not read", shorten(g))
                         }
                         _ => bail!("malformed pickle: call of a non-class"),
                     }
@@ -263,31 +264,46 @@ impl<'a> Vm<'a> {
         }
     }
 
-    fn value(&self, i: usize, depth: usize) -> Result<Value> {
+    /// The value of node `i`; `budget` counts down the values made, so that
+    /// shared references (a memo entry used twice at every level) cannot
+    /// expand a small pickle exponentially.
+    fn value(&self, i: usize, depth: usize, budget: &mut usize) -> Result<Value> {
         if depth > 200 {
             bail!("pickle nests too deeply (a cycle?)");
         }
-        let all = |ids: &[usize]| ids.iter().map(|c| self.value(*c, depth + 1)).collect::<Result<Vec<_>>>();
+        if *budget == 0 {
+            bail!("pickle expands to more than {MAX_VALUES} values (shared references?)");
+        }
+        *budget -= 1;
+        let all = |ids: &[usize], budget: &mut usize| {
+            ids.iter().map(|c| self.value(*c, depth + 1, budget)).collect::<Result<Vec<_>>>()
+        };
         Ok(match &self.nodes[i] {
             Node::Leaf(v) => v.clone(),
-            Node::List(ids) => Value::List(all(ids)?),
-            Node::Tuple(ids) => Value::Tuple(all(ids)?),
-            Node::Dict(kv) => Value::Dict(
-                kv.iter()
-                    .map(|(k, v)| Ok((self.value(*k, depth + 1)?, self.value(*v, depth + 1)?)))
-                    .collect::<Result<_>>()?,
-            ),
-            Node::Global(g) => bail!("pickle holds the class {g} as a value"),
+            Node::List(ids) => Value::List(all(ids, budget)?),
+            Node::Tuple(ids) => Value::Tuple(all(ids, budget)?),
+            Node::Dict(kv) => {
+                let mut out = Vec::with_capacity(kv.len());
+                for (k, v) in kv {
+                    out.push((self.value(*k, depth + 1, budget)?, self.value(*v, depth + 1, budget)?));
+                }
+                Value::Dict(out)
+            }
+            Node::Global(g) => bail!("pickle holds the class {} as a value", shorten(g)),
             Node::Mark => bail!("malformed pickle: stray mark"),
         })
     }
 }
 
+/// Most values one pickle may expand to.
+pub const MAX_VALUES: usize = 50_000_000;
+
 /// Unpickles `data`.
 pub fn loads(data: &[u8]) -> Result<Value> {
     let mut vm = Vm { data, pos: 0, nodes: Vec::new(), stack: Vec::new(), memo: HashMap::new() };
     let root = vm.run()?;
-    vm.value(root, 0)
+    let mut budget = MAX_VALUES.min(vm.nodes.len().saturating_mul(64).max(1024));
+    vm.value(root, 0, &mut budget)
 }
 
 #[cfg(test)]

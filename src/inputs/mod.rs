@@ -146,8 +146,7 @@ impl ImagePool {
             let any = pics
                 .iter()
                 .map(|p| {
-                    let img = image::open(p).with_context(|| format!("cannot decode image {}", p.display()))?;
-                    Ok(raw_with_size(img.to_rgb8()))
+                    Ok(raw_with_size(open_image(p)?.to_rgb8()))
                 })
                 .collect::<Result<Vec<_>>>()?;
             let labels = folder_labels(dir, &pics);
@@ -252,21 +251,57 @@ fn has_ext(p: &Path, exts: &[&str]) -> bool {
     p.extension().and_then(|e| e.to_str()).is_some_and(|e| exts.iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
+/// Deepest sub-folder an image folder is searched to.
+pub const MAX_DEPTH: usize = 16;
+/// Most files an image folder may hold.
+pub const MAX_FILES: usize = 1_000_000;
+/// Largest CIFAR binary batch read (the official ones are 30 MB).
+pub const MAX_BIN_BYTES: u64 = 1 << 30;
+
+/// Collects the regular files under `dir`, recursively. Symbolic links to
+/// folders are not followed (no cycles, e.g. `/dev/fd -> /proc/self/fd`),
+/// the walk stops at [`MAX_DEPTH`] levels and [`MAX_FILES`] files, and
+/// anything that is not a regular file (devices, FIFOs, sockets) is skipped.
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    walk(dir, 0, out)
+}
+
+fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
     let entries = std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
     for e in entries {
-        let p = e.with_context(|| format!("cannot list {}", dir.display()))?.path();
-        if p.is_dir() {
-            collect_files(&p, out)?;
-        } else {
+        let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
+        let p = e.path();
+        let Ok(kind) = e.file_type() else { continue };
+        if kind.is_dir() {
+            if depth + 1 > MAX_DEPTH {
+                bail!("image folder is nested more than {MAX_DEPTH} levels deep at {}", p.display());
+            }
+            walk(&p, depth + 1, out)?;
+        } else if kind.is_file() || (kind.is_symlink() && std::fs::metadata(&p).is_ok_and(|m| m.is_file())) {
+            if out.len() >= MAX_FILES {
+                bail!("image folder holds more than {MAX_FILES} files (at {})", p.display());
+            }
             out.push(p);
         }
     }
     Ok(())
 }
 
+/// Decodes an image, with one message naming the file (the image crate's
+/// errors repeat their cause in their source chain).
+fn open_image(p: &Path) -> Result<image::DynamicImage> {
+    let (file, _) = crate::files::open_regular(p, "image", 1 << 30)?;
+    let bad = |e: image::ImageError| anyhow::anyhow!("cannot decode image {}: {e}", p.display());
+    let mut reader = image::ImageReader::new(std::io::BufReader::new(file));
+    match image::ImageFormat::from_path(p) {
+        Ok(f) => reader.set_format(f),
+        Err(_) => reader = reader.with_guessed_format().map_err(|e| bad(e.into()))?,
+    }
+    reader.decode().map_err(bad)
+}
+
 fn read_image(p: &Path, size: (usize, usize), rgb_only: bool) -> Result<Vec<u8>> {
-    let img = image::open(p).with_context(|| format!("cannot decode image {}", p.display()))?;
+    let img = open_image(p)?;
     if rgb_only && img.color().channel_count() != 3 {
         bail!("image {} is not RGB ({} channels, {:?})", p.display(), img.color().channel_count(), img.color());
     }
@@ -283,7 +318,7 @@ fn read_cifar_bin(p: &Path, size: (usize, usize)) -> Result<Vec<(i64, Vec<u8>)>>
     if size != (32, 32) {
         bail!("CIFAR batch {} holds 32x32 images, this dataset needs {}x{}", p.display(), size.1, size.0);
     }
-    let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+    let bytes = crate::files::read_capped(p, "CIFAR batch", MAX_BIN_BYTES)?;
     let label = if bytes.len() % 3073 == 0 {
         1
     } else if bytes.len() % 3074 == 0 {
@@ -306,23 +341,54 @@ fn read_cifar_bin(p: &Path, size: (usize, usize)) -> Result<Vec<(i64, Vec<u8>)>>
         .collect())
 }
 
-/// Reads the float32 tensor `x` (`[N, C, H, W]`) from a safetensors file, used
-/// as-is (no transforms).
+/// Most bytes an input tensor `x` may hold (1 GiB of float32).
+pub const MAX_INPUT_BYTES: u64 = 1 << 30;
+
+/// Reads the float32 tensor `x` (`[N, 3, H, W]`) from a safetensors file,
+/// used as-is (no transforms). Any other dtype is an error (no silent
+/// conversion); its shape and size are checked from the header before its
+/// bytes are read.
 pub fn load_input(path: &Path) -> Result<Tensor> {
-    let tensors =
-        Tensor::read_safetensors(path).with_context(|| format!("cannot read input file {}", path.display()))?;
-    let x = tensors
-        .into_iter()
-        .find(|(n, _)| n == "x")
-        .map(|(_, t)| t)
-        .with_context(|| format!("input file {}: no tensor named 'x'", path.display()))?;
-    if x.dim() != 4 || x.size()[1] != 3 {
-        bail!("input file {}: 'x' has shape {:?}, expected [N, 3, H, W]", path.display(), x.size());
+    let mut file = crate::files::SafetensorsFile::open(path, "input file")?;
+    let shown = path.display();
+    let x = file.info("x").cloned().with_context(|| format!("input file {shown}: no tensor named 'x'"))?;
+    if x.dtype != "F32" {
+        bail!("input file {shown}: tensor 'x' is {}, expected float32 (F32)", x.dtype);
     }
-    if x.size()[0] < 2 {
-        bail!("input file {}: 'x' holds {} image(s); a kernel needs at least 2", path.display(), x.size()[0]);
+    if x.shape.len() != 4 || x.shape[1] != 3 || x.shape[2] < 1 || x.shape[3] < 1 {
+        bail!("input file {shown}: 'x' has shape {:?}, expected [N, 3, H, W]", x.shape);
     }
-    Ok(x.to_kind(tch::Kind::Float))
+    if x.shape[0] < 2 {
+        bail!("input file {shown}: 'x' holds {} image(s); a kernel needs at least 2", x.shape[0]);
+    }
+    if x.end - x.start > MAX_INPUT_BYTES {
+        bail!(
+            "input file {shown}: 'x' {:?} holds {} bytes, more than the limit of {MAX_INPUT_BYTES} (1 GiB)",
+            x.shape,
+            x.end - x.start
+        );
+    }
+    file.read(&x)
+}
+
+/// Checks that `net` runs on `x` (with per-image statistics, on its first
+/// image alone, as RBFleX forwards them), so that a user's input too small
+/// for the network's strides is an error naming it, not a failure inside a
+/// proxy. `source` names `x` ("input file F").
+pub fn check_runs(net: &dyn crate::nets::Net, x: &Tensor, stats: crate::nets::BnStats, source: &str) -> Result<()> {
+    let part = if stats == crate::nets::BnStats::PerImage { x.narrow(0, 0, 1) } else { x.shallow_clone() };
+    let run = std::panic::AssertUnwindSafe(|| {
+        let _guard = tch::no_grad_guard();
+        let mut sink = crate::nets::Counter::default();
+        let _ = net.forward(&part, stats, &mut sink);
+    });
+    std::panic::catch_unwind(run).map_err(|payload| {
+        anyhow::anyhow!(
+            "{source} of shape {:?} does not fit this network (too small, or a size its strides cannot halve): {}",
+            x.size(),
+            crate::files::panic_message(payload.as_ref())
+        )
+    })
 }
 
 /// Longest sentence (tokens) fed to text networks, as the reference.

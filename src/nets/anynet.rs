@@ -35,11 +35,137 @@ pub struct AnyNetSpec {
     pub num_gs: Vec<i64>,
 }
 
+/// Stages (the stem included) an AnyNet may have: NDS has 4 or 5.
+pub const STAGES: std::ops::RangeInclusive<usize> = 2..=8;
+/// Blocks per stage: NDS has 1..24.
+pub const DEPTHS: std::ops::RangeInclusive<i64> = 1..=64;
+/// Widths per stage: NDS has 16..1024.
+pub const WIDTHS: std::ops::RangeInclusive<i64> = 8..=4096;
+/// Strides of the stages after the stem: NDS has 1, 2 and 4.
+pub const STRIDES: [i64; 4] = [1, 2, 4, 8];
+/// Groups of a bottleneck's 3x3 conv: NDS has 1..16.
+pub const GROUPS: std::ops::RangeInclusive<i64> = 1..=1024;
+
+impl AnyNetSpec {
+    /// Checks every field against the ranges above (naming the field, the
+    /// stage, the value and the range), then the estimated parameter count
+    /// against [`super::darts::MAX_PARAMS`], before anything is built.
+    pub fn validate(&self, imagenet: bool, num_classes: i64) -> Result<()> {
+        let kind = Kind::parse(&self.block_type)?;
+        let n = self.ds.len();
+        if !STAGES.contains(&n) || self.ws.len() != n || self.ss.len() != n {
+            bail!(
+                "AnyNet: ds, ws and ss must have the same length, {} to {} (the stem and the stages), got {}, {} and {}",
+                STAGES.start(),
+                STAGES.end(),
+                n,
+                self.ws.len(),
+                self.ss.len()
+            );
+        }
+        if kind == Kind::Bottleneck && (self.bot_muls.len() != n || self.num_gs.len() != n) {
+            bail!(
+                "AnyNet: bottleneck blocks need bot_muls and num_gs for every one of the {n} stages, got {} and {}",
+                self.bot_muls.len(),
+                self.num_gs.len()
+            );
+        }
+        for st in 0..n {
+            let (d, w, stride) = (self.ds[st], self.ws[st], self.ss[st]);
+            if !DEPTHS.contains(&d) {
+                bail!("AnyNet: ds[{st}] = {d} out of range ({}..={})", DEPTHS.start(), DEPTHS.end());
+            }
+            if !WIDTHS.contains(&w) || w % 2 != 0 {
+                bail!("AnyNet: ws[{st}] = {w} out of range (an even number in {}..={})", WIDTHS.start(), WIDTHS.end());
+            }
+            if !STRIDES.contains(&stride) {
+                bail!("AnyNet: ss[{st}] = {stride} out of range (one of 1, 2, 4, 8)");
+            }
+            if kind != Kind::Bottleneck {
+                continue;
+            }
+            let (b, g) = (self.bot_muls[st], self.num_gs[st]);
+            if !(b.is_finite() && b > 0.0 && b <= 4.0) {
+                bail!("AnyNet: bot_muls[{st}] = {b} out of range (0 < bot_mul <= 4; NDS uses 0.25, 0.5 and 1)");
+            }
+            if !GROUPS.contains(&g) {
+                bail!("AnyNet: num_gs[{st}] = {g} out of range ({}..={})", GROUPS.start(), GROUPS.end());
+            }
+            let w_b = (w as f64 * b).round() as i64;
+            if st > 0 && (w_b < 1 || w_b % g != 0) {
+                bail!(
+                    "AnyNet: stage {st}: bottleneck width {w_b} (ws {w} x bot_muls {b}) is not a positive multiple \
+                     of num_gs {g}"
+                );
+            }
+        }
+        let stems: &[i64] = if imagenet { &[4, 8] } else { &[1] };
+        if !stems.contains(&self.ss[0]) {
+            bail!(
+                "AnyNet: ss[0] = {} is no known stem stride for {} (expected {})",
+                self.ss[0],
+                if imagenet { "ImageNet" } else { "CIFAR" },
+                if imagenet { "4 or 8" } else { "1" }
+            );
+        }
+        let est = self.estimate_params(num_classes);
+        if est > super::darts::MAX_PARAMS {
+            bail!(
+                "AnyNet: ds and ws make about {est} parameters ({:.1} GiB of float32), more than the limit of {} (4 GiB)",
+                est as f64 * 4.0 / (1u64 << 30) as f64,
+                super::darts::MAX_PARAMS
+            );
+        }
+        Ok(())
+    }
+
+    /// About how many parameters the network has (saturating; meaningful
+    /// once the lengths are checked).
+    pub fn estimate_params(&self, num_classes: i64) -> u64 {
+        let kind = Kind::parse(&self.block_type).unwrap_or(Kind::Basic);
+        let u = |v: i64| v.clamp(0, 1 << 20) as u64;
+        let mut prev = u(self.ws.first().copied().unwrap_or(0));
+        let mut total = 49 * 3 * prev + 9 * prev * prev;
+        for st in 1..self.ds.len().min(self.ws.len()) {
+            let w = u(self.ws[st]);
+            for b in 0..u(self.ds[st]) {
+                let w_in = if b == 0 { prev } else { w };
+                let block = match kind {
+                    Kind::Basic | Kind::Plain => 9 * w_in * w + 9 * w * w,
+                    Kind::Bottleneck => {
+                        let mul = self.bot_muls.get(st).copied().unwrap_or(1.0).clamp(0.0, 4.0);
+                        let w_b = (w as f64 * mul).round() as u64;
+                        let g = u(self.num_gs.get(st).copied().unwrap_or(1)).max(1);
+                        w_in * w_b + 9 * w_b * w_b / g + w_b * w
+                    }
+                };
+                total = total.saturating_add(block + w_in * w + 4 * w);
+            }
+            prev = w;
+        }
+        total.saturating_add(prev * (u(num_classes) + 1))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
     Basic,
     Bottleneck,
     Plain,
+}
+
+impl Kind {
+    fn parse(block_type: &str) -> Result<Kind> {
+        Ok(match block_type {
+            "res_basic_block" => Kind::Basic,
+            "res_bottleneck_block" => Kind::Bottleneck,
+            "double_plain_block" | "vanilla_block" => Kind::Plain,
+            other => bail!(
+                "AnyNet: unknown block_type '{}' (expected res_basic_block, res_bottleneck_block or double_plain_block)",
+                crate::spaces::shorten(other)
+            ),
+        })
+    }
 }
 
 struct Block {
@@ -85,30 +211,9 @@ pub struct AnyNet {
 impl AnyNet {
     /// Builds the network.
     pub fn new(s: &AnyNetSpec, imagenet: bool, num_classes: i64) -> Result<Self> {
-        let kind = match s.block_type.as_str() {
-            "res_basic_block" => Kind::Basic,
-            "res_bottleneck_block" => Kind::Bottleneck,
-            "double_plain_block" | "vanilla_block" => Kind::Plain,
-            other => bail!(
-                "unknown block_type '{other}' (expected res_basic_block, res_bottleneck_block or double_plain_block)"
-            ),
-        };
+        let kind = Kind::parse(&s.block_type)?;
+        s.validate(imagenet, num_classes)?;
         let n = s.ds.len();
-        if n < 2 || s.ws.len() != n || s.ss.len() != n {
-            bail!(
-                "ds, ws and ss must have the same length (at least 2: stem and one stage), got {}, {}, {}",
-                n,
-                s.ws.len(),
-                s.ss.len()
-            );
-        }
-        if kind == Kind::Bottleneck && (s.bot_muls.len() != n || s.num_gs.len() != n) {
-            bail!(
-                "bottleneck blocks need bot_muls and num_gs for every stage, got {} and {}",
-                s.bot_muls.len(),
-                s.num_gs.len()
-            );
-        }
         let mut p = Params::new();
         let stem_w = s.ws[0];
         let unit = |p: &mut Params, name: &str, spec: ConvSpec| {
@@ -154,10 +259,7 @@ impl AnyNet {
                     ],
                     Kind::Bottleneck => {
                         let w_b = (w as f64 * s.bot_muls[st]).round() as i64;
-                        let g = s.num_gs[st].max(1);
-                        if w_b % g != 0 {
-                            bail!("stage {st}: bottleneck width {w_b} is not divisible by {g} groups");
-                        }
+                        let g = s.num_gs[st];
                         vec![
                             conv(&mut p, "a", ConvSpec::new(w_in, w_b, 1, 1, 0)),
                             conv(&mut p, "b", ConvSpec::new(w_b, w_b, 3, st_b, 1).grouped(g, 1)),

@@ -46,29 +46,132 @@ pub const OPS: &[&str] = &[
     "conv_7x1_1x7",
 ];
 
+/// Steps (pairs of ops) a cell may have: NDS cells have 4 or 5.
+pub const MAX_STEPS: usize = 10;
+
+/// Widths an NDS cell network may have: even (the factorized reductions
+/// halve it), from 8 to 512. The embedded ImageNet files hold 32..96; NDS'
+/// CIFAR files go down to 16.
+pub const WIDTHS: std::ops::RangeInclusive<i64> = 8..=512;
+
+/// Depths (cells) an NDS cell network may have. The embedded ImageNet
+/// files hold 6..22; NDS' CIFAR files go down to about 4.
+pub const DEPTHS: std::ops::RangeInclusive<i64> = 1..=64;
+
+/// Most parameters a network may have: 2^30, i.e. 4 GiB of float32.
+pub const MAX_PARAMS: u64 = 1 << 30;
+
 impl Genotype {
-    /// Checks op names and state indices, naming the first bad one.
+    /// Checks op names, state indices and the concatenated states, naming
+    /// the first bad one.
     pub fn validate(&self) -> Result<()> {
         for (ops, concat, kind) in
             [(&self.normal, &self.normal_concat, "normal"), (&self.reduce, &self.reduce_concat, "reduce")]
         {
-            if ops.is_empty() || ops.len() % 2 != 0 {
-                bail!("genotype {kind} cell has {} ops; expected a non-zero even number", ops.len());
+            if ops.is_empty() || ops.len() % 2 != 0 || ops.len() > 2 * MAX_STEPS {
+                bail!(
+                    "genotype {kind} cell has {} ops; expected an even number from 2 to {}",
+                    ops.len(),
+                    2 * MAX_STEPS
+                );
             }
             for (i, (op, input)) in ops.iter().enumerate() {
                 if !OPS.contains(&op.as_str()) {
-                    bail!("genotype {kind} cell: unknown op '{op}' (expected one of {})", OPS.join(", "));
+                    bail!(
+                        "genotype {kind} cell: unknown op '{}' (expected one of {})",
+                        crate::spaces::shorten(op),
+                        OPS.join(", ")
+                    );
                 }
                 if *input >= 2 + i / 2 {
-                    bail!("genotype {kind} cell: op {i} ('{op}') reads state {input}, which does not exist yet");
+                    bail!(
+                        "genotype {kind} cell: op {i} ('{op}') reads state {input}, which does not exist yet \
+                         (op {i} may read states 0..={})",
+                        1 + i / 2
+                    );
                 }
             }
-            if let Some(c) = concat.iter().find(|c| **c >= 2 + ops.len() / 2) {
-                bail!("genotype {kind} cell concatenates state {c}, which does not exist");
+            let states = 2 + ops.len() / 2;
+            if concat.is_empty() || concat.len() > states {
+                bail!(
+                    "genotype {kind}_concat has {} states; expected 1 to {states} (the cell's states)",
+                    concat.len()
+                );
+            }
+            // a reduction cell's inputs (states 0 and 1) keep the input's
+            // size, its new states are halved: only the new ones concatenate
+            let first = if kind == "reduce" { 2 } else { 0 };
+            if let Some(c) = concat.iter().find(|c| **c < first || **c >= states) {
+                bail!("genotype {kind}_concat holds state {c}; expected states {first}..={}", states - 1);
             }
         }
         Ok(())
     }
+}
+
+/// Checks an NDS cell network's width and depth against [`WIDTHS`] and
+/// [`DEPTHS`], then its estimated parameter count against [`MAX_PARAMS`]
+/// (before anything is allocated).
+pub fn check_size(g: &Genotype, width: i64, depth: i64, imagenet: bool, num_classes: i64) -> Result<()> {
+    if !WIDTHS.contains(&width) || width % 2 != 0 {
+        bail!("NDS net: width {width} out of range (an even number in {}..={})", WIDTHS.start(), WIDTHS.end());
+    }
+    if !DEPTHS.contains(&depth) {
+        bail!("NDS net: depth {depth} out of range ({}..={})", DEPTHS.start(), DEPTHS.end());
+    }
+    let est = estimate_params(g, width, depth, imagenet, num_classes);
+    if est > MAX_PARAMS {
+        bail!(
+            "NDS net: width {width} and depth {depth} make about {est} parameters ({:.1} GiB of float32), more than \
+             the limit of {MAX_PARAMS} (4 GiB)",
+            est as f64 * 4.0 / (1u64 << 30) as f64
+        );
+    }
+    Ok(())
+}
+
+/// Weights of one op at `c` channels (an upper estimate: BN included).
+fn op_params(name: &str, c: u64, stride: u64) -> u64 {
+    let sep = |k: u64| 2 * (k * k * c + c * c + 2 * c);
+    match name {
+        "skip_connect" if stride > 1 => c * c + 2 * c,
+        "conv_1x1" => c * c + 2 * c,
+        "conv_3x3" => 9 * c * c + 2 * c,
+        "sep_conv_3x3" => sep(3),
+        "sep_conv_5x5" => sep(5),
+        "sep_conv_7x7" => sep(7),
+        "dil_conv_3x3" => 9 * c + c * c + 2 * c,
+        "dil_conv_5x5" => 25 * c + c * c + 2 * c,
+        "dil_sep_conv_3x3" => sep(3),
+        "conv_3x1_1x3" => 6 * c * c + 2 * c,
+        "conv_7x1_1x7" => 14 * c * c + 2 * c,
+        _ => 0,
+    }
+}
+
+/// About how many parameters `DartsNet::new` would make (exact up to the
+/// few BN and factorized-reduction terms; saturating, never overflows).
+pub fn estimate_params(g: &Genotype, width: i64, depth: i64, imagenet: bool, num_classes: i64) -> u64 {
+    let c = width.clamp(0, 1 << 24) as u64;
+    let mut total: u64 = if imagenet { 27 * c / 2 + 9 * c * c / 2 + 9 * c * c + 4 * c } else { 81 * c + 6 * c };
+    let (mut c_pp, mut c_p, mut c_cur) = if imagenet { (c, c, c) } else { (3 * c, 3 * c, c) };
+    let depth = depth.clamp(0, 1 << 20);
+    for i in 0..depth {
+        let red = i == depth / 3 || i == 2 * depth / 3;
+        if red {
+            c_cur = c_cur.saturating_mul(2);
+        }
+        let (ops, concat) = if red { (&g.reduce, &g.reduce_concat) } else { (&g.normal, &g.normal_concat) };
+        let mut cell = c_pp.saturating_mul(c_cur).saturating_add(c_p.saturating_mul(c_cur));
+        for (name, input) in ops {
+            let stride = if red && *input < 2 { 2 } else { 1 };
+            cell = cell.saturating_add(op_params(name, c_cur.min(1 << 24), stride));
+        }
+        total = total.saturating_add(cell);
+        c_pp = c_p;
+        c_p = (concat.len() as u64).saturating_mul(c_cur);
+    }
+    total.saturating_add(c_p.saturating_mul(num_classes.max(0) as u64 + 1))
 }
 
 /// A sequence of convolutions and BNs preceded by a ReLU (conv_*, sep/dil convs).
@@ -255,8 +358,10 @@ pub struct DartsNet {
 
 impl DartsNet {
     /// Builds the network (PyTorch default init, construction order).
-    pub fn new(g: &Genotype, width: i64, depth: usize, imagenet: bool, num_classes: i64) -> Result<Self> {
+    /// Checks the genotype, width and depth (see [`check_size`]) first.
+    pub fn new(g: &Genotype, width: i64, depth: i64, imagenet: bool, num_classes: i64) -> Result<Self> {
         g.validate()?;
+        check_size(g, width, depth, imagenet, num_classes)?;
         let mut p = Params::new();
         let c = width;
         let (stem, mut c_pp, mut c_p, mut c_cur) = if imagenet {

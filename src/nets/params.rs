@@ -251,37 +251,43 @@ impl Params {
 
     /// Overwrites every parameter from a PyTorch `state_dict()` saved as
     /// safetensors. BatchNorm running statistics are ignored (train-mode BN
-    /// does not read them); a missing, mis-shaped or unexpected tensor is an
-    /// error naming it.
+    /// does not read them); a missing, mis-shaped, unexpected or non-float
+    /// tensor is an error naming it. Parameters must be float32; float64 is
+    /// accepted and rounded to float32, as PyTorch's `load_state_dict` does.
+    /// The whole header is checked before any tensor is read (see
+    /// `crate::files`), so no more than the network's own size is read.
     pub fn load_safetensors(&self, path: &Path) -> Result<()> {
-        let loaded =
-            Tensor::read_safetensors(path).with_context(|| format!("cannot read params file {}", path.display()))?;
-        let mut by_name: HashMap<String, Tensor> = loaded.into_iter().collect();
-        let _guard = tch::no_grad_guard();
-        for (name, t, _) in &self.entries {
-            let src = by_name
-                .remove(name)
-                .with_context(|| format!("params file {}: missing tensor '{name}'", path.display()))?;
-            if src.size() != t.size() {
-                bail!(
-                    "params file {}: tensor '{name}' has shape {:?}, the network needs {:?}",
-                    path.display(),
-                    src.size(),
-                    t.size()
-                );
-            }
-            let mut dst = t.shallow_clone();
-            dst.copy_(&src.to_kind(Kind::Float));
-        }
+        let mut file = crate::files::SafetensorsFile::open(path, "params file")?;
+        let shown = path.display();
         let stats = ["running_mean", "running_var", "num_batches_tracked", "position_ids"];
+        let mut by_name: HashMap<String, crate::files::TensorInfo> =
+            file.tensors.iter().map(|t| (t.name.clone(), t.clone())).collect();
+        let mut wanted = Vec::with_capacity(self.entries.len());
+        for (name, t, _) in &self.entries {
+            let info =
+                by_name.remove(name).with_context(|| format!("params file {shown}: missing tensor '{name}'"))?;
+            if info.shape != t.size() {
+                bail!("params file {shown}: tensor '{name}' has shape {:?}, the network needs {:?}", info.shape, t.size());
+            }
+            if info.dtype != "F32" && info.dtype != "F64" {
+                bail!("params file {shown}: tensor '{name}' is {}, expected float32 (F32; F64 is converted)", info.dtype);
+            }
+            wanted.push((info, t));
+        }
         let mut extra: Vec<_> = by_name.keys().filter(|k| !stats.iter().any(|s| k.ends_with(s))).cloned().collect();
         extra.sort();
         if let Some(first) = extra.first() {
             bail!(
-                "params file {}: unexpected tensor '{first}' ({} unexpected in all): does the architecture match?",
-                path.display(),
+                "params file {shown}: unexpected tensor '{}' ({} unexpected in all): does the architecture match?",
+                crate::spaces::shorten(first),
                 extra.len()
             );
+        }
+        let _guard = tch::no_grad_guard();
+        for (info, t) in wanted {
+            let src = file.read(&info)?;
+            let mut dst = t.shallow_clone();
+            dst.copy_(&src.to_kind(Kind::Float));
         }
         Ok(())
     }

@@ -127,7 +127,11 @@ pub fn detect(
         let arch = space.arch(i)?;
         let net = crate::spaces::build_seeded(space, &arch, dataset, crate::eval::init_seed(seed, i))?;
         net.params().to_device(device);
-        let cand = candidates(net.as_ref(), &x.to_device(device));
+        let x = x.to_device(device);
+        if nets.is_empty() {
+            crate::inputs::check_runs(net.as_ref(), &x, BnStats::Batch, "the input batch")?;
+        }
+        let cand = candidates(net.as_ref(), &x);
         nets.push((i, arch, cand));
     }
     let gamma_k = min_positive(nets.iter().flat_map(|n| &n.2.cand_k))
@@ -137,13 +141,14 @@ pub fn detect(
     Ok(Detected { gamma_k, gamma_q, networks: nets })
 }
 
-/// The smallest positive candidate, if any.
+/// The smallest positive candidate, if any (subnormal ones, which no
+/// kernel can use, left out).
 pub fn min_positive<'a>(cands: impl IntoIterator<Item = &'a Option<f64>>) -> Option<f64> {
     cands
         .into_iter()
         .flatten()
         .copied()
-        .filter(|c| *c > 0.0 && c.is_finite())
+        .filter(|c| *c > 0.0 && c.is_normal())
         .fold(None, |acc: Option<f64>, c| Some(acc.map_or(c, |a| a.min(c))))
 }
 

@@ -287,6 +287,13 @@ impl KernelSums {
         &self.gram
     }
 
+    /// Whether two rows are identical (zero distance), which makes every
+    /// kernel over them singular.
+    pub fn identical_rows(&self) -> bool {
+        let n = self.n;
+        (0..n).any(|i| (i + 1..n).any(|j| self.rowsq[i] + self.rowsq[j] - 2.0 * self.gram[i * n + j] == 0.0))
+    }
+
     /// The RBF kernel `exp(-gamma * (|a_i|^2 + |a_j|^2 - 2 a_i.a_j))`, row-major.
     pub fn kernel(&self, gamma: f64) -> Vec<f64> {
         let n = self.n;

@@ -22,6 +22,23 @@ pub struct Gammas {
     pub gamma_q: f64,
 }
 
+impl Gammas {
+    /// Checks both gammas: positive normal floats (a subnormal or zero
+    /// gamma makes every kernel entry exp(-0) = 1, a singular kernel).
+    pub fn check(&self) -> Result<()> {
+        for (name, g) in [("--gamma-k", self.gamma_k), ("--gamma-q", self.gamma_q)] {
+            if !(g.is_normal() && g > 0.0) {
+                anyhow::bail!(
+                    "{name} must be a positive number (a normal float, {:e} to {:e}), got {g:e}",
+                    f64::MIN_POSITIVE,
+                    f64::MAX
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for Gammas {
     fn default() -> Self {
         Self { gamma_k: GAMMA_K, gamma_q: GAMMA_Q }
@@ -43,6 +60,10 @@ pub struct Score {
     pub lq: i64,
     /// Whether some activation was NaN or infinite (the score is then `-inf`).
     pub nonfinite: bool,
+    /// Whether two inputs gave identical rows in a kernel (at zero
+    /// distance: that kernel is singular whatever the gamma).
+    #[serde(default)]
+    pub identical_rows: bool,
 }
 
 /// A [`Sink`] that streams both kernels' sums.
@@ -69,7 +90,8 @@ impl RbflexSink {
         if nonfinite || score.is_nan() {
             score = f64::NEG_INFINITY;
         }
-        Score { score, logdet_k, logdet_q, la: self.k.len, lq: self.q.len, nonfinite }
+        let identical_rows = self.k.identical_rows() || self.q.identical_rows();
+        Score { score, logdet_k, logdet_q, la: self.k.len, lq: self.q.len, nonfinite, identical_rows }
     }
 }
 
@@ -122,8 +144,14 @@ impl Proxy for Rbflex {
         let s = score(net.as_ref(), p.x, self.gammas);
         let note = if s.nonfinite {
             Some("some activations were NaN or infinite; the score is -inf".to_string())
+        } else if s.score == f64::NEG_INFINITY && s.identical_rows {
+            Some("a kernel is singular (two inputs give identical rows); the score is -inf and ranks last".to_string())
         } else if s.score == f64::NEG_INFINITY {
-            Some("a kernel is singular (identical rows); the score is -inf and ranks last".to_string())
+            Some(format!(
+                "a kernel is singular at gamma_k {:e}, gamma_q {:e} (its entries round to equal values); the score is \
+                 -inf and ranks last",
+                self.gammas.gamma_k, self.gammas.gamma_q
+            ))
         } else {
             None
         };

@@ -69,6 +69,38 @@ impl Dataset {
     }
 }
 
+impl Dataset {
+    /// Name accepted by `--dataset` (what errors that list datasets show).
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            Dataset::ImageNet16 => "imagenet16-120",
+            other => other.key(),
+        }
+    }
+}
+
+/// Longest part of a user's string (an arch, a name) echoed in an error.
+pub const SHOWN_CHARS: usize = 80;
+
+/// A user's string as an error shows it: control characters escaped (the
+/// error stays one line) and cut to [`SHOWN_CHARS`] characters with "..."
+/// and the total length.
+pub fn shorten(s: &str) -> String {
+    let total = s.chars().count();
+    let mut out = String::new();
+    for c in s.chars().take(SHOWN_CHARS) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if total > SHOWN_CHARS {
+        out.push_str(&format!("... ({total} chars)"));
+    }
+    out
+}
+
 impl fmt::Display for Dataset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.key())

@@ -16,17 +16,18 @@ pub const CHANNELS: [i64; 8] = [8, 16, 24, 32, 40, 48, 56, 64];
 
 /// Parses `c1:c2:c3:c4:c5`, with an error naming the bad part.
 pub fn parse(arch: &str) -> Result<[i64; 5]> {
+    let shown = super::shorten(arch);
     let parts: Vec<&str> = arch.trim().split(':').collect();
     if parts.len() != 5 {
-        bail!("malformed NATS-SSS arch '{arch}': expected 5 channel counts joined by ':', found {}", parts.len());
+        bail!("malformed NATS-SSS arch '{shown}': expected 5 channel counts joined by ':', found {}", parts.len());
     }
     let mut out = [0; 5];
     for (i, p) in parts.iter().enumerate() {
         let c: i64 =
-            p.parse().map_err(|_| anyhow::anyhow!("malformed NATS-SSS arch '{arch}': '{p}' is not a number"))?;
+            p.parse().map_err(|_| anyhow::anyhow!("malformed NATS-SSS arch '{shown}': '{}' is not a number", super::shorten(p)))?;
         if !CHANNELS.contains(&c) {
             bail!(
-                "NATS-SSS arch '{arch}': channel {c} at layer {} out of range (each must be one of 8, 16, ..., 64)",
+                "NATS-SSS arch '{shown}': channel {c} at layer {} out of range (each must be one of 8, 16, ..., 64)",
                 i + 1
             );
         }

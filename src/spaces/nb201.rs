@@ -34,7 +34,7 @@ impl Op {
 impl Cell {
     /// Parses an arch string, with an error naming what is wrong.
     pub fn parse(arch: &str) -> Result<Cell> {
-        let bad = |why: String| anyhow::anyhow!("malformed NB201 arch '{arch}': {why}");
+        let bad = |why: String| anyhow::anyhow!("malformed NB201 arch '{}': {why}", super::shorten(arch));
         let nodes: Vec<&str> = arch.trim().split('+').collect();
         if nodes.len() != 3 {
             return Err(bad(format!("expected 3 nodes joined by '+', found {}", nodes.len())));
@@ -44,20 +44,20 @@ impl Cell {
             let inner = node
                 .strip_prefix('|')
                 .and_then(|s| s.strip_suffix('|'))
-                .ok_or_else(|| bad(format!("node {} '{node}' must start and end with '|'", n + 1)))?;
+                .ok_or_else(|| bad(format!("node {} '{}' must start and end with '|'", n + 1, super::shorten(node))))?;
             let edges: Vec<&str> = inner.split('|').collect();
             if edges.len() != n + 1 {
                 return Err(bad(format!("node {} needs {} edges, found {}", n + 1, n + 1, edges.len())));
             }
             for (i, edge) in edges.iter().enumerate() {
                 let (name, input) =
-                    edge.split_once('~').ok_or_else(|| bad(format!("edge '{edge}' is not 'op~input'")))?;
+                    edge.split_once('~').ok_or_else(|| bad(format!("edge '{}' is not 'op~input'", super::shorten(edge))))?;
                 let op = Op::from_name(name).ok_or_else(|| {
                     let names: Vec<_> = Op::ALL.iter().map(|o| o.name()).collect();
-                    bad(format!("unknown op '{name}' (expected one of {})", names.join(", ")))
+                    bad(format!("unknown op '{}' (expected one of {})", super::shorten(name), names.join(", ")))
                 })?;
                 if input != i.to_string() {
-                    return Err(bad(format!("edge '{edge}' of node {} must read node {i}", n + 1)));
+                    return Err(bad(format!("edge '{}' of node {} must read node {i}", super::shorten(edge), n + 1)));
                 }
                 ops.push(op);
             }

@@ -7,7 +7,8 @@
 use super::{Dataset, Space};
 use crate::benchmarks::nds::NdsTable;
 use crate::nets::anynet::{AnyNet, AnyNetSpec};
-use crate::nets::darts::{DartsNet, Genotype};
+use super::shorten;
+use crate::nets::darts::{self, DartsNet, Genotype};
 use crate::nets::Net;
 use anyhow::{bail, Context, Result};
 
@@ -29,22 +30,87 @@ impl NdsSpace {
     }
 }
 
-/// Builds a network from an NDS `net` description.
-pub fn build_net(net: &serde_json::Value, imagenet: bool, num_classes: i64) -> Result<Box<dyn Net>> {
+/// An NDS `net` description, checked.
+#[derive(Debug, Clone)]
+pub enum NdsNet {
+    /// A cell network (`genotype`, `width`, `depth`).
+    Cell {
+        /// The cells' genotype.
+        genotype: Genotype,
+        /// Channels of the first cells.
+        width: i64,
+        /// Cells.
+        depth: i64,
+        /// Whether the record asks for training-only parts (`aux: true` or
+        /// `drop_prob` > 0), which are not built.
+        training_only: bool,
+    },
+    /// A pycls AnyNet.
+    AnyNet(AnyNetSpec),
+}
+
+/// Parses and checks an NDS `net` description: every field against the
+/// space's ranges (see `nets::darts` and `nets::anynet`), and the estimated
+/// parameter count against the limit, before anything is built.
+pub fn parse_net(net: &serde_json::Value, imagenet: bool, num_classes: i64) -> Result<NdsNet> {
+    if !net.is_object() {
+        bail!("NDS net must be a JSON object, got {}", shorten(&net.to_string()));
+    }
     if let Some(g) = net.get("genotype") {
-        let genotype: Genotype = serde_json::from_value(g.clone()).context("malformed genotype")?;
-        let field = |f: &str| {
-            net.get(f).and_then(|v| v.as_i64()).with_context(|| format!("NDS net has no integer field '{f}'"))
+        let genotype: Genotype = serde_json::from_value(g.clone())
+            .map_err(|e| anyhow::anyhow!("NDS net: malformed genotype: {}", shorten(&e.to_string())))?;
+        genotype.validate().context("NDS net")?;
+        let field = |f: &str, range: std::ops::RangeInclusive<i64>| -> Result<i64> {
+            let v = net.get(f).with_context(|| format!("NDS net has no field '{f}'"))?;
+            v.as_i64().with_context(|| {
+                format!("NDS net: {f} {} is not an integer in {}..={}", shorten(&v.to_string()), range.start(), range.end())
+            })
         };
-        if net.get("aux").and_then(|v| v.as_bool()).unwrap_or(false) {
-            // the auxiliary head only acts in training; it is not built
-        }
-        Ok(Box::new(DartsNet::new(&genotype, field("width")?, field("depth")? as usize, imagenet, num_classes)?))
+        let width = field("width", darts::WIDTHS)?;
+        let depth = field("depth", darts::DEPTHS)?;
+        let aux = match net.get("aux") {
+            None => false,
+            Some(v) => v.as_bool().with_context(|| format!("NDS net: aux {} is not true or false", shorten(&v.to_string())))?,
+        };
+        let drop_prob = match net.get("drop_prob") {
+            None => 0.0,
+            Some(v) => v.as_f64().filter(|p| (0.0..=1.0).contains(p)).with_context(|| {
+                format!("NDS net: drop_prob {} out of range (a number in 0..=1)", shorten(&v.to_string()))
+            })?,
+        };
+        darts::check_size(&genotype, width, depth, imagenet, num_classes)?;
+        Ok(NdsNet::Cell { genotype, width, depth, training_only: aux || drop_prob > 0.0 })
     } else if net.get("block_type").is_some() {
-        let spec: AnyNetSpec = serde_json::from_value(net.clone()).context("malformed AnyNet description")?;
-        Ok(Box::new(AnyNet::new(&spec, imagenet, num_classes)?))
+        let spec: AnyNetSpec = serde_json::from_value(net.clone())
+            .map_err(|e| anyhow::anyhow!("NDS net: malformed AnyNet description: {}", shorten(&e.to_string())))?;
+        spec.validate(imagenet, num_classes)?;
+        Ok(NdsNet::AnyNet(spec))
     } else {
         bail!("NDS net has neither 'genotype' nor 'block_type'")
+    }
+}
+
+/// Says once per process that a record's training-only parts are ignored.
+fn note_training_only() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        eprintln!(
+            "note: NDS 'aux: true' and 'drop_prob' > 0 only act in training; rbflex scores untrained networks, so it \
+             builds no auxiliary head and drops no path"
+        );
+    });
+}
+
+/// Builds a network from an NDS `net` description (checked by [`parse_net`]).
+pub fn build_net(net: &serde_json::Value, imagenet: bool, num_classes: i64) -> Result<Box<dyn Net>> {
+    match parse_net(net, imagenet, num_classes)? {
+        NdsNet::Cell { genotype, width, depth, training_only } => {
+            if training_only {
+                note_training_only();
+            }
+            Ok(Box::new(DartsNet::new(&genotype, width, depth, imagenet, num_classes)?))
+        }
+        NdsNet::AnyNet(spec) => Ok(Box::new(AnyNet::new(&spec, imagenet, num_classes)?)),
     }
 }
 

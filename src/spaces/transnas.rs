@@ -13,25 +13,34 @@ use std::sync::OnceLock;
 pub const TASKS: [&str; 7] =
     ["class_scene", "class_object", "jigsaw", "room_layout", "segmentsemantic", "normal", "autoencoder"];
 
+/// Most channels a code may ask for (the benchmark's are 64).
+pub const MAX_CHANNELS: i64 = 512;
+/// Most macro layers a code may have (the benchmark's have 4 to 6).
+pub const MAX_LAYERS: usize = 8;
+
 /// Parses a network code, with an error naming what is wrong. As the
 /// reference does, `41414` is built as `41412` (only when `build` asks).
 pub fn parse(code: &str) -> Result<NetCode> {
-    let bad = |why: String| anyhow::anyhow!("malformed TransNAS arch code '{code}': {why}");
+    let bad = |why: String| anyhow::anyhow!("malformed TransNAS arch code '{}': {why}", super::shorten(code));
+    let sh = super::shorten;
     let parts: Vec<&str> = code.trim().split('-').collect();
     if parts.len() != 3 {
         return Err(bad("expected 'channels-macro-cell', e.g. 64-41414-3_33_333 or 64-4111-basic".into()));
     }
-    let channels: i64 = parts[0].parse().map_err(|_| bad(format!("channels '{}' is not a number", parts[0])))?;
-    if channels < 2 || channels % 2 != 0 {
-        return Err(bad(format!("channels {channels} must be a positive even number")));
+    let channels: i64 = parts[0].parse().map_err(|_| bad(format!("channels '{}' is not a number", sh(parts[0]))))?;
+    if !(2..=MAX_CHANNELS).contains(&channels) || channels % 2 != 0 {
+        return Err(bad(format!("channels {channels} out of range (an even number in 2..={MAX_CHANNELS})")));
     }
     let macro_code: Vec<u8> = parts[1]
         .bytes()
         .map(|b| (b'1'..=b'4').contains(&b).then_some(b - b'0'))
         .collect::<Option<_>>()
-        .ok_or_else(|| bad(format!("macro code '{}' must be digits 1-4", parts[1])))?;
+        .ok_or_else(|| bad(format!("macro code '{}' must be digits 1-4", sh(parts[1]))))?;
     if macro_code.len() < 3 {
         return Err(bad(format!("macro code '{}' needs at least 3 layers (the head reads 3)", parts[1])));
+    }
+    if macro_code.len() > MAX_LAYERS {
+        return Err(bad(format!("macro code '{}' has more than {MAX_LAYERS} layers", sh(parts[1]))));
     }
     let cell = if parts[2] == "basic" {
         CellCode::Basic
@@ -40,9 +49,9 @@ pub fn parse(code: &str) -> Result<NetCode> {
             .split('_')
             .map(|n| n.bytes().map(|b| (b'0'..=b'3').contains(&b).then_some(b - b'0')).collect::<Option<Vec<u8>>>())
             .collect::<Option<_>>()
-            .ok_or_else(|| bad(format!("cell '{}' must be 'basic' or ops 0-3 like a_bc_def", parts[2])))?;
+            .ok_or_else(|| bad(format!("cell '{}' must be 'basic' or ops 0-3 like a_bc_def", sh(parts[2]))))?;
         if nodes.iter().enumerate().any(|(i, n)| n.len() != i + 1) {
-            return Err(bad(format!("cell '{}' must have 1, 2 and 3 ops per node (a_bc_def)", parts[2])));
+            return Err(bad(format!("cell '{}' must have 1, 2 and 3 ops per node (a_bc_def)", sh(parts[2]))));
         }
         CellCode::Micro(nodes)
     };
@@ -130,7 +139,7 @@ impl Space for TransNas {
             .index
             .get(arch.trim())
             .copied()
-            .with_context(|| format!("'{arch}' is not in the {} space", self.name()))
+            .with_context(|| format!("'{}' is not in the {} space", super::shorten(arch), self.name()))
     }
     fn build(&self, arch: &str, _dataset: Dataset) -> Result<Box<dyn Net>> {
         match (self.micro, parse(arch)?.cell) {
@@ -143,9 +152,6 @@ impl Space for TransNas {
             _ => {}
         }
         let code = parse(&arch.replace("41414", "41412"))?;
-        if code.channels > 512 || code.macro_code.len() > 8 {
-            bail!("TransNAS arch '{arch}' is outside the benchmark's range");
-        }
         Ok(Box::new(TransNet::new(&code)))
     }
     fn datasets(&self) -> &'static [Dataset] {
