@@ -4,8 +4,8 @@
 //! because `serde-pickle` cannot unpickle an `OrderedDict`, which the archives
 //! use. Any other Python object is an error naming its class.
 
-use anyhow::{bail, Context, Result};
 use crate::spaces::shorten;
+use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 
 /// A Python value.
