@@ -185,6 +185,22 @@ impl Setting {
         self.batches.get(&n).with_context(|| format!("no input batch of {n} for proxy {}", p.name()))
     }
 
+    /// Estimated bytes that scoring `arch` with the proxies not yet in
+    /// `known` holds at once: the space's estimate for the `--batch` input,
+    /// or the largest proxy's (they run one after another), whichever is
+    /// larger.
+    fn working_set(&self, arch: &str, known: Option<&Record>) -> Result<u64> {
+        let mut most = self.space.working_set(arch, self.input_shape())?;
+        for p in &self.selection.proxies {
+            if known.is_some_and(|r| r.values.contains_key(&p.columns().value)) {
+                continue;
+            }
+            let values: i64 = self.batch_for(p.as_ref())?.x.1.iter().product();
+            most = most.max(p.memory_per_input_value().saturating_mul(values.max(0) as u64));
+        }
+        Ok(most)
+    }
+
     /// The shape of the `--batch` input (`[N, C, H, W]`).
     pub fn input_shape(&self) -> &[i64] {
         self.batches.get(&self.batch).map_or(&[], |b| b.x.1.as_slice())
@@ -354,7 +370,7 @@ fn score_some(
 /// (the wait is not counted in its seconds).
 pub fn score_index(s: &Setting, index: usize, gate: &MemoryGate, known: Option<&Record>) -> Result<Record> {
     let arch = s.space.arch(index)?;
-    let _permit = gate.acquire(s.space.working_set(&arch, s.input_shape())?);
+    let _permit = gate.acquire(s.working_set(&arch, known)?);
     let seed = init_seed(s.seed, index);
     let build = |init: Init| build_init_on(s.space, &arch, s.dataset, seed, init, s.device);
     let mut values = known.map(|r| r.values.clone()).unwrap_or_default();
@@ -871,4 +887,25 @@ pub fn score_many(
     let secs = t0.elapsed().as_secs_f64();
     let out = indices.iter().filter_map(|i| cache.get(*i).cloned()).collect();
     Ok((out, secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxies::{Options, Selection};
+
+    #[test]
+    fn the_memory_gate_reserves_the_largest_proxy_not_yet_scored() {
+        let sel = Selection::parse("rbflex,grasp,snip", &Options::default()).unwrap();
+        let src = crate::inputs::Source::open(Dataset::Cifar10, None, None, true).unwrap();
+        let s = Setting::new(&crate::spaces::nb201::Nb201, Dataset::Cifar10, 1, sel, &src, 3).unwrap();
+        let arch = s.space.arch(7).unwrap();
+        // NB201's own estimate is 0; GraSP holds 6000 bytes per input value of its 64 x 3 x 32 x 32 batch
+        assert_eq!(s.working_set(&arch, None).unwrap(), 6000 * 64 * 3 * 32 * 32);
+        let mut known = Record { index: 7, arch: arch.clone(), init_seed: 0, values: BTreeMap::new() };
+        known.values.insert("grasp".into(), 1.0);
+        assert_eq!(s.working_set(&arch, Some(&known)).unwrap(), 2300 * 64 * 3 * 32 * 32);
+        known.values.insert("snip".into(), 1.0);
+        assert_eq!(s.working_set(&arch, Some(&known)).unwrap(), 0);
+    }
 }

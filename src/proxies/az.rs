@@ -113,6 +113,9 @@ pub fn az_values(p: &Probe) -> Result<[f64; 4]> {
 }
 
 impl Proxy for AzPart {
+    fn memory_per_input_value(&self) -> u64 {
+        2600
+    }
     fn name(&self) -> &'static str {
         match self.0 {
             Part::Expressivity => "az_expressivity",

@@ -70,6 +70,9 @@ fn finite_or_ninf(v: f64) -> f64 {
 pub struct Synflow;
 
 impl Proxy for Synflow {
+    fn memory_per_input_value(&self) -> u64 {
+        10000
+    }
     fn name(&self) -> &'static str {
         "synflow"
     }
@@ -98,6 +101,9 @@ impl Proxy for Synflow {
 pub struct Snip;
 
 impl Proxy for Snip {
+    fn memory_per_input_value(&self) -> u64 {
+        2300
+    }
     fn name(&self) -> &'static str {
         "snip"
     }
@@ -116,6 +122,9 @@ impl Proxy for Snip {
 pub struct Grasp;
 
 impl Proxy for Grasp {
+    fn memory_per_input_value(&self) -> u64 {
+        6000
+    }
     fn name(&self) -> &'static str {
         "grasp"
     }
@@ -141,6 +150,9 @@ impl Proxy for Grasp {
 pub struct GradNorm;
 
 impl Proxy for GradNorm {
+    fn memory_per_input_value(&self) -> u64 {
+        2800
+    }
     fn name(&self) -> &'static str {
         "grad_norm"
     }
@@ -163,6 +175,9 @@ impl Proxy for GradNorm {
 pub struct Plain;
 
 impl Proxy for Plain {
+    fn memory_per_input_value(&self) -> u64 {
+        2300
+    }
     fn name(&self) -> &'static str {
         "plain"
     }
@@ -195,6 +210,9 @@ impl Sink for Acts {
 pub struct Fisher;
 
 impl Proxy for Fisher {
+    fn memory_per_input_value(&self) -> u64 {
+        3800
+    }
     fn name(&self) -> &'static str {
         "fisher"
     }

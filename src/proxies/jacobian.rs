@@ -49,6 +49,9 @@ pub fn jacob_cov_score(j: &Tensor) -> f64 {
 pub struct JacobCov;
 
 impl Proxy for JacobCov {
+    fn memory_per_input_value(&self) -> u64 {
+        2300
+    }
     fn name(&self) -> &'static str {
         "jacob_cov"
     }
@@ -103,6 +106,9 @@ pub fn epe_score(j: &Tensor, labels: &[i64], classes: i64) -> f64 {
 }
 
 impl Proxy for EpeNas {
+    fn memory_per_input_value(&self) -> u64 {
+        2300
+    }
     fn name(&self) -> &'static str {
         "epe_nas"
     }

@@ -145,6 +145,14 @@ pub trait Proxy: Send + Sync {
     fn name(&self) -> &'static str;
     /// What it needs.
     fn needs(&self) -> Needs;
+    /// Working memory it holds per value of its input batch (N x C x H x
+    /// W), in bytes: what the memory gate reserves for it beside the
+    /// space's own estimate. Measured on NB201 at the protocol's batch
+    /// (`bench --jobs 1 --proxy NAME`, peak RSS minus the process's base),
+    /// rounded up; 0 for proxies whose memory the space's estimate covers.
+    fn memory_per_input_value(&self) -> u64 {
+        0
+    }
     /// Its settings, recorded in `run.json` (a rerun with other settings is
     /// refused instead of mixing values).
     fn settings(&self) -> serde_json::Value {
@@ -237,7 +245,7 @@ pub const ENSEMBLE: &[&str] =
     &["rbflex", "az_expressivity", "az_progressivity", "az_trainability", "az_complexity", "synflow"];
 
 /// Options that proxies take from the command line.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Options {
     /// RBFleX's kernel widths.
     pub gammas: rbflex::Gammas,

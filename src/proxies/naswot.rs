@@ -49,6 +49,9 @@ impl Sink for CodeKernel {
 }
 
 impl Proxy for Naswot {
+    fn memory_per_input_value(&self) -> u64 {
+        600
+    }
     fn name(&self) -> &'static str {
         "naswot"
     }

@@ -41,6 +41,9 @@ pub fn zen_score(a: &Tensor, b: &Tensor, v1: &[Tensor], v2: &[Tensor]) -> f64 {
 }
 
 impl Proxy for Zen {
+    fn memory_per_input_value(&self) -> u64 {
+        700
+    }
     fn name(&self) -> &'static str {
         "zen"
     }

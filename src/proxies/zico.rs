@@ -32,6 +32,9 @@ pub fn zico_score(per_batch: &[Vec<Tensor>]) -> f64 {
 }
 
 impl Proxy for Zico {
+    fn memory_per_input_value(&self) -> u64 {
+        2300
+    }
     fn name(&self) -> &'static str {
         "zico"
     }
