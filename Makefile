@@ -1,6 +1,6 @@
 # Set-up and everyday commands. Each target first makes sure libtorch (the
 # PyPI torch==2.13.0 wheel, in ./.venv) is installed: see scripts/env.sh.
-.PHONY: search test bench lint
+.PHONY: search test test-slurm bench lint
 
 # The main job: the paper's NAS-Bench-201 search on CIFAR-10, embedded data.
 search:
@@ -9,6 +9,11 @@ search:
 # The test suite (what CI runs).
 test:
 	scripts/env.sh cargo test --release
+
+# The Slurm recipe on a real (single-node, local) cluster: root and apt-get,
+# else skipped with the reason (see scripts/test-slurm.sh).
+test-slurm:
+	scripts/test-slurm.sh
 
 bench:
 	scripts/env.sh cargo run --release -- bench --networks 500

@@ -76,6 +76,9 @@ pub struct Setting {
     pub batches: BTreeMap<usize, Batch>,
     /// Where the `--batch` images came from.
     pub images: String,
+    /// The shard of a sharded run this process scores, as `run.json`
+    /// records it (see [`crate::shard`]); `None` for a whole run.
+    pub shard: Option<serde_json::Value>,
 }
 
 impl Setting {
@@ -101,7 +104,7 @@ impl Setting {
                 slot.insert(Batch::new(&x, labels.as_ref())?);
             }
         }
-        Ok(Self { space, dataset, seed, selection, batch, batches, images: source.describe(batch, seed) })
+        Ok(Self { space, dataset, seed, selection, batch, batches, images: source.describe(batch, seed), shard: None })
     }
 
     /// A setting around one given batch (`score --input`): every proxy sees
@@ -118,7 +121,7 @@ impl Setting {
         let mut batches: BTreeMap<usize, Batch> =
             selection.proxies.iter().map(|p| (selection.batch_of(p.as_ref(), n), batch.clone())).collect();
         batches.insert(n, batch);
-        Self { space, dataset, seed, selection, batch: n, batches, images }
+        Self { space, dataset, seed, selection, batch: n, batches, images, shard: None }
     }
 
     /// The batch proxy `p` is fed.
@@ -146,6 +149,7 @@ impl Setting {
                 .iter()
                 .map(|p| (p.name().to_string(), proxy_settings(p.as_ref(), &self.selection)))
                 .collect(),
+            shard: self.shard.clone(),
         }
     }
 }
@@ -296,6 +300,9 @@ struct RunHeader {
     init_seed: String,
     /// Settings of every proxy whose values the folder holds.
     proxies: BTreeMap<String, serde_json::Value>,
+    /// The shard this folder holds, when it holds one ([`crate::shard`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shard: Option<serde_json::Value>,
 }
 
 /// `run.json` as the first versions wrote it (RBFleX only, its gammas at
@@ -325,6 +332,7 @@ impl RunHeader {
                 images: old.images,
                 init_seed: old.init_seed,
                 proxies: BTreeMap::from([("rbflex".to_string(), rbflex)]),
+                shard: None,
             })
         })
     }
@@ -341,6 +349,9 @@ impl RunHeader {
             .filter(|(k, v)| a.get(k.as_str()) != Some(v))
             .map(|(k, v)| format!("{k} was {} (now {v})", a.get(k.as_str()).unwrap_or(&serde_json::Value::Null)))
             .collect();
+        for (k, v) in a.as_object().into_iter().flatten().filter(|(k, _)| b.get(k.as_str()).is_none()) {
+            diff.push(format!("{k} was {v} (now none)"));
+        }
         if let (Some(pa), Some(pb)) = (pa, pb) {
             for (name, now) in pb.as_object().into_iter().flatten() {
                 if let Some(was) = pa.get(name).filter(|was| *was != now) {
@@ -350,6 +361,14 @@ impl RunHeader {
         }
         Ok(diff)
     }
+}
+
+/// `run.json`'s text for the whole run that a shard's `run.json` is part of
+/// (the same settings, no shard): what an unsharded run writes.
+pub fn unsharded_header(text: &str) -> Result<String> {
+    let mut h = RunHeader::parse(text)?;
+    h.shard = None;
+    Ok(serde_json::to_string_pretty(&h)?)
 }
 
 /// Writes `text` to `path` through a temporary file renamed into place, so
@@ -374,7 +393,7 @@ pub struct ScoreCache {
     done: HashMap<usize, Record>,
 }
 
-const KEYS: [&str; 3] = ["index", "arch", "init_seed"];
+pub(crate) const KEYS: [&str; 3] = ["index", "arch", "init_seed"];
 
 impl ScoreCache {
     /// A cache that keeps nothing on disk.
@@ -516,7 +535,7 @@ fn read_scores(path: &Path) -> Result<(Vec<String>, HashMap<usize, Record>)> {
     Ok((columns, done))
 }
 
-fn parse_row(line: &str, columns: &[String]) -> Result<Record> {
+pub(crate) fn parse_row(line: &str, columns: &[String]) -> Result<Record> {
     let mut rdr = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
     let rec = rdr.records().next().context("empty record")??;
     if rec.len() != columns.len() + 3 {
@@ -536,7 +555,7 @@ fn parse_row(line: &str, columns: &[String]) -> Result<Record> {
 
 /// Merges a later row of the same index into `old`; the same column with
 /// another value (or another arch or init seed) is an error.
-fn merge(old: &mut Record, new: Record) -> Result<()> {
+pub(crate) fn merge(old: &mut Record, new: Record) -> Result<()> {
     if old.arch != new.arch || old.init_seed != new.init_seed {
         bail!("index {} appears with two architectures or init seeds", new.index);
     }

@@ -90,6 +90,27 @@ pub fn trial_sample(space_len: usize, networks: usize, seed: u64, t: usize) -> V
     sample(&mut rng, space_len, networks).into_vec()
 }
 
+/// Refuses trial and network counts the protocol cannot run.
+fn check_counts(len: usize, trials: usize, networks: usize) -> Result<()> {
+    if networks == 0 || networks > len {
+        bail!("--networks must be between 1 and the space's size {len}, got {networks}");
+    }
+    if trials == 0 {
+        bail!("--trials must be at least 1");
+    }
+    Ok(())
+}
+
+/// Every network a search scores: the union of its trials' samples, sorted
+/// (what a sharded search splits, see [`crate::shard`]).
+pub fn candidates(len: usize, trials: usize, networks: usize, seed: u64) -> Result<Vec<usize>> {
+    check_counts(len, trials, networks)?;
+    let mut all: Vec<usize> = (0..trials).flat_map(|t| trial_sample(len, networks, seed, t)).collect();
+    all.sort_unstable();
+    all.dedup();
+    Ok(all)
+}
+
 /// The best of `(index, value)` candidates (highest value; ties go to the
 /// lower index). NaN is never picked, and `-inf` only when nothing else is
 /// left.
@@ -113,12 +134,7 @@ pub fn run(
     quiet: bool,
 ) -> Result<SearchReport> {
     let len = s.space.len();
-    if networks == 0 || networks > len {
-        bail!("--networks must be between 1 and the space's size {len}, got {networks}");
-    }
-    if trials == 0 {
-        bail!("--trials must be at least 1");
-    }
+    check_counts(len, trials, networks)?;
     let samples: Vec<Vec<usize>> = (0..trials).map(|t| trial_sample(len, networks, s.seed, t)).collect();
     let all: Vec<usize> = samples.iter().flatten().copied().collect();
     let (records, secs) = score_many(s, &all, workers, cache, quiet)?;
