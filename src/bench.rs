@@ -2,6 +2,7 @@
 //! architectures, and the process's peak resident memory.
 
 use crate::eval::{score_many, ScoreCache, Setting, Workers};
+use crate::shard::Shard;
 use anyhow::Result;
 use rand::seq::index::sample;
 use rand::SeedableRng;
@@ -35,6 +36,9 @@ pub struct BenchReport {
     pub peak_rss_mb: f64,
     /// Mean milliseconds per network of each proxy (one worker).
     pub ms_per_proxy: std::collections::BTreeMap<String, f64>,
+    /// The shard benchmarked (`K/N`), when one (see [`crate::shard`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 /// Peak resident set size of this process in MB (`VmHWM`), 0 if unknown.
@@ -51,13 +55,24 @@ pub fn peak_rss_mb() -> f64 {
 }
 
 /// Scores `networks` random architectures (drawn with `seed`), or the given
-/// `indices`, on `workers`.
-pub fn run(s: &Setting, networks: usize, indices: &[usize], workers: Workers, quiet: bool) -> Result<BenchReport> {
+/// `indices`, on `workers`; with a `shard`, only its share of them.
+pub fn run(
+    s: &Setting,
+    networks: usize,
+    indices: &[usize],
+    workers: Workers,
+    shard: Option<Shard>,
+    quiet: bool,
+) -> Result<BenchReport> {
     let idx = if indices.is_empty() {
         let n = networks.min(s.space.len());
         sample(&mut ChaCha8Rng::seed_from_u64(s.seed), s.space.len(), n).into_vec()
     } else {
         indices.to_vec()
+    };
+    let idx = match shard {
+        Some(k) => k.select(&idx),
+        None => idx,
     };
     let n = idx.len();
     let mut cache = ScoreCache::in_memory();
@@ -87,5 +102,6 @@ pub fn run(s: &Setting, networks: usize, indices: &[usize], workers: Workers, qu
         ms_per_network: per_net * 1e3,
         peak_rss_mb: peak_rss_mb(),
         ms_per_proxy,
+        shard: shard.map(|k| k.to_string()),
     })
 }

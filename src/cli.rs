@@ -13,9 +13,10 @@ use crate::eval::{Batch, ScoreCache, Setting, Workers};
 use crate::inputs::{load_input, Source};
 use crate::proxies::rbflex::{Gammas, GAMMA_K, GAMMA_Q};
 use crate::proxies::{self, Selection};
+use crate::shard::{self, Shard};
 use crate::spaces::transnas::TASKS;
 use crate::spaces::Dataset;
-use crate::{bench, correlate, nafbee, search};
+use crate::{bench, correlate, merge, nafbee, search};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -46,6 +47,45 @@ enum Command {
     Nafbee(NafbeeArgs),
     /// Show what an official NATS-Bench archive holds for one network.
     Archive(ArchiveArgs),
+    /// Merge the shards of a sharded run (`--shard`) into its results folder.
+    Merge(MergeArgs),
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// The run's results folder (the shards' --out): the merged scores.csv and
+    /// run.json go here.
+    #[arg(long)]
+    out: PathBuf,
+    /// Shard folders (default: every <out>/shard-K-of-N).
+    shards: Vec<PathBuf>,
+    /// Merge even when shards or networks are missing (the ordinary command
+    /// then scores them).
+    #[arg(long)]
+    allow_missing: bool,
+    /// Emit JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Splitting a run over array-job tasks.
+#[derive(Args)]
+struct ShardArgs {
+    /// Score only shard K of N of the run's networks (positions K, K+N, ... of
+    /// its sorted candidates) into <out>/shard-K-of-N; `auto`: K and N from a
+    /// Slurm array job or Kubernetes Indexed Job. Then `rbflex merge`.
+    #[arg(long)]
+    shard: Option<String>,
+    /// Number of shards for `--shard auto` (Kubernetes; Slurm: with K =
+    /// SLURM_ARRAY_TASK_ID, instead of the array's size).
+    #[arg(long, requires = "shard")]
+    shards: Option<usize>,
+}
+
+impl ShardArgs {
+    fn get(&self) -> Result<Option<Shard>> {
+        self.shard.as_deref().map(|s| Shard::parse(s, self.shards, &|v: &str| std::env::var(v).ok())).transpose()
+    }
 }
 
 #[derive(Args)]
@@ -224,6 +264,8 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    shard: ShardArgs,
 }
 
 #[derive(Args)]
@@ -261,6 +303,15 @@ impl CorrelateArgs {
             None => correlate::sample_indices(len, (!self.all).then_some(self.sample), seed),
         }
     }
+
+    /// How the networks are chosen, as a shard records it.
+    fn chosen(&self) -> String {
+        match &self.indices {
+            Some(p) => format!("--indices {}", p.display()),
+            None if self.all => "--all".into(),
+            None => format!("--sample {}", self.sample),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -277,6 +328,8 @@ struct BenchArgs {
     gammas: GammaArgs,
     #[command(flatten)]
     workers: WorkerArgs,
+    #[command(flatten)]
+    shard: ShardArgs,
 }
 
 /// Parallelism and memory of a scoring run.
@@ -573,9 +626,26 @@ fn save_report<T: serde::Serialize>(path: &std::path::Path, rep: &T, json: bool)
     Ok(json)
 }
 
+/// `--shard`: scores the shard's part of `plan` and reports it.
+fn run_shard(s: &mut Setting, r: &RunArgs, k: Shard, plan: shard::Plan) -> Result<()> {
+    let rep = shard::run(s, &plan, k, &out_dir(r), r.workers.workers(), r.quiet || r.common.json)?;
+    if r.common.json {
+        println!("{}", serde_json::to_string_pretty(&rep)?);
+    } else {
+        print!("{rep}");
+    }
+    Ok(())
+}
+
 fn cmd_search(mut a: SearchArgs) -> Result<()> {
-    let (s, truth) = setting(&mut a.run, false)?;
+    let shard = a.run.shard.get()?;
+    let (mut s, truth) = setting(&mut a.run, false)?;
     search::check_counts(s.space.len(), a.trials, a.networks)?;
+    if let Some(k) = shard {
+        let indices = search::candidates(s.space.len(), a.trials, a.networks, s.seed)?;
+        let candidates = format!("--trials {} --networks {}", a.trials, a.networks);
+        return run_shard(&mut s, &a.run, k, shard::Plan { command: "search", candidates, indices });
+    }
     let dir = out_dir(&a.run);
     let mut cache = ScoreCache::open(&dir, &s)?;
     let rep = search::run(
@@ -630,6 +700,12 @@ fn cmd_search(mut a: SearchArgs) -> Result<()> {
 }
 
 fn cmd_correlate(mut a: CorrelateArgs) -> Result<()> {
+    if let Some(k) = a.run.shard.get()? {
+        let all_tasks = a.run.common.task.as_deref() == Some("all");
+        let (mut s, _) = setting(&mut a.run, all_tasks)?;
+        let indices = a.networks(s.space.len(), s.seed)?;
+        return run_shard(&mut s, &a.run, k, shard::Plan { command: "correlate", candidates: a.chosen(), indices });
+    }
     if a.run.common.task.as_deref() == Some("all") && a.run.common.space.starts_with("transnas-") {
         return correlate_all_tasks(a);
     }
@@ -720,7 +796,7 @@ fn cmd_bench(mut a: BenchArgs) -> Result<()> {
     let c = &a.common;
     let (device, why_not_cuda) = crate::device::resolve(c.device)?;
     let s = Setting::new(space, c.dataset, c.seed, a.gammas.selection()?, &source(c)?, c.input.batch())?.on(device);
-    let rep = bench::run(&s, a.networks, &a.indices, a.workers.workers(), c.json)?;
+    let rep = bench::run(&s, a.networks, &a.indices, a.workers.workers(), a.shard.get()?, c.json)?;
     if c.json {
         println!("{}", serde_json::to_string_pretty(&rep)?);
     } else {
@@ -846,6 +922,16 @@ fn cmd_archive(a: ArchiveArgs) -> Result<()> {
     Ok(())
 }
 
+fn cmd_merge(a: MergeArgs) -> Result<()> {
+    let rep = merge::run(&a.out, &a.shards, a.allow_missing)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rep)?);
+    } else {
+        print!("{rep}");
+    }
+    Ok(())
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -856,5 +942,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => cmd_bench(a),
         Command::Nafbee(a) => cmd_nafbee(a),
         Command::Archive(a) => cmd_archive(a),
+        Command::Merge(a) => cmd_merge(a),
     }
 }

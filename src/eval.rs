@@ -101,6 +101,9 @@ pub struct Setting {
     pub inputs_digest: Option<String>,
     /// Where the networks run (built on the CPU, then moved).
     pub device: tch::Device,
+    /// The shard of a sharded run this process scores, as `run.json`
+    /// records it (see [`crate::shard`]); `None` for a whole run.
+    pub shard: Option<serde_json::Value>,
 }
 
 impl Setting {
@@ -144,6 +147,7 @@ impl Setting {
             images: source.describe(batch, seed),
             inputs_digest: Some(source.digest()),
             device: tch::Device::Cpu,
+            shard: None,
         })
     }
 
@@ -171,6 +175,7 @@ impl Setting {
             images,
             inputs_digest: None,
             device: tch::Device::Cpu,
+            shard: None,
         }
     }
 
@@ -222,6 +227,7 @@ impl Setting {
                 .iter()
                 .map(|p| (p.name().to_string(), proxy_settings(p.as_ref(), &self.selection)))
                 .collect(),
+            shard: self.shard.clone(),
         }
     }
 }
@@ -414,6 +420,9 @@ struct RunHeader {
     init_seed: String,
     /// Settings of every proxy whose values the folder holds.
     proxies: BTreeMap<String, serde_json::Value>,
+    /// The shard this folder holds, when it holds one ([`crate::shard`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shard: Option<serde_json::Value>,
 }
 
 fn cpu() -> String {
@@ -449,6 +458,7 @@ impl RunHeader {
                 device: cpu(),
                 init_seed: old.init_seed,
                 proxies: BTreeMap::from([("rbflex".to_string(), rbflex)]),
+                shard: None,
             })
         })
     }
@@ -478,6 +488,9 @@ impl RunHeader {
             .filter(|(k, v)| a.get(k.as_str()) != Some(v))
             .map(|(k, v)| format!("{k} was {} (now {v})", a.get(k.as_str()).unwrap_or(&serde_json::Value::Null)))
             .collect();
+        for (k, v) in a.as_object().into_iter().flatten().filter(|(k, _)| b.get(k.as_str()).is_none()) {
+            diff.push(format!("{k} was {v} (now none)"));
+        }
         if let (Some(pa), Some(pb)) = (pa, pb) {
             for (name, now) in pb.as_object().into_iter().flatten() {
                 if let Some(was) = pa.get(name).filter(|was| *was != now) {
@@ -542,6 +555,14 @@ pub fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// `run.json`'s text for the whole run that a shard's `run.json` is part of
+/// (the same settings, no shard): what an unsharded run writes.
+pub fn unsharded_header(text: &str) -> Result<String> {
+    let mut h = RunHeader::parse(text)?;
+    h.shard = None;
+    Ok(serde_json::to_string_pretty(&h)?)
+}
+
 /// Writes `text` to `path` through a temporary file renamed into place, so
 /// that a crash or a full disk never leaves a half-written file.
 pub fn write_atomic(path: &Path, text: &[u8]) -> Result<()> {
@@ -569,7 +590,7 @@ pub struct ScoreCache {
     _lock: Option<RunLock>,
 }
 
-const KEYS: [&str; 3] = ["index", "arch", "init_seed"];
+pub(crate) const KEYS: [&str; 3] = ["index", "arch", "init_seed"];
 
 impl ScoreCache {
     /// A cache that keeps nothing on disk.
@@ -744,7 +765,7 @@ fn read_scores(path: &Path, check: &dyn Fn(&Record) -> Result<()>) -> Result<(Ve
     Ok((columns, done))
 }
 
-fn parse_row(line: &str, columns: &[String]) -> Result<Record> {
+pub(crate) fn parse_row(line: &str, columns: &[String]) -> Result<Record> {
     let mut rdr = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
     let rec = rdr.records().next().context("empty record")??;
     if rec.len() != columns.len() + 3 {
@@ -792,7 +813,7 @@ pub fn cut(text: &str) -> String {
 
 /// Merges a later row of the same index into `old`; the same column with
 /// another value (or another arch or init seed) is an error.
-fn merge(old: &mut Record, new: Record) -> Result<()> {
+pub(crate) fn merge(old: &mut Record, new: Record) -> Result<()> {
     if old.arch != new.arch || old.init_seed != new.init_seed {
         bail!("index {} appears with two architectures or init seeds", new.index);
     }

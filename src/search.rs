@@ -90,6 +90,16 @@ pub fn trial_sample(space_len: usize, networks: usize, seed: u64, t: usize) -> V
     sample(&mut rng, space_len, networks).into_vec()
 }
 
+/// Every network a search scores: the union of its trials' samples, sorted
+/// (what a sharded search splits, see [`crate::shard`]).
+pub fn candidates(len: usize, trials: usize, networks: usize, seed: u64) -> Result<Vec<usize>> {
+    check_counts(len, trials, networks)?;
+    let mut all: Vec<usize> = (0..trials).flat_map(|t| trial_sample(len, networks, seed, t)).collect();
+    all.sort_unstable();
+    all.dedup();
+    Ok(all)
+}
+
 /// The best of `(index, value)` candidates (highest value; ties go to the
 /// lower index). NaN is never picked, and `-inf` only when nothing else is
 /// left.

@@ -1,0 +1,406 @@
+//! `rbflex merge`: the shards of a sharded run ([`crate::shard`]) put back
+//! together into the run's results folder, as the unsharded run would have
+//! left it: `scores.csv` with every shard's networks and `run.json` with the
+//! run's settings (no shard). The ordinary command rerun on that folder finds
+//! every network scored and computes nothing again.
+//!
+//! Before anything is written it checks that every shard ran with the same
+//! settings and the same candidate list (naming the field that differs),
+//! that no shard is missing or twice, that each shard's `indices.txt` is its
+//! share, that a network scored in two places has the same values, and that
+//! every network of every share is scored; otherwise it stops with an error
+//! naming the shard and changes nothing. It only reads the shard folders
+//! (merging while a shard still runs is harmless: it reports what is
+//! missing).
+
+use crate::eval::{self, unsharded_header, write_atomic, Record, KEYS};
+use crate::proxies;
+use crate::shard::{self, ShardRecord};
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// What a merge did.
+#[derive(Debug, Clone, Serialize)]
+pub struct MergeReport {
+    /// The run's results folder written.
+    pub out: String,
+    /// The command the shards split.
+    pub command: String,
+    /// How its candidates were chosen.
+    pub candidates: String,
+    /// Candidates of the whole run.
+    pub networks: usize,
+    /// The number of shards.
+    pub shards: usize,
+    /// The shard folders merged.
+    pub merged: Vec<String>,
+    /// Candidates with every proxy's value in the merged `scores.csv`.
+    pub scored: usize,
+    /// Shards with no folder (`--allow-missing` only).
+    pub missing_shards: Vec<usize>,
+    /// Networks of the merged shards' shares not scored (`--allow-missing`
+    /// only).
+    pub missing: Vec<usize>,
+    /// Rows written to `scores.csv`.
+    pub rows: usize,
+}
+
+impl fmt::Display for MergeReport {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        writeln!(
+            f,
+            "merged {} of {} shard(s) of {} {} ({} networks, {} scored) into {}/scores.csv and run.json",
+            self.merged.len(),
+            self.shards,
+            self.command,
+            self.candidates,
+            self.networks,
+            self.scored,
+            self.out
+        )?;
+        if !self.missing_shards.is_empty() || !self.missing.is_empty() {
+            let shards: Vec<String> = self.missing_shards.iter().map(|k| format!("{k}/{}", self.shards)).collect();
+            writeln!(
+                f,
+                "missing: shard(s) {}; {} network(s) of the merged shards{}",
+                if shards.is_empty() { "none".into() } else { shards.join(", ") },
+                self.missing.len(),
+                if self.missing.is_empty() { String::new() } else { format!(" ({})", examples(&self.missing)) }
+            )?;
+            writeln!(f, "the same {} without --shard, --out {}, scores what is missing", self.command, self.out)
+        } else {
+            writeln!(f, "the same {} without --shard, --out {}, finds every network scored", self.command, self.out)
+        }
+    }
+}
+
+/// One shard folder, read.
+struct ShardDir {
+    dir: PathBuf,
+    record: ShardRecord,
+    /// `run.json` without the shard record.
+    header: Value,
+    /// `run.json`'s text.
+    text: String,
+}
+
+/// Merges the shard folders `dirs` (default: every `out/shard-K-of-N`) into
+/// `out`. With `allow_missing`, missing shards and networks are reported
+/// instead of refused.
+pub fn run(out: &Path, dirs: &[PathBuf], allow_missing: bool) -> Result<MergeReport> {
+    let dirs = if dirs.is_empty() { shard::folders_in(out)? } else { dirs.to_vec() };
+    if dirs.is_empty() {
+        bail!(
+            "{} holds no shard folders (shard-K-of-N, as --shard K/N --out {} writes); name them after --out",
+            out.display(),
+            out.display()
+        );
+    }
+    let shards = dirs.iter().map(|d| read_shard(d)).collect::<Result<Vec<_>>>()?;
+    let first = &shards[0];
+    for s in &shards[1..] {
+        same_run(first, s)?;
+    }
+    let n = first.record.of;
+    let mut by_k: BTreeMap<usize, &ShardDir> = BTreeMap::new();
+    for s in &shards {
+        if let Some(other) = by_k.insert(s.record.shard, s) {
+            bail!(
+                "two folders hold shard {}: {} and {}; merge one of them",
+                s.record.shard(),
+                other.dir.display(),
+                s.dir.display()
+            );
+        }
+    }
+    let missing_shards: Vec<usize> = (0..n).filter(|k| !by_k.contains_key(k)).collect();
+    if !missing_shards.is_empty() && !allow_missing {
+        let names: Vec<String> = missing_shards.iter().map(|k| format!("{k}/{n}")).collect();
+        bail!(
+            "{} {} of {} {} missing: no {} among the folders merged ({}); run {} (or merge with --allow-missing)",
+            if names.len() == 1 { "shard" } else { "shards" },
+            names.join(", "),
+            first.record.command,
+            if names.len() == 1 { "is" } else { "are" },
+            missing_shards.iter().map(|k| shard::Shard { k: *k, n }.folder()).collect::<Vec<_>>().join(", "),
+            dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
+            if names.len() == 1 { "it" } else { "them" }
+        );
+    }
+
+    // each shard's share, checked against its record and the candidate list
+    let mut shares: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (k, s) in &by_k {
+        let path = s.dir.join(shard::INDICES);
+        let share = shard::read_share(&path)?;
+        if shard::digest(&share) != s.record.share_digest {
+            bail!(
+                "{} is not shard {}'s share of {} {} (it does not match {}): the file was changed; rerun the shard",
+                path.display(),
+                s.record.shard(),
+                s.record.command,
+                s.record.candidates,
+                s.dir.join("run.json").display()
+            );
+        }
+        shares.insert(*k, share);
+    }
+    if missing_shards.is_empty() {
+        let mut all: Vec<usize> = shares.values().flatten().copied().collect();
+        all.sort_unstable();
+        let apart = shares.iter().any(|(k, share)| shard::Shard { k: *k, n }.select(&all) != *share);
+        if apart || shard::digest(&all) != first.record.digest {
+            bail!(
+                "the shards' shares ({}) do not make up the candidates of {} {}: the folders were changed; rerun the shards",
+                dirs.iter().map(|d| d.join(shard::INDICES).display().to_string()).collect::<Vec<_>>().join(", "),
+                first.record.command,
+                first.record.candidates
+            );
+        }
+    }
+
+    // every score, each network's rows merged across files
+    let mut rows: BTreeMap<usize, (Record, PathBuf)> = BTreeMap::new();
+    let mut columns: Vec<String> = Vec::new();
+    let existing = existing_run(out, first)?;
+    let mut sources: Vec<PathBuf> = by_k.values().map(|s| s.dir.join("scores.csv")).collect();
+    if existing {
+        sources.insert(0, out.join("scores.csv"));
+    }
+    for path in &sources {
+        let (cols, recs) = read_scores(path)?;
+        for c in cols {
+            if !columns.contains(&c) {
+                columns.push(c);
+            }
+        }
+        for (i, r) in recs {
+            match rows.get_mut(&i) {
+                None => {
+                    rows.insert(i, (r, path.clone()));
+                }
+                Some((old, from)) => eval::merge(old, r)
+                    .map_err(|e| anyhow::anyhow!("{} and {} disagree: {e}", from.display(), path.display()))?,
+            }
+        }
+    }
+
+    // completeness: every proxy's value for every network of every share
+    let values = value_columns(first)?;
+    let complete = |i: &usize| rows.get(i).is_some_and(|(r, _)| values.iter().all(|c| r.get(c).is_some()));
+    let mut missing = Vec::new();
+    let mut lacking = Vec::new();
+    for (k, share) in &shares {
+        let miss: Vec<usize> = share.iter().copied().filter(|i| !complete(i)).collect();
+        if !miss.is_empty() {
+            lacking.push(format!(
+                "shard {k}/{n} ({}) lacks {} of its {} networks ({})",
+                by_k[k].dir.display(),
+                miss.len(),
+                share.len(),
+                examples(&miss)
+            ));
+        }
+        missing.extend(miss);
+    }
+    if !lacking.is_empty() && !allow_missing {
+        bail!("{}: rerun it (it resumes where it stopped), then merge again", lacking.join("; "));
+    }
+    missing.sort_unstable();
+    let scored = shares.values().flatten().filter(|i| complete(i)).count();
+
+    // write: scores first, then the whole run's header
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let _lock = eval::RunLock::take(out)?; // no run scores into the folder while it is written
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(KEYS.iter().map(|s| s.to_string()).chain(columns.iter().cloned()))?;
+    for (r, _) in rows.values() {
+        let mut cells = vec![r.index.to_string(), r.arch.clone(), r.init_seed.to_string()];
+        cells.extend(columns.iter().map(|c| r.get(c).map(|x| x.to_string()).unwrap_or_default()));
+        w.write_record(&cells)?;
+    }
+    write_atomic(&out.join("scores.csv"), &w.into_inner().context("cannot buffer scores.csv")?)?;
+    if !existing {
+        write_atomic(&out.join("run.json"), unsharded_header(&first.text)?.as_bytes())?;
+    }
+    Ok(MergeReport {
+        out: out.display().to_string(),
+        command: first.record.command.clone(),
+        candidates: first.record.candidates.clone(),
+        networks: first.record.networks,
+        shards: n,
+        merged: by_k.values().map(|s| s.dir.display().to_string()).collect(),
+        scored,
+        missing_shards,
+        missing,
+        rows: rows.len(),
+    })
+}
+
+/// The first few of `v`, for a message.
+fn examples(v: &[usize]) -> String {
+    let mut s: Vec<String> = v.iter().take(8).map(|i| i.to_string()).collect();
+    if v.len() > 8 {
+        s.push("...".into());
+    }
+    s.join(", ")
+}
+
+/// Reads a shard folder's `run.json`.
+fn read_shard(dir: &Path) -> Result<ShardDir> {
+    let path = dir.join("run.json");
+    if !dir.is_dir() {
+        bail!("{}: no such folder", dir.display());
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{} is not a shard folder: cannot read {}", dir.display(), path.display()))?;
+    let mut header: Value = serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?;
+    let shard = header
+        .as_object_mut()
+        .with_context(|| format!("{} is corrupt: not a JSON object", path.display()))?
+        .remove("shard")
+        .with_context(|| {
+            format!("{} records no shard: {} is not a folder that --shard wrote", path.display(), dir.display())
+        })?;
+    let record: ShardRecord =
+        serde_json::from_value(shard).with_context(|| format!("{} is corrupt: its shard record", path.display()))?;
+    shard::Shard::new(record.shard, record.of).with_context(|| format!("{} is corrupt", path.display()))?;
+    unsharded_header(&text).with_context(|| format!("{} is corrupt", path.display()))?;
+    Ok(ShardDir { dir: dir.to_path_buf(), record, header, text })
+}
+
+/// Checks that shard `b` is of the same run as `a`, naming what differs.
+fn same_run(a: &ShardDir, b: &ShardDir) -> Result<()> {
+    let (ra, rb) = (&a.record, &b.record);
+    let mut diff: Option<String> = None;
+    if ra.of != rb.of {
+        diff = Some(format!("the number of shards is {} there, {} here", ra.of, rb.of));
+    } else if ra.command != rb.command {
+        diff = Some(format!("the command is {} there, {} here", ra.command, rb.command));
+    } else if ra.networks != rb.networks || ra.digest != rb.digest {
+        diff = Some(format!(
+            "the candidates are {} ({} networks) there, {} ({} networks) here",
+            ra.candidates, ra.networks, rb.candidates, rb.networks
+        ));
+    } else if let Some(d) = header_diff(&a.header, &b.header).into_iter().next() {
+        diff = Some(d);
+    }
+    match diff {
+        None => Ok(()),
+        Some(d) => bail!(
+            "shards {} and {} are of different runs: {d} (see their run.json); merge shards of one run",
+            a.dir.display(),
+            b.dir.display()
+        ),
+    }
+}
+
+/// The fields in which two `run.json` headers differ, as `FIELD is A there,
+/// B here` (each proxy's settings compared on their own).
+fn header_diff(a: &Value, b: &Value) -> Vec<String> {
+    let none = Value::String("absent".into());
+    let keys = |v: &Value| -> Vec<String> { v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default() };
+    let mut names = keys(a);
+    names.extend(keys(b).into_iter().filter(|k| a.get(k).is_none()));
+    let mut out = Vec::new();
+    for k in names {
+        let (va, vb) = (a.get(&k).unwrap_or(&none), b.get(&k).unwrap_or(&none));
+        if va == vb {
+            continue;
+        }
+        if k == "proxies" {
+            let mut ps = keys(va);
+            ps.extend(keys(vb).into_iter().filter(|p| va.get(p).is_none()));
+            for p in ps {
+                let (pa, pb) = (va.get(&p).unwrap_or(&none), vb.get(&p).unwrap_or(&none));
+                if pa != pb {
+                    out.push(format!("proxy {p} is {pa} there, {pb} here"));
+                }
+            }
+        } else {
+            out.push(format!("{k} is {va} there, {vb} here"));
+        }
+    }
+    out
+}
+
+/// Whether `out` already holds the run (a `run.json` of the same settings:
+/// an earlier merge, or a partial unsharded run); refuses another run's.
+fn existing_run(out: &Path, first: &ShardDir) -> Result<bool> {
+    let path = out.join("run.json");
+    if !path.exists() {
+        if out.join("scores.csv").exists() {
+            bail!("{} holds a scores.csv but no run.json; merge into another --out", out.display());
+        }
+        return Ok(false);
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let canonical = unsharded_header(&text).with_context(|| format!("{} is corrupt", path.display()))?;
+    let mut header: Value = serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?;
+    if header.as_object_mut().and_then(|o| o.remove("shard")).is_some() {
+        bail!("{} is itself a shard folder; merge into the run's folder (the shards' --out)", out.display());
+    }
+    if canonical != unsharded_header(&first.text)? {
+        let d = header_diff(&header, &first.header);
+        bail!(
+            "{} holds another run: {} (there: {}; here: the shards); merge into another --out",
+            out.display(),
+            d.first().map_or("its settings differ", String::as_str),
+            path.display()
+        );
+    }
+    Ok(true)
+}
+
+/// The value column of every proxy the run records.
+fn value_columns(s: &ShardDir) -> Result<Vec<String>> {
+    let opts = proxies::Options { gammas: proxies::rbflex::Gammas::default(), batch: None };
+    let names: Vec<String> =
+        s.header.get("proxies").and_then(Value::as_object).map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    names
+        .iter()
+        .map(|n| {
+            proxies::by_name(n, &opts)
+                .map(|p| p.columns().value)
+                .with_context(|| format!("{} is corrupt", s.dir.join("run.json").display()))
+        })
+        .collect()
+}
+
+/// Reads a `scores.csv` without changing it: its value columns and its
+/// rows, merged by index (none when the file is absent). A torn last line
+/// (a shard killed while writing) is left out: that network counts as
+/// missing.
+fn read_scores(path: &Path) -> Result<(Vec<String>, BTreeMap<usize, Record>)> {
+    if !path.exists() {
+        return Ok((Vec::new(), BTreeMap::new()));
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(first) = lines.first() else { return Ok((Vec::new(), BTreeMap::new())) };
+    let header: Vec<String> = first.split(',').map(String::from).collect();
+    if header.len() < 4 || header[..3] != KEYS {
+        bail!("{}: header is not 'index,arch,init_seed,...': not an rbflex scores file", path.display());
+    }
+    let columns = header[3..].to_vec();
+    let mut rows: BTreeMap<usize, Record> = BTreeMap::new();
+    for (i, line) in lines.iter().enumerate().skip(1) {
+        match eval::parse_row(line, &columns) {
+            Ok(r) => match rows.get_mut(&r.index) {
+                None => {
+                    rows.insert(r.index, r);
+                }
+                Some(old) => {
+                    eval::merge(old, r).map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), i + 1))?
+                }
+            },
+            Err(_) if i + 1 == lines.len() => {}
+            Err(e) => bail!("{} line {}: {e}", path.display(), i + 1),
+        }
+    }
+    Ok((columns, rows))
+}
