@@ -393,7 +393,12 @@ fn cmd_score(mut a: ScoreArgs) -> Result<()> {
         // a user's tensor may not fit the network's strides: say so up front
         let x = &s.batches.values().next().context("no input batch")?.x;
         let x = Tensor::from_slice(&x.0).reshape(x.1.as_slice());
-        crate::inputs::check_runs(net.as_ref(), &x, crate::nets::BnStats::PerImage, &format!("input file {}", p.display()))?;
+        crate::inputs::check_runs(
+            net.as_ref(),
+            &x,
+            crate::nets::BnStats::PerImage,
+            &format!("input file {}", p.display()),
+        )?;
     }
     let params = net.params().count();
     let results = crate::eval::score_with(&s, &build, c.seed as i64)?;

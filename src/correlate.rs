@@ -86,8 +86,9 @@ pub fn read_indices(path: &Path, len: usize) -> Result<Vec<usize>> {
         if t.is_empty() {
             continue;
         }
-        let v: usize =
-            t.parse().map_err(|_| anyhow::anyhow!("{} line {}: '{}' is not an index", path.display(), i + 1, crate::spaces::shorten(t)))?;
+        let v: usize = t.parse().map_err(|_| {
+            anyhow::anyhow!("{} line {}: '{}' is not an index", path.display(), i + 1, crate::spaces::shorten(t))
+        })?;
         if v >= len {
             bail!("{} line {}: index {v} is out of range (the space has {len})", path.display(), i + 1);
         }

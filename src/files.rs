@@ -132,8 +132,8 @@ impl SafetensorsFile {
         let mut header = Vec::with_capacity(n as usize);
         (&mut file).take(n).read_to_end(&mut header).map_err(|e| bad(e.to_string()))?;
         let text = std::str::from_utf8(&header).map_err(|_| bad("the header is not UTF-8 JSON".into()))?;
-        let json: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| bad(format!("the header is not valid JSON {}", json_error(&e))))?;
+        let json: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| bad(format!("the header is not valid JSON {}", json_error(&e))))?;
         let obj = json.as_object().ok_or_else(|| bad("the header is not a JSON object".into()))?;
         let data_len = size - 8 - n;
         let mut tensors = Vec::new();
@@ -145,11 +145,14 @@ impl SafetensorsFile {
             let tbad = |why: String| bad(format!("tensor '{shown}': {why}"));
             let dtype =
                 v.get("dtype").and_then(|d| d.as_str()).ok_or_else(|| tbad("no string field 'dtype'".into()))?;
-            let (elem, _) = dtype_info(dtype).ok_or_else(|| tbad(format!("unknown dtype '{}'", crate::spaces::shorten(dtype))))?;
+            let (elem, _) =
+                dtype_info(dtype).ok_or_else(|| tbad(format!("unknown dtype '{}'", crate::spaces::shorten(dtype))))?;
             let shape: Vec<i64> = v
                 .get("shape")
                 .and_then(|s| s.as_array())
-                .and_then(|a| a.iter().map(|d| d.as_u64().filter(|d| *d <= i64::MAX as u64).map(|d| d as i64)).collect())
+                .and_then(|a| {
+                    a.iter().map(|d| d.as_u64().filter(|d| *d <= i64::MAX as u64).map(|d| d as i64)).collect()
+                })
                 .ok_or_else(|| tbad("'shape' is not a list of non-negative integers".into()))?;
             let offsets: Vec<u64> = v
                 .get("data_offsets")
@@ -204,8 +207,9 @@ impl SafetensorsFile {
             .seek(SeekFrom::Start(self.data_start + t.start))
             .and_then(|_| self.file.read_exact(&mut buf))
             .with_context(|| format!("cannot read {what} {path}: tensor '{}'", t.name))?;
-        Tensor::f_from_data_size(&buf, &t.shape, kind)
-            .map_err(|e| anyhow::anyhow!("cannot read {what} {path}: tensor '{}': {}", t.name, first_line(&e.to_string())))
+        Tensor::f_from_data_size(&buf, &t.shape, kind).map_err(|e| {
+            anyhow::anyhow!("cannot read {what} {path}: tensor '{}': {}", t.name, first_line(&e.to_string()))
+        })
     }
 }
 

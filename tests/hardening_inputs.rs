@@ -39,10 +39,7 @@ fn nds_sizes_are_bounded_before_building() {
             format!("error: NDS net: width {w} out of range (an even number in 8..=512)\n")
         );
     }
-    assert_eq!(
-        nds_score(&cell_net("32.5", "6", "")),
-        "error: NDS net: width 32.5 is not an integer in 8..=512\n"
-    );
+    assert_eq!(nds_score(&cell_net("32.5", "6", "")), "error: NDS net: width 32.5 is not an integer in 8..=512\n");
     let empty = cell_net("32", "6", "").replace(r#""normal_concat": [2]"#, r#""normal_concat": []"#);
     assert_eq!(
         nds_score(&empty),
@@ -83,14 +80,20 @@ fn nds_sizes_are_bounded_before_building() {
 #[test]
 fn bad_nds_records_are_named_when_the_file_is_read() {
     let d = tmp();
-    let rec = |net: &str, top1: &str| format!(r#"{{"net": {net}, "params": 1, "min_test_top1": {top1}, "test_ep_top1": [12.0]}}"#);
+    let rec = |net: &str, top1: &str| {
+        format!(r#"{{"net": {net}, "params": 1, "min_test_top1": {top1}, "test_ep_top1": [12.0]}}"#)
+    };
     let file = d.path().join("cifar.json");
     let f = file.to_str().unwrap();
     let good = cell_net("8", "3", "");
     std::fs::write(&file, format!("[{}, {}]", rec(&good, "10.0"), rec(&cell_net("0", "3", ""), "10.0"))).unwrap();
     let o = d.path().join("out");
-    let args = ["correlate", "--space", "nds-darts", "--benchmark", f, "--all", "--quiet", "--out", o.to_str().unwrap()];
-    assert_eq!(fails(&args), format!("error: {f}: record 1: NDS net: width 0 out of range (an even number in 8..=512)\n"));
+    let args =
+        ["correlate", "--space", "nds-darts", "--benchmark", f, "--all", "--quiet", "--out", o.to_str().unwrap()];
+    assert_eq!(
+        fails(&args),
+        format!("error: {f}: record 1: NDS net: width 0 out of range (an even number in 8..=512)\n")
+    );
 
     std::fs::write(&file, format!("[{}, {}]", rec(&good, "10.0"), rec(&good, "130.5"))).unwrap();
     assert_eq!(
@@ -247,7 +250,10 @@ fn messages_say_what_the_user_can_type() {
 
     for g in ["1e-320", "0", "-1", "inf", "NaN"] {
         let e = fails(&["score", "--arch", TOP, &format!("--gamma-k={g}")]);
-        assert!(e.starts_with("error: --gamma-k must be a positive number (a normal float, 2.2250738585072014e-308"), "{e}");
+        assert!(
+            e.starts_with("error: --gamma-k must be a positive number (a normal float, 2.2250738585072014e-308"),
+            "{e}"
+        );
     }
     let e = fails(&["score", "--arch", TOP, "--gamma-q", "4e-310"]);
     assert!(e.contains("--gamma-q must be a positive number") && e.contains("got 4e-310"), "{e}");

@@ -118,7 +118,8 @@ fn parse(text: &str, source: &str, dataset: Dataset) -> Result<Vec<Record>> {
             if params < 0 {
                 bail!("{source}: record {i}: params {params} is negative");
             }
-            let min_test_top1 = top1(source, i, "min_test_top1", r.min_test_top1.ok_or_else(|| missing("min_test_top1"))?)?;
+            let min_test_top1 =
+                top1(source, i, "min_test_top1", r.min_test_top1.ok_or_else(|| missing("min_test_top1"))?)?;
             let last = match (r.last_test_top1, r.test_ep_top1) {
                 (Some(l), _) => top1(source, i, "last_test_top1", l)?,
                 (None, Some(v)) => {
@@ -227,8 +228,14 @@ mod tests {
         for (bad, want) in [
             (NET.replace(r#""depth": 3"#, r#""depth": -1"#), "NDS net: depth -1 out of range (1..=64)"),
             (NET.replace(r#""depth": 3"#, r#""depth": 100000"#), "NDS net: depth 100000 out of range (1..=64)"),
-            (NET.replace(r#""width": 8"#, r#""width": 1"#), "NDS net: width 1 out of range (an even number in 8..=512)"),
-            (NET.replace(r#""width": 8"#, r#""width": 9"#), "NDS net: width 9 out of range (an even number in 8..=512)"),
+            (
+                NET.replace(r#""width": 8"#, r#""width": 1"#),
+                "NDS net: width 1 out of range (an even number in 8..=512)",
+            ),
+            (
+                NET.replace(r#""width": 8"#, r#""width": 9"#),
+                "NDS net: width 9 out of range (an even number in 8..=512)",
+            ),
             (
                 NET.replace(r#""normal_concat": [2]"#, r#""normal_concat": []"#),
                 "NDS net: genotype normal_concat has 0 states; expected 1 to 3 (the cell's states)",
@@ -238,7 +245,10 @@ mod tests {
                 "NDS net: genotype reduce_concat holds state 0; expected states 2..=2",
             ),
             (NET.replace(r#""aux": false"#, r#""aux": 3"#), "NDS net: aux 3 is not true or false"),
-            (NET.replace(r#""aux": false"#, r#""drop_prob": 2"#), "NDS net: drop_prob 2 out of range (a number in 0..=1)"),
+            (
+                NET.replace(r#""aux": false"#, r#""drop_prob": 2"#),
+                "NDS net: drop_prob 2 out of range (a number in 0..=1)",
+            ),
         ] {
             let e = format!("{:#}", one(&bad, ok).unwrap_err());
             assert_eq!(e, format!("f.json: record 0: {want}"), "{bad}");

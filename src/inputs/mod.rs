@@ -143,12 +143,7 @@ impl ImagePool {
             if pics.is_empty() {
                 bail!("image folder {} holds no images (.png, .jpg, .jpeg)", dir.display());
             }
-            let any = pics
-                .iter()
-                .map(|p| {
-                    Ok(raw_with_size(open_image(p)?.to_rgb8()))
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let any = pics.iter().map(|p| Ok(raw_with_size(open_image(p)?.to_rgb8()))).collect::<Result<Vec<_>>>()?;
             let labels = folder_labels(dir, &pics);
             return Ok(ImagePool { size, images: Vec::new(), any, source: dir.display().to_string(), labels });
         }

@@ -93,10 +93,7 @@ impl Genotype {
             }
             let states = 2 + ops.len() / 2;
             if concat.is_empty() || concat.len() > states {
-                bail!(
-                    "genotype {kind}_concat has {} states; expected 1 to {states} (the cell's states)",
-                    concat.len()
-                );
+                bail!("genotype {kind}_concat has {} states; expected 1 to {states} (the cell's states)", concat.len());
             }
             // a reduction cell's inputs (states 0 and 1) keep the input's
             // size, its new states are halved: only the new ones concatenate

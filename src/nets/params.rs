@@ -252,13 +252,19 @@ impl Params {
             file.tensors.iter().map(|t| (t.name.clone(), t.clone())).collect();
         let mut wanted = Vec::with_capacity(self.entries.len());
         for (name, t, _) in &self.entries {
-            let info =
-                by_name.remove(name).with_context(|| format!("params file {shown}: missing tensor '{name}'"))?;
+            let info = by_name.remove(name).with_context(|| format!("params file {shown}: missing tensor '{name}'"))?;
             if info.shape != t.size() {
-                bail!("params file {shown}: tensor '{name}' has shape {:?}, the network needs {:?}", info.shape, t.size());
+                bail!(
+                    "params file {shown}: tensor '{name}' has shape {:?}, the network needs {:?}",
+                    info.shape,
+                    t.size()
+                );
             }
             if info.dtype != "F32" && info.dtype != "F64" {
-                bail!("params file {shown}: tensor '{name}' is {}, expected float32 (F32; F64 is converted)", info.dtype);
+                bail!(
+                    "params file {shown}: tensor '{name}' is {}, expected float32 (F32; F64 is converted)",
+                    info.dtype
+                );
             }
             wanted.push((info, t));
         }

@@ -23,8 +23,9 @@ pub fn parse(arch: &str) -> Result<[i64; 5]> {
     }
     let mut out = [0; 5];
     for (i, p) in parts.iter().enumerate() {
-        let c: i64 =
-            p.parse().map_err(|_| anyhow::anyhow!("malformed NATS-SSS arch '{shown}': '{}' is not a number", super::shorten(p)))?;
+        let c: i64 = p.parse().map_err(|_| {
+            anyhow::anyhow!("malformed NATS-SSS arch '{shown}': '{}' is not a number", super::shorten(p))
+        })?;
         if !CHANNELS.contains(&c) {
             bail!(
                 "NATS-SSS arch '{shown}': channel {c} at layer {} out of range (each must be one of 8, 16, ..., 64)",

@@ -50,8 +50,9 @@ impl Cell {
                 return Err(bad(format!("node {} needs {} edges, found {}", n + 1, n + 1, edges.len())));
             }
             for (i, edge) in edges.iter().enumerate() {
-                let (name, input) =
-                    edge.split_once('~').ok_or_else(|| bad(format!("edge '{}' is not 'op~input'", super::shorten(edge))))?;
+                let (name, input) = edge
+                    .split_once('~')
+                    .ok_or_else(|| bad(format!("edge '{}' is not 'op~input'", super::shorten(edge))))?;
                 let op = Op::from_name(name).ok_or_else(|| {
                     let names: Vec<_> = Op::ALL.iter().map(|o| o.name()).collect();
                     bad(format!("unknown op '{}' (expected one of {})", super::shorten(name), names.join(", ")))

@@ -4,10 +4,10 @@
 //! variants) build `NetworkImageNet` / `NetworkCIFAR`; ResNet, ResNeXt and
 //! Vanilla spaces build pycls `AnyNet`.
 
+use super::shorten;
 use super::{Dataset, Space};
 use crate::benchmarks::nds::NdsTable;
 use crate::nets::anynet::{AnyNet, AnyNetSpec};
-use super::shorten;
 use crate::nets::darts::{self, DartsNet, Genotype};
 use crate::nets::Net;
 use anyhow::{bail, Context, Result};
@@ -63,14 +63,21 @@ pub fn parse_net(net: &serde_json::Value, imagenet: bool, num_classes: i64) -> R
         let field = |f: &str, range: std::ops::RangeInclusive<i64>| -> Result<i64> {
             let v = net.get(f).with_context(|| format!("NDS net has no field '{f}'"))?;
             v.as_i64().with_context(|| {
-                format!("NDS net: {f} {} is not an integer in {}..={}", shorten(&v.to_string()), range.start(), range.end())
+                format!(
+                    "NDS net: {f} {} is not an integer in {}..={}",
+                    shorten(&v.to_string()),
+                    range.start(),
+                    range.end()
+                )
             })
         };
         let width = field("width", darts::WIDTHS)?;
         let depth = field("depth", darts::DEPTHS)?;
         let aux = match net.get("aux") {
             None => false,
-            Some(v) => v.as_bool().with_context(|| format!("NDS net: aux {} is not true or false", shorten(&v.to_string())))?,
+            Some(v) => {
+                v.as_bool().with_context(|| format!("NDS net: aux {} is not true or false", shorten(&v.to_string())))?
+            }
         };
         let drop_prob = match net.get("drop_prob") {
             None => 0.0,
