@@ -329,4 +329,16 @@ mod tests {
         let e = loads(&bytes[..20]).unwrap_err().to_string();
         assert!(e.contains("truncated"), "{e}");
     }
+
+    #[test]
+    fn shared_references_cannot_expand_exponentially() {
+        // L0 = []; L(k+1) = [Lk, Lk] through the memo, 60 levels: 2^60 values
+        let mut b = vec![0x80, 2, b']', b'q', 0];
+        for k in 0..60u8 {
+            b.extend([b']', b'(', b'h', k, b'h', k, b'e', b'q', k + 1]);
+        }
+        b.push(b'.');
+        let e = loads(&b).unwrap_err().to_string();
+        assert!(e.contains("pickle expands to more than"), "{e}");
+    }
 }

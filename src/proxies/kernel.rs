@@ -389,6 +389,18 @@ mod tests {
     }
 
     #[test]
+    fn identical_rows_are_told_from_a_tiny_gamma() {
+        let mut s = KernelSums::new(3);
+        s.add(&Tensor::from_slice(&[0.0f32, 1.0, 1.0, 0.0, 2.0, 5.0]).reshape([3, 2]));
+        assert!(!s.identical_rows());
+        // distinct rows, but a gamma so small that every entry is exp(-0) = 1
+        assert_eq!(logabsdet(&s.kernel(1e-300), 3), f64::NEG_INFINITY);
+        let mut same = KernelSums::new(2);
+        same.add(&Tensor::from_slice(&[3.0f32, 3.0]).reshape([2, 1]));
+        assert!(same.identical_rows());
+    }
+
+    #[test]
     fn singular_kernel_is_neg_infinity() {
         assert_eq!(logabsdet(&[1.0; 9], 3), f64::NEG_INFINITY);
     }
