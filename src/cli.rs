@@ -801,7 +801,7 @@ fn cmd_bench(mut a: BenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&rep)?);
     } else {
         println!(
-            "{} on {}: {} networks at {}x{}, batch {}, {} jobs: {:.1} nets/s ({:.1} ms per network per worker), peak RSS {:.0} MB",
+            "{} on {}: {} networks at {}x{}, batch {}, {} jobs: {:.3} nets/s ({:.1} ms per network per worker), peak RSS {:.0} MB",
             rep.space, rep.device, rep.networks, rep.resolution[0], rep.resolution[1], rep.batch, rep.jobs, rep.nets_per_second, rep.ms_per_network, rep.peak_rss_mb
         );
         if let Some(why) = why_not_cuda {

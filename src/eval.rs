@@ -376,7 +376,16 @@ fn score_some(
 /// (the wait is not counted in its seconds).
 pub fn score_index(s: &Setting, index: usize, gate: &MemoryGate, known: Option<&Record>) -> Result<Record> {
     let arch = s.space.arch(index)?;
-    let _permit = gate.acquire(s.working_set(&arch, known)?);
+    let reserve = s.working_set(&arch, known)?;
+    let _permit = gate.acquire(reserve);
+    let record = score_index_now(s, index, arch, known);
+    if reserve >= crate::memory::TRIM_FROM_BYTES {
+        crate::memory::release_free_memory();
+    }
+    record
+}
+
+fn score_index_now(s: &Setting, index: usize, arch: String, known: Option<&Record>) -> Result<Record> {
     let seed = init_seed(s.seed, index);
     let build = |init: Init| build_init_on(s.space, &arch, s.dataset, seed, init, s.device);
     let mut values = known.map(|r| r.values.clone()).unwrap_or_default();

@@ -111,7 +111,7 @@ fn sharded_correlate_merges_into_the_unsharded_run() {
     let mut all = Vec::new();
     for f in &folders {
         let dir = sharded.join(f);
-        assert_eq!(names(&dir), ["indices.txt", "run.json", "scores.csv"].map(String::from).into());
+        assert_eq!(names(&dir), [".lock", "indices.txt", "run.json", "scores.csv"].map(String::from).into());
         let mut scored = indices_of(&dir.join("scores.csv"));
         scored.sort_unstable();
         assert_eq!(scored, share(&dir), "{f}");
