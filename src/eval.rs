@@ -409,6 +409,9 @@ fn lowest_if_undefined(v: f64, proxy: &str, column: &str, index: usize) -> f64 {
     v
 }
 
+/// Largest `run.json` read (a real one is a few hundred bytes per proxy).
+pub const MAX_RUN_JSON: u64 = 1 << 20;
+
 /// What a results folder was computed with (`run.json`); a rerun with other
 /// settings is refused instead of mixing scores. Proxies accumulate: a rerun
 /// may add proxies, never change one's settings.
@@ -625,7 +628,7 @@ impl ScoreCache {
         let run = dir.join("run.json");
         let path = dir.join("scores.csv");
         let old = if run.exists() {
-            let text = std::fs::read_to_string(&run).with_context(|| format!("cannot read {}", run.display()))?;
+            let text = crate::files::read_text_capped(&run, "run file", MAX_RUN_JSON)?;
             let old = RunHeader::parse(&text)
                 .with_context(|| format!("{} is corrupt; delete it or use another --out", run.display()))?;
             let diff = old.conflicts(&header)?;

@@ -256,7 +256,7 @@ fn read_shard(dir: &Path) -> Result<ShardDir> {
     if !dir.is_dir() {
         bail!("{}: no such folder", dir.display());
     }
-    let text = std::fs::read_to_string(&path)
+    let text = crate::files::read_text_capped(&path, "run file", eval::MAX_RUN_JSON)
         .with_context(|| format!("{} is not a shard folder: cannot read {}", dir.display(), path.display()))?;
     let mut header: Value = serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?;
     let shard = header
@@ -338,7 +338,7 @@ fn existing_run(out: &Path, first: &ShardDir) -> Result<bool> {
         }
         return Ok(false);
     }
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = crate::files::read_text_capped(&path, "run file", eval::MAX_RUN_JSON)?;
     let canonical = unsharded_header(&text).with_context(|| format!("{} is corrupt", path.display()))?;
     let mut header: Value = serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?;
     if header.as_object_mut().and_then(|o| o.remove("shard")).is_some() {
