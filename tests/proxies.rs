@@ -167,3 +167,13 @@ fn run_folders_of_the_rbflex_only_version_are_reused() {
     let e = fails(&["correlate", "--sample", "3", "--out", o, "--gamma-q", "1e-3"]);
     assert!(e.contains("proxy rbflex was"), "{e}");
 }
+
+#[test]
+fn jacobian_proxies_share_one_pass_and_agree_with_separate_runs() {
+    let both = ok_json(&["score", "--index", "777", "--proxy", "jacob_cov,epe_nas", "--json"]);
+    let jc = ok_json(&["score", "--index", "777", "--proxy", "jacob_cov", "--json"]);
+    let epe = ok_json(&["score", "--index", "777", "--proxy", "epe_nas", "--json"]);
+    assert!(num(&both["jacob_cov"]).is_finite() && num(&both["epe_nas"]).is_finite(), "{both}");
+    assert_eq!(num(&both["jacob_cov"]), num(&jc["jacob_cov"]));
+    assert_eq!(num(&both["epe_nas"]), num(&epe["epe_nas"]));
+}

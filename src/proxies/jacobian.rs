@@ -10,8 +10,21 @@ use tch::{Kind, Tensor};
 
 const K: f64 = 1e-5;
 
-/// Rows of d(sum of outputs)/dx, `[N, C*H*W]` float64.
+/// Rows of d(sum of outputs)/dx, `[N, C*H*W]` float64: computed once per
+/// network and shared between jacob_cov and epe_nas (the same init, batch
+/// and BatchNorm mode) through the probe's shared values.
 fn jacobian(p: &Probe) -> Result<Tensor> {
+    const KEY: &str = "jacobian";
+    let (n, values) = (p.x.size()[0], p.x.numel());
+    if let Some(j) = p.shared.borrow().get(KEY).filter(|j| j.len() == values) {
+        return Ok(Tensor::from_slice(j).reshape([n, -1]).to_device(p.x.device()));
+    }
+    let j = jacobian_now(p)?;
+    p.shared.borrow_mut().insert(KEY, Vec::<f64>::try_from(j.reshape([-1]).to_device(tch::Device::Cpu))?);
+    Ok(j)
+}
+
+fn jacobian_now(p: &Probe) -> Result<Tensor> {
     let net = (p.build)(Init::Default)?;
     let x = p.x.detach().set_requires_grad(true);
     let out = net.forward(&x, BnStats::Batch, &mut NoProbe).sum(Kind::Float);
