@@ -77,6 +77,22 @@ impl Drop for Permit<'_> {
     }
 }
 
+/// Hands the allocator's free memory back to the system (glibc's
+/// `malloc_trim`). Each worker thread's malloc arena otherwise keeps the
+/// peak of the largest network it scored, so two workers that took turns
+/// with large proxies (the gate never let them overlap) would still hold
+/// both peaks in RSS. Called after a network that reserved much memory.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns unused heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Reservations from which [`release_free_memory`] runs after the network.
+pub const TRIM_FROM_BYTES: u64 = 256 << 20;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,19 +132,3 @@ mod tests {
         assert_eq!(free.used(), 0);
     }
 }
-
-/// Hands the allocator's free memory back to the system (glibc's
-/// `malloc_trim`). Each worker thread's malloc arena otherwise keeps the
-/// peak of the largest network it scored, so two workers that took turns
-/// with large proxies (the gate never let them overlap) would still hold
-/// both peaks in RSS. Called after a network that reserved much memory.
-pub fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns unused heap pages to the kernel.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-/// Reservations from which [`release_free_memory`] runs after the network.
-pub const TRIM_FROM_BYTES: u64 = 256 << 20;
