@@ -496,7 +496,7 @@ fn cmd_score(mut a: ScoreArgs) -> Result<()> {
         space.build(&arch, c.dataset)?; // a malformed arch is an error, not a network outside the space
         eprintln!(
             "note: '{}' is not one of {}'s benchmarked networks: scored, but it has no index and no accuracy",
-            crate::eval::cut(&arch),
+            crate::spaces::shorten(&arch),
             space.name()
         );
     }

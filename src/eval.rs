@@ -806,21 +806,19 @@ fn check_row(s: &Setting, r: &Record) -> Result<()> {
     }
     let arch = s.space.arch(r.index)?;
     if r.arch != arch {
-        bail!("index {} has arch '{}' but {}'s is '{}'", r.index, cut(&r.arch), s.space.name(), cut(&arch));
+        bail!(
+            "index {} has arch '{}' but {}'s is '{}'",
+            r.index,
+            crate::spaces::shorten(&r.arch),
+            s.space.name(),
+            crate::spaces::shorten(&arch)
+        );
     }
     let seed = init_seed(s.seed, r.index);
     if r.init_seed != seed {
         bail!("index {} has init_seed {} but this run builds it with {seed} (seed {})", r.index, r.init_seed, s.seed);
     }
     Ok(())
-}
-
-/// `text` cut to 120 characters for a message (with its full length).
-pub fn cut(text: &str) -> String {
-    match text.char_indices().nth(120) {
-        Some((at, _)) => format!("{}... ({} characters)", &text[..at], text.chars().count()),
-        None => text.to_string(),
-    }
 }
 
 /// Merges a later row of the same index into `old`; the same column with

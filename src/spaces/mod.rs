@@ -80,7 +80,7 @@ impl Dataset {
 }
 
 /// Longest part of a user's string (an arch, a name) echoed in an error.
-pub const SHOWN_CHARS: usize = 80;
+pub const SHOWN_CHARS: usize = 120;
 
 /// A user's string as an error shows it: control characters escaped (the
 /// error stays one line) and cut to [`SHOWN_CHARS`] characters with "..."
