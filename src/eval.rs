@@ -598,16 +598,16 @@ pub fn write_atomic(path: &Path, text: &[u8]) -> Result<()> {
 pub struct ScoreCache {
     path: Option<PathBuf>,
     columns: Vec<String>,
-    done: HashMap<usize, Record>,
+    done: BTreeMap<usize, Record>,
     _lock: Option<RunLock>,
 }
 
-pub(crate) const KEYS: [&str; 3] = ["index", "arch", "init_seed"];
+const KEYS: [&str; 3] = ["index", "arch", "init_seed"];
 
 impl ScoreCache {
     /// A cache that keeps nothing on disk.
     pub fn in_memory() -> Self {
-        Self { path: None, columns: Vec::new(), done: HashMap::new(), _lock: None }
+        Self { path: None, columns: Vec::new(), done: BTreeMap::new(), _lock: None }
     }
 
     /// Opens (or starts) the cache in `dir` for this setting, holding the
@@ -655,7 +655,7 @@ impl ScoreCache {
             None
         };
         let (columns, done) =
-            if path.exists() { read_scores(&path, &|r| check_row(s, r))? } else { (Vec::new(), HashMap::new()) };
+            if path.exists() { read_scores(&path, &|r| check_row(s, r))? } else { (Vec::new(), BTreeMap::new()) };
         match old {
             Some(old) => {
                 let mut merged = old.proxies.clone();
@@ -703,14 +703,7 @@ impl ScoreCache {
         let fresh = !p.exists() || std::fs::metadata(&p).map(|m| m.len() == 0).unwrap_or(true);
         if !fresh && wanted != self.columns {
             // rewrite every known row under the wider header
-            let mut w = csv::Writer::from_writer(Vec::new());
-            w.write_record(KEYS.iter().map(|s| s.to_string()).chain(wanted.iter().cloned()))?;
-            let mut rows: Vec<&Record> = self.done.values().collect();
-            rows.sort_by_key(|r| r.index);
-            for r in rows {
-                w.write_record(row(&wanted, r))?;
-            }
-            write_atomic(&p, &w.into_inner().context("cannot buffer scores.csv")?)?;
+            write_atomic(&p, &scores_text(&wanted, self.done.values())?)?;
         }
         self.columns = wanted;
         let f = OpenOptions::new()
@@ -734,50 +727,78 @@ fn row(columns: &[String], r: &Record) -> Vec<String> {
     v
 }
 
-/// Reads `scores.csv`: its value columns and the merged rows. A torn last
-/// line (an interrupted write) is dropped and rewritten later, any other bad
-/// line is an error naming it.
-fn read_scores(path: &Path, check: &dyn Fn(&Record) -> Result<()>) -> Result<(Vec<String>, HashMap<usize, Record>)> {
+/// A whole `scores.csv`: the header, then `rows` (in the order given)
+/// under `columns`.
+pub(crate) fn scores_text<'a>(columns: &[String], rows: impl IntoIterator<Item = &'a Record>) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(KEYS.iter().map(|s| s.to_string()).chain(columns.iter().cloned()))?;
+    for r in rows {
+        w.write_record(row(columns, r))?;
+    }
+    w.into_inner().context("cannot buffer scores.csv")
+}
+
+/// What a `scores.csv` holds: its value columns, its rows merged by index,
+/// and, when its last line is torn (an interrupted write), that line's
+/// number and the text without it.
+pub(crate) struct ScoresFile {
+    pub(crate) columns: Vec<String>,
+    pub(crate) rows: BTreeMap<usize, Record>,
+    pub(crate) torn: Option<(usize, String)>,
+}
+
+/// Parses `scores.csv` without changing it; each parsed row must pass
+/// `check`. Any bad line but a torn last one is an error naming it.
+pub(crate) fn parse_scores(path: &Path, check: &dyn Fn(&Record) -> Result<()>) -> Result<ScoresFile> {
     let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let lines: Vec<String> = BufReader::new(f)
         .lines()
         .collect::<std::io::Result<_>>()
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let Some(first) = lines.first() else { return Ok((Vec::new(), HashMap::new())) };
+    let mut file = ScoresFile { columns: Vec::new(), rows: BTreeMap::new(), torn: None };
+    let Some(first) = lines.first() else { return Ok(file) };
     let header: Vec<String> = first.split(',').map(String::from).collect();
     if header.len() < 4 || header[..3] != KEYS {
         bail!("{}: header is not 'index,arch,init_seed,...': not an rbflex scores file", path.display());
     }
-    let columns = header[3..].to_vec();
-    let mut done: HashMap<usize, Record> = HashMap::new();
+    file.columns = header[3..].to_vec();
     let mut good = format!("{first}\n");
     let n = lines.len();
     for (i, line) in lines.iter().enumerate().skip(1) {
-        match parse_row(line, &columns) {
+        match parse_row(line, &file.columns) {
             Ok(r) => {
                 check(&r).map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), i + 1))?;
                 good.push_str(line);
                 good.push('\n');
-                match done.get_mut(&r.index) {
+                match file.rows.get_mut(&r.index) {
                     None => {
-                        done.insert(r.index, r);
+                        file.rows.insert(r.index, r);
                     }
                     Some(old) => {
                         merge(old, r).map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), i + 1))?
                     }
                 }
             }
-            Err(_) if i + 1 == n => {
-                eprintln!("warning: {}: dropping a torn last line {}; it will be recomputed", path.display(), i + 1);
-                write_atomic(path, good.as_bytes())?;
-            }
+            Err(_) if i + 1 == n => file.torn = Some((i + 1, std::mem::take(&mut good))),
             Err(e) => bail!("{} line {}: {e}", path.display(), i + 1),
         }
     }
-    Ok((columns, done))
+    Ok(file)
 }
 
-pub(crate) fn parse_row(line: &str, columns: &[String]) -> Result<Record> {
+/// Reads `scores.csv` of a results folder: its value columns and the merged
+/// rows. A torn last line (an interrupted write) is dropped from the file
+/// and recomputed later.
+fn read_scores(path: &Path, check: &dyn Fn(&Record) -> Result<()>) -> Result<(Vec<String>, BTreeMap<usize, Record>)> {
+    let file = parse_scores(path, check)?;
+    if let Some((line, kept)) = &file.torn {
+        eprintln!("warning: {}: dropping a torn last line {line}; it will be recomputed", path.display());
+        write_atomic(path, kept.as_bytes())?;
+    }
+    Ok((file.columns, file.rows))
+}
+
+fn parse_row(line: &str, columns: &[String]) -> Result<Record> {
     let mut rdr = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
     let rec = rdr.records().next().context("empty record")??;
     if rec.len() != columns.len() + 3 {

@@ -13,7 +13,7 @@
 //! (merging while a shard still runs is harmless: it reports what is
 //! missing).
 
-use crate::eval::{self, unsharded_header, write_atomic, Record, KEYS};
+use crate::eval::{self, unsharded_header, write_atomic, Record};
 use crate::proxies;
 use crate::shard::{self, ShardRecord};
 use anyhow::{bail, Context, Result};
@@ -216,14 +216,7 @@ pub fn run(out: &Path, dirs: &[PathBuf], allow_missing: bool) -> Result<MergeRep
     // write: scores first, then the whole run's header
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let _lock = eval::RunLock::take(out)?; // no run scores into the folder while it is written
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(KEYS.iter().map(|s| s.to_string()).chain(columns.iter().cloned()))?;
-    for (r, _) in rows.values() {
-        let mut cells = vec![r.index.to_string(), r.arch.clone(), r.init_seed.to_string()];
-        cells.extend(columns.iter().map(|c| r.get(c).map(|x| x.to_string()).unwrap_or_default()));
-        w.write_record(&cells)?;
-    }
-    write_atomic(&out.join("scores.csv"), &w.into_inner().context("cannot buffer scores.csv")?)?;
+    write_atomic(&out.join("scores.csv"), &eval::scores_text(&columns, rows.values().map(|(r, _)| r))?)?;
     if !existing {
         write_atomic(&out.join("run.json"), unsharded_header(&first.text)?.as_bytes())?;
     }
@@ -379,28 +372,6 @@ fn read_scores(path: &Path) -> Result<(Vec<String>, BTreeMap<usize, Record>)> {
     if !path.exists() {
         return Ok((Vec::new(), BTreeMap::new()));
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let lines: Vec<&str> = text.lines().collect();
-    let Some(first) = lines.first() else { return Ok((Vec::new(), BTreeMap::new())) };
-    let header: Vec<String> = first.split(',').map(String::from).collect();
-    if header.len() < 4 || header[..3] != KEYS {
-        bail!("{}: header is not 'index,arch,init_seed,...': not an rbflex scores file", path.display());
-    }
-    let columns = header[3..].to_vec();
-    let mut rows: BTreeMap<usize, Record> = BTreeMap::new();
-    for (i, line) in lines.iter().enumerate().skip(1) {
-        match eval::parse_row(line, &columns) {
-            Ok(r) => match rows.get_mut(&r.index) {
-                None => {
-                    rows.insert(r.index, r);
-                }
-                Some(old) => {
-                    eval::merge(old, r).map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), i + 1))?
-                }
-            },
-            Err(_) if i + 1 == lines.len() => {}
-            Err(e) => bail!("{} line {}: {e}", path.display(), i + 1),
-        }
-    }
-    Ok((columns, rows))
+    let file = eval::parse_scores(path, &|_| Ok(()))?;
+    Ok((file.columns, file.rows))
 }
