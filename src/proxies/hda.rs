@@ -123,11 +123,11 @@ pub fn detect(
         anyhow::bail!("--networks must be between 1 and {}, got {networks}", space.len());
     }
     let mut nets = Vec::new();
+    let x = x.to_device(device); // once for every network
     for i in crate::search::trial_sample(space.len(), networks, seed, 0) {
         let arch = space.arch(i)?;
-        let net = crate::spaces::build_seeded(space, &arch, dataset, crate::eval::init_seed(seed, i))?;
-        net.params().to_device(device);
-        let x = x.to_device(device);
+        let seed = crate::eval::init_seed(seed, i);
+        let net = crate::eval::build_init_on(space, &arch, dataset, seed, super::Init::Default, device)?;
         if nets.is_empty() {
             crate::inputs::check_runs(net.as_ref(), &x, BnStats::Batch, "the input batch")?;
         }
