@@ -147,6 +147,27 @@ fn noise_proxies_run_on_transnas_with_a_small_batch() {
 }
 
 #[test]
+fn gradient_proxies_on_a_net_whose_output_ignores_its_input() {
+    // micro 77 (64-41414-0_01_031): its cell's output does not depend on the
+    // input; the input Jacobian and AZ-NAS' stage gradients are degenerate
+    // (-inf), where libtorch's engine used to crash the process
+    let v = ok_json(&[
+        "score",
+        "--space",
+        "transnas-micro",
+        "--index",
+        "77",
+        "--proxy",
+        "jacob_cov,az_trainability",
+        "--proxy-batch",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(v["jacob_cov"], "-inf", "{v}");
+    assert_eq!(v["az_trainability"], "-inf", "{v}");
+}
+
+#[test]
 fn run_folders_of_the_rbflex_only_version_are_reused() {
     let d = tempfile::tempdir().unwrap();
     let o = d.path().to_str().unwrap();

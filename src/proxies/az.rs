@@ -66,11 +66,11 @@ pub fn eigen_entropy(f: &Tensor) -> f64 {
 
 /// `2 - s - 1 / (s + 1e-6)` for the stage mapping `f_in` to `f_out`
 /// (`-inf` when the back-propagated gradient equals the random one).
-fn stage_trainability(f_in: &Tensor, f_out: &Tensor, g_out: &Tensor) -> f64 {
-    let grads = Tensor::run_backward(&[(f_out * g_out).sum(Kind::Float)], &[f_in], false, false);
-    let Some(g_in) = grads.into_iter().next().filter(|g| g.defined()) else { return f64::NEG_INFINITY };
+fn stage_trainability(f_in: &Tensor, f_out: &Tensor, g_out: &Tensor) -> Result<f64> {
+    let grads = super::backward(&[(f_out * g_out).sum(Kind::Float)], std::slice::from_ref(f_in), false)?;
+    let Some(g_in) = grads.into_iter().next().flatten() else { return Ok(f64::NEG_INFINITY) };
     if g_in.size() == g_out.size() && bool::try_from(g_in.eq_tensor(g_out).all()).unwrap_or(false) {
-        return f64::NEG_INFINITY;
+        return Ok(f64::NEG_INFINITY);
     }
     let (so, si) = (g_out.size(), g_in.size());
     let g_in = if si[2] != so[2] { g_in.pixel_unshuffle(si[2] / so[2]) } else { g_in };
@@ -81,7 +81,7 @@ fn stage_trainability(f_in: &Tensor, f_out: &Tensor, g_out: &Tensor) -> f64 {
     // the largest singular value, as the root of M^T M's largest eigenvalue
     // (libtorch's svdvals takes no driver on the CPU through tch)
     let smax = m.tr().mm(&m).linalg_eigvalsh("L").max().double_value(&[]).max(0.0).sqrt();
-    -smax - 1.0 / (smax + 1e-6) + 2.0
+    Ok(-smax - 1.0 / (smax + 1e-6) + 2.0)
 }
 
 /// All four values of one network.
@@ -106,7 +106,7 @@ pub fn az_values(p: &Probe) -> Result<[f64; 4]> {
             let _ = u.bernoulli_float_(0.5);
             (u - 0.5) * 2.0
         });
-        t.push(stage_trainability(&f[i - 1], &f[i], &g_out));
+        t.push(stage_trainability(&f[i - 1], &f[i], &g_out)?);
     }
     let trainability = nan_to_ninf(t.iter().sum::<f64>() / t.len().max(1) as f64);
     Ok([expressivity, progressivity, trainability, macs / x.size()[0] as f64])

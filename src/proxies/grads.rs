@@ -22,12 +22,12 @@ fn ce_loss(net: &dyn Net, x: &Tensor, y: &Tensor) -> Tensor {
 }
 
 /// Gradients of `loss` w.r.t. `ws` (zeros where a weight took no part).
-fn grads(loss: &Tensor, ws: &[Tensor], create_graph: bool) -> Vec<Tensor> {
-    Tensor::run_backward(&[loss], ws, create_graph, create_graph)
+pub(crate) fn grads(loss: &Tensor, ws: &[Tensor], create_graph: bool) -> Result<Vec<Tensor>> {
+    Ok(super::backward(std::slice::from_ref(loss), ws, create_graph)?
         .into_iter()
         .zip(ws)
-        .map(|(g, w)| if g.defined() { g } else { w.zeros_like() })
-        .collect()
+        .map(|(g, w)| g.unwrap_or_else(|| w.zeros_like()))
+        .collect())
 }
 
 /// Sum over weights of `w * g` (of `|w * g|` when `abs`), in float64.
@@ -51,7 +51,7 @@ fn ce_weight_grads(p: &Probe, init: Init) -> Result<(Vec<Tensor>, Vec<Tensor>)> 
     let net = (p.build)(init)?;
     net.params().set_requires_grad(true);
     let ws = net.params().layer_weights();
-    let g = grads(&ce_loss(net.as_ref(), p.x, p.labels()?), &ws, false);
+    let g = grads(&ce_loss(net.as_ref(), p.x, p.labels()?), &ws, false)?;
     Ok((ws, g))
 }
 
@@ -90,7 +90,7 @@ impl Proxy for Synflow {
         let x = Tensor::ones(shape.as_slice(), (Kind::Double, p.x.device()));
         let out = net.forward(&x, BnStats::Off, &mut NoProbe).sum(Kind::Double);
         let ws = params.layer_weights();
-        let g = grads(&out, &ws, false);
+        let g = grads(&out, &ws, false)?;
         Ok(Measure::value(finite_or_ninf(product_sum(&ws, &g, true))))
     }
 }
@@ -136,10 +136,10 @@ impl Proxy for Grasp {
         net.params().set_requires_grad(true);
         let ws = net.params().layer_weights();
         let y = p.labels()?;
-        let g: Vec<Tensor> = grads(&ce_loss(net.as_ref(), p.x, y), &ws, false).iter().map(Tensor::detach).collect();
-        let gf = grads(&ce_loss(net.as_ref(), p.x, y), &ws, true);
+        let g: Vec<Tensor> = grads(&ce_loss(net.as_ref(), p.x, y), &ws, false)?.iter().map(Tensor::detach).collect();
+        let gf = grads(&ce_loss(net.as_ref(), p.x, y), &ws, true)?;
         let z = g.iter().zip(&gf).map(|(a, b)| (a * b).sum(Kind::Float)).fold(Tensor::from(0f32), |acc, t| acc + t);
-        let hg = grads(&z, &ws, false);
+        let hg = grads(&z, &ws, false)?;
         Ok(Measure::value(finite_or_ninf(-product_sum(&ws, &hg, false))))
     }
 }
@@ -165,7 +165,7 @@ impl Proxy for GradNorm {
         let x = p.noise(&p.x.size());
         let y = p.random_labels(x.size()[0]);
         let all: Vec<Tensor> = net.params().iter().map(|(_, t, _)| t.shallow_clone()).collect();
-        let g = grads(&ce_loss(net.as_ref(), &x, &y), &all, false);
+        let g = grads(&ce_loss(net.as_ref(), &x, &y), &all, false)?;
         Ok(Measure::value(finite_or_ninf(total(&g, |g| g.square()).sqrt())))
     }
 }
@@ -224,7 +224,7 @@ impl Proxy for Fisher {
         net.params().set_requires_grad(true);
         let mut acts = Acts(Vec::new());
         let loss = net.forward(p.x, BnStats::Batch, &mut acts).cross_entropy_for_logits(p.labels()?);
-        let g = grads(&loss, &acts.0, false);
+        let g = grads(&loss, &acts.0, false)?;
         let mut v = 0.0;
         for (a, g) in acts.0.iter().zip(&g) {
             let prod = a.detach() * g;

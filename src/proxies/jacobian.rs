@@ -28,8 +28,8 @@ fn jacobian_now(p: &Probe) -> Result<Tensor> {
     let net = (p.build)(Init::Default)?;
     let x = p.x.detach().set_requires_grad(true);
     let out = net.forward(&x, BnStats::Batch, &mut NoProbe).sum(Kind::Float);
-    let g = Tensor::run_backward(&[out], &[&x], false, false);
-    let g = g.into_iter().next().filter(Tensor::defined).unwrap_or_else(|| x.zeros_like());
+    let g = super::backward(&[out], std::slice::from_ref(&x), false)?;
+    let g = g.into_iter().next().flatten().unwrap_or_else(|| x.zeros_like());
     Ok(g.to_kind(Kind::Double).reshape([x.size()[0], -1]))
 }
 

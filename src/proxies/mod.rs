@@ -110,6 +110,26 @@ impl Probe<'_> {
     }
 }
 
+/// Gradients of the sum of `outputs` w.r.t. each of `inputs`; `None` for an
+/// input the outputs do not depend on. Outputs with no autograd graph (a
+/// network whose output ignores its input and parameters, e.g. an all-`none`
+/// cell) give `None` for every input: libtorch's engine would crash on them
+/// (`tch::Tensor::run_backward` does not check), so they never reach it.
+pub fn backward(outputs: &[Tensor], inputs: &[Tensor], create_graph: bool) -> Result<Vec<Option<Tensor>>> {
+    let live: Vec<&Tensor> = outputs.iter().filter(|t| t.requires_grad()).collect();
+    let wanted: Vec<usize> = (0..inputs.len()).filter(|i| inputs[*i].requires_grad()).collect();
+    let mut out: Vec<Option<Tensor>> = inputs.iter().map(|_| None).collect();
+    if live.is_empty() || wanted.is_empty() {
+        return Ok(out);
+    }
+    let picked: Vec<&Tensor> = wanted.iter().map(|i| &inputs[*i]).collect();
+    let grads = Tensor::f_run_backward(&live, &picked, create_graph, create_graph)?;
+    for (i, g) in wanted.into_iter().zip(grads) {
+        out[i] = Some(g).filter(Tensor::defined);
+    }
+    Ok(out)
+}
+
 /// A proxy's value for one network, and its named parts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measure {
@@ -386,6 +406,19 @@ mod tests {
         assert_eq!(t[0], (3.5f64 / 4.0).ln());
         assert_eq!(t[2], (1.5f64 / 4.0).ln());
         assert_eq!(t[2], t[3]);
+    }
+
+    #[test]
+    fn backward_through_no_graph_gives_no_gradient() {
+        let x = Tensor::from_slice(&[1.0f32, 2.0]).set_requires_grad(true);
+        // an output that ignores x and has no graph (libtorch would crash)
+        let dead = Tensor::zeros([2], (Kind::Float, Device::Cpu)).sum(Kind::Float);
+        assert!(backward(&[dead], std::slice::from_ref(&x), false).unwrap()[0].is_none());
+        // d(sum 3x)/dx = 3; an input the output does not use has none
+        let unused = Tensor::from_slice(&[5.0f32]).set_requires_grad(true);
+        let g = backward(&[(&x * 3.0).sum(Kind::Float)], &[x.shallow_clone(), unused], false).unwrap();
+        assert_eq!(Vec::<f32>::try_from(g[0].as_ref().unwrap()).unwrap(), vec![3.0, 3.0]);
+        assert!(g[1].is_none());
     }
 
     #[test]

@@ -51,8 +51,7 @@ impl Proxy for Zico {
         for b in 0..2 {
             let (x, y) = (p.x.narrow(0, b * half, half), y.narrow(0, b * half, half));
             let loss = net.forward(&x, BnStats::Batch, &mut NoProbe).cross_entropy_for_logits(&y);
-            let g = Tensor::run_backward(&[loss], &ws, false, false);
-            per_batch.push(g.into_iter().zip(&ws).map(|(g, w)| if g.defined() { g } else { w.zeros_like() }).collect());
+            per_batch.push(super::grads::grads(&loss, &ws, false)?);
         }
         let v = zico_score(&per_batch);
         Ok(Measure::value(if v.is_nan() { f64::NEG_INFINITY } else { v }))
