@@ -23,7 +23,8 @@ impl Proxy for ParamCount {
 }
 
 /// Multiply-adds of Conv2d and Linear layers for one input (as NATS-Bench
-/// and pycls count FLOPs), from a forward pass of the batch divided by its size.
+/// and pycls count FLOPs), from a forward pass of the batch's first input
+/// with BatchNorm off (the count depends on neither).
 #[derive(Debug, Clone, Copy)]
 pub struct Flops;
 
@@ -37,8 +38,8 @@ impl Proxy for Flops {
     fn score(&self, p: &Probe) -> Result<Measure> {
         let net = (p.build)(Init::Default)?;
         let _guard = tch::no_grad_guard();
-        let (_, n) = flops::count(|| net.forward(p.x, BnStats::Batch, &mut NoProbe));
-        Ok(Measure::value(n / p.x.size()[0] as f64))
+        let (_, n) = flops::count(|| net.forward(&p.x.narrow(0, 0, 1), BnStats::Off, &mut NoProbe));
+        Ok(Measure::value(n))
     }
 }
 
