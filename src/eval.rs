@@ -15,6 +15,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::Instant;
 use tch::Tensor;
 
@@ -355,16 +356,25 @@ fn score_some(
 ) -> Result<Vec<(&'static str, Measure, Columns, f64)>> {
     let mut out = Vec::new();
     let shared = std::cell::RefCell::new(BTreeMap::new());
-    for p in &s.selection.proxies {
+    let mut todo: Vec<&Arc<dyn Proxy>> = s.selection.proxies.iter().filter(|p| !skip(&p.columns())).collect();
+    let names: Vec<&'static str> = todo.iter().map(|p| p.name()).collect();
+    // a pass that also yields other asked proxies runs before them
+    todo.sort_by_key(|p| !p.also_yields().iter().any(|n| names.contains(n)));
+    for (k, p) in todo.iter().enumerate() {
         let cols = p.columns();
-        if skip(&cols) {
-            continue;
-        }
         let (x, labels) = s.batch_for(p.as_ref())?.tensors();
         let (x, labels) = (x.to_device(s.device), labels.map(|l| l.to_device(s.device)));
         let t0 = Instant::now();
-        let probe =
-            Probe { build, x: &x, labels: labels.as_ref(), classes: s.dataset.num_classes(), seed, shared: &shared };
+        let asked: Vec<&'static str> = todo[k + 1..].iter().map(|p| p.name()).collect();
+        let probe = Probe {
+            build,
+            x: &x,
+            labels: labels.as_ref(),
+            classes: s.dataset.num_classes(),
+            seed,
+            shared: &shared,
+            asked: &asked,
+        };
         let m = p.score(&probe).with_context(|| format!("proxy {}", p.name()))?;
         out.push((p.name(), m, cols, t0.elapsed().as_secs_f64()));
     }

@@ -198,3 +198,14 @@ fn jacobian_proxies_share_one_pass_and_agree_with_separate_runs() {
     assert_eq!(num(&both["jacob_cov"]), num(&jc["jacob_cov"]));
     assert_eq!(num(&both["epe_nas"]), num(&epe["epe_nas"]));
 }
+
+#[test]
+fn naswot_from_the_az_pass_and_snip_from_grasp_equal_their_own_passes() {
+    // AZ-NAS' pass also sums NASWOT's kernel, GraSP's first gradient is
+    // SNIP's: the shared values are the separate runs' bit for bit
+    let both = ok_json(&["score", "--index", "777", "--proxy", "naswot,snip,grasp,az", "--json"]);
+    let alone = ok_json(&["score", "--index", "777", "--proxy", "naswot,snip", "--json"]);
+    assert!(num(&both["naswot"]).is_finite() && num(&both["snip"]) > 0.0, "{both}");
+    assert_eq!(num(&both["naswot"]), num(&alone["naswot"]));
+    assert_eq!(num(&both["snip"]), num(&alone["snip"]));
+}

@@ -16,6 +16,7 @@
 //! `az` (an [`super::Aggregate`]) sums `ln(rank / n)` of the four over the
 //! candidates. Products in float32 as the reference, eigenvalues in float64.
 
+use super::naswot::CodeKernel;
 use super::{Init, Measure, Needs, Probe, Proxy};
 use crate::nets::{layers::flops, BnStats, Sink};
 use anyhow::Result;
@@ -41,11 +42,32 @@ pub struct AzPart(pub Part);
 /// The four values of one network, in [`Part`] order.
 const KEY: &str = "az";
 
-struct Features(Vec<Tensor>);
+/// The maps between stages, and NASWOT's code kernel when it is asked for
+/// (its protocol is this pass's: Kaiming-normal fan-in init, the same 64
+/// noise inputs, train-mode BatchNorm; grad mode changes no forward value).
+struct Features {
+    maps: Vec<Tensor>,
+    codes: Option<CodeKernel>,
+}
 
 impl Sink for Features {
     fn feature(&mut self, out: &Tensor) {
-        self.0.push(out.shallow_clone());
+        self.maps.push(out.shallow_clone());
+    }
+    fn activation(&mut self, out: &Tensor) {
+        if let Some(k) = &mut self.codes {
+            k.activation(out);
+        }
+    }
+    fn activation_again(&mut self, out: &Tensor) {
+        if let Some(k) = &mut self.codes {
+            k.activation_again(out);
+        }
+    }
+    fn block_output(&mut self, out: &Tensor) {
+        if let Some(k) = &mut self.codes {
+            k.block_output(out);
+        }
     }
 }
 
@@ -89,9 +111,13 @@ pub fn az_values(p: &Probe) -> Result<[f64; 4]> {
     let net = (p.build)(Init::KaimingNormalFanIn)?;
     net.params().set_requires_grad(true);
     let x = p.noise(&p.x.size());
-    let mut sink = Features(Vec::new());
+    let codes = p.asks(super::naswot::NAME).then(|| CodeKernel::new(x.size()[0]));
+    let mut sink = Features { maps: Vec::new(), codes };
     let (_, macs) = flops::count(|| net.forward(&x, BnStats::Batch, &mut sink));
-    let f = sink.0;
+    if let Some(k) = &sink.codes {
+        p.yield_value(super::naswot::NAME, super::naswot::value_of(k));
+    }
+    let f = sink.maps;
     let e: Vec<f64> = f.iter().map(eigen_entropy).collect();
     let nan_to_ninf = |v: f64| if v.is_nan() { f64::NEG_INFINITY } else { v };
     let expressivity = nan_to_ninf(e.iter().sum());
@@ -126,6 +152,9 @@ impl Proxy for AzPart {
     }
     fn needs(&self) -> Needs {
         Needs { batch: Some(64), labels: false, classifier: false }
+    }
+    fn also_yields(&self) -> &'static [&'static str] {
+        &[super::naswot::NAME]
     }
     fn score(&self, p: &Probe) -> Result<Measure> {
         let cached = p.shared.borrow().get(KEY).cloned();

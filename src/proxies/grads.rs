@@ -95,6 +95,8 @@ impl Proxy for Synflow {
     }
 }
 
+const SNIP: &str = "snip";
+
 /// SNIP (Lee et al. 2019): sum |w * dL/dw| for the cross-entropy of 64
 /// labelled images.
 #[derive(Debug, Clone, Copy)]
@@ -105,12 +107,15 @@ impl Proxy for Snip {
         2300
     }
     fn name(&self) -> &'static str {
-        "snip"
+        SNIP
     }
     fn needs(&self) -> Needs {
         LABELLED
     }
     fn score(&self, p: &Probe) -> Result<Measure> {
+        if let Some(v) = p.yielded(SNIP) {
+            return Ok(Measure::value(v));
+        }
         let (ws, g) = ce_weight_grads(p, Init::KaimingNormalFanIn)?;
         Ok(Measure::value(finite_or_ninf(product_sum(&ws, &g, true))))
     }
@@ -131,12 +136,19 @@ impl Proxy for Grasp {
     fn needs(&self) -> Needs {
         LABELLED
     }
+    fn also_yields(&self) -> &'static [&'static str] {
+        &[SNIP]
+    }
     fn score(&self, p: &Probe) -> Result<Measure> {
         let net = (p.build)(Init::KaimingNormalFanIn)?;
         net.params().set_requires_grad(true);
         let ws = net.params().layer_weights();
         let y = p.labels()?;
         let g: Vec<Tensor> = grads(&ce_loss(net.as_ref(), p.x, y), &ws, false)?.iter().map(Tensor::detach).collect();
+        if p.asks(SNIP) {
+            // SNIP's protocol is this first gradient's (init, batch, labels, BatchNorm)
+            p.yield_value(SNIP, finite_or_ninf(product_sum(&ws, &g, true)));
+        }
         let gf = grads(&ce_loss(net.as_ref(), p.x, y), &ws, true)?;
         let z = g.iter().zip(&gf).map(|(a, b)| (a * b).sum(Kind::Float)).fold(Tensor::from(0f32), |acc, t| acc + t);
         let hg = grads(&z, &ws, false)?;
@@ -283,7 +295,7 @@ mod tests {
         let shared = RefCell::new(BTreeMap::new());
         let x = Tensor::zeros([3, 2], (Kind::Float, tch::Device::Cpu));
         let build = |_: Init| -> Result<Box<dyn Net>> { Ok(Box::new(two_linear())) };
-        let p = Probe { build: &build, x: &x, labels: None, classes: 1, seed: 1, shared: &shared };
+        let p = Probe { build: &build, x: &x, labels: None, classes: 1, seed: 1, shared: &shared, asked: &[] };
         assert_eq!(Synflow.score(&p).unwrap().value, 37.75);
     }
 }

@@ -80,6 +80,29 @@ pub struct Probe<'a> {
     /// Values computed for this network by one proxy and read by another
     /// (AZ-NAS' four parts come from one pass).
     pub shared: &'a RefCell<BTreeMap<&'static str, Vec<f64>>>,
+    /// The proxies still to be scored on this network after this one (a
+    /// pass computes what [`Proxy::also_yields`] names only when asked).
+    pub asked: &'a [&'static str],
+}
+
+impl Probe<'_> {
+    /// Whether proxy `name` is still to be scored on this network.
+    pub fn asks(&self, name: &str) -> bool {
+        self.asked.contains(&name)
+    }
+
+    /// Records proxy `name`'s value, computed by another proxy's pass on
+    /// this probe's batch (see [`Probe::yielded`]).
+    pub fn yield_value(&self, name: &'static str, value: f64) {
+        self.shared.borrow_mut().insert(name, vec![value, self.x.size()[0] as f64]);
+    }
+
+    /// Proxy `name`'s value when another proxy's pass computed it on a batch
+    /// of the same size.
+    pub fn yielded(&self, name: &str) -> Option<f64> {
+        let n = self.x.size()[0] as f64;
+        self.shared.borrow().get(name).filter(|v| v.len() == 2 && v[1] == n).map(|v| v[0])
+    }
 }
 
 impl Probe<'_> {
@@ -181,6 +204,12 @@ pub trait Proxy: Send + Sync {
     /// Its columns in `scores.csv`: by default `<name>` and `<name>_seconds`.
     fn columns(&self) -> Columns {
         Columns { value: self.name().into(), parts: Vec::new(), seconds: format!("{}_seconds", self.name()) }
+    }
+    /// Proxies whose values this proxy's pass also computes when they are
+    /// asked for (their protocols agree: the same init, inputs and
+    /// BatchNorm mode); it is scored before them, which then reuse it.
+    fn also_yields(&self) -> &'static [&'static str] {
+        &[]
     }
     /// Scores one network.
     fn score(&self, p: &Probe) -> Result<Measure>;
