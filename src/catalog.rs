@@ -7,14 +7,51 @@ use crate::benchmarks::transnas::TaskTruth;
 use crate::benchmarks::{self, GroundTruth};
 use crate::spaces::{self, nds::NdsSpace, Space};
 use anyhow::{bail, Result};
+use std::ops::Deref;
 use std::path::Path;
+use std::sync::Arc;
+
+/// A space or a ground truth a run holds: a built-in one (static, built
+/// once) or one opened for this run (from a file or a task), shared by the
+/// scoring threads.
+pub enum Shared<T: ?Sized + 'static> {
+    /// Built into the binary.
+    Static(&'static T),
+    /// Opened for this run.
+    Owned(Arc<T>),
+}
+
+impl<T: ?Sized> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Shared::Static(t) => Shared::Static(*t),
+            Shared::Owned(t) => Shared::Owned(Arc::clone(t)),
+        }
+    }
+}
+
+impl<T: ?Sized> Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        match self {
+            Shared::Static(t) => t,
+            Shared::Owned(t) => t,
+        }
+    }
+}
+
+impl<T: ?Sized> From<&'static T> for Shared<T> {
+    fn from(t: &'static T) -> Self {
+        Shared::Static(t)
+    }
+}
 
 /// A space with its ground truth.
 pub struct Opened {
     /// The space.
-    pub space: &'static dyn Space,
+    pub space: Shared<dyn Space>,
     /// Its benchmark.
-    pub truth: &'static dyn GroundTruth,
+    pub truth: Shared<dyn GroundTruth>,
 }
 
 /// Every `--space` name.
@@ -29,29 +66,25 @@ pub fn names() -> Vec<String> {
 /// `transnas-*` takes its ground truth from `task`.
 pub fn open(name: &str, benchmark: Option<&Path>, convention: Convention, task: &str) -> Result<Opened> {
     if let Some(kind) = name.strip_prefix("transnas-") {
-        let space = spaces::by_name(name)?;
+        let space = spaces::by_name(name)?.into();
         if benchmark.is_some() {
             bail!("--benchmark is not used by {name}: its ground truth is embedded");
         }
-        let truth: &'static TaskTruth = Box::leak(Box::new(TaskTruth::new(kind == "micro", task)?));
-        return Ok(Opened { space, truth });
+        let truth: Arc<dyn GroundTruth> = Arc::new(TaskTruth::new(kind == "micro", task)?);
+        return Ok(Opened { space, truth: Shared::Owned(truth) });
     }
     if let Some(family) = name.strip_prefix("nds-") {
-        let table = match benchmark {
+        let table = Arc::new(match benchmark {
             Some(p) => NdsTable::from_file(p, convention)?,
             None => NdsTable::embedded(family, convention)?,
-        };
-        // a CLI run opens one space: leaking it gives the 'static borrow the
-        // scoring threads share
-        let table: &'static NdsTable = Box::leak(Box::new(table));
-        let leaked_name: &'static str = Box::leak(name.to_string().into_boxed_str());
-        let space: &'static NdsSpace = Box::leak(Box::new(NdsSpace::new(leaked_name, table)));
-        return Ok(Opened { space, truth: table });
+        });
+        let space: Arc<dyn Space> = Arc::new(NdsSpace::new(name, Arc::clone(&table)));
+        return Ok(Opened { space: Shared::Owned(space), truth: Shared::Owned(table) });
     }
     let space =
         spaces::by_name(name).map_err(|_| anyhow::anyhow!("unknown space '{name}' (known: {})", names().join(", ")))?;
     let Some(dir) = benchmark else {
-        return Ok(Opened { space, truth: benchmarks::for_space(name)? });
+        return Ok(Opened { space: space.into(), truth: benchmarks::for_space(name)?.into() });
     };
     if !matches!(space.name(), "nb201" | "nats-sss") {
         bail!(
@@ -69,5 +102,5 @@ pub fn open(name: &str, benchmark: Option<&Path>, convention: Convention, task: 
             );
         }
     }
-    Ok(Opened { space, truth: Box::leak(Box::new(archive)) })
+    Ok(Opened { space: space.into(), truth: Shared::Owned(Arc::new(archive)) })
 }

@@ -7,7 +7,7 @@
 use crate::benchmarks::nats_archive::NatsArchive;
 use crate::benchmarks::nds::Convention;
 use crate::benchmarks::GroundTruth;
-use crate::catalog::{self, Opened};
+use crate::catalog::{self, Opened, Shared};
 use crate::device::DeviceArg;
 use crate::eval::{Batch, ScoreCache, Setting, Workers};
 use crate::inputs::{load_input, Source};
@@ -456,7 +456,7 @@ fn open_space(c: &mut Common, all_tasks: bool) -> Result<Opened> {
     Ok(opened)
 }
 
-fn setting(r: &mut RunArgs, all_tasks: bool) -> Result<(Setting, &'static dyn GroundTruth)> {
+fn setting(r: &mut RunArgs, all_tasks: bool) -> Result<(Setting, Shared<dyn GroundTruth>)> {
     let opened = open_space(&mut r.common, all_tasks)?;
     let c = &r.common;
     let s = Setting::new(opened.space, c.dataset, c.seed, r.gammas.selection()?, &source(c)?, c.input.batch())?
@@ -505,18 +505,18 @@ fn cmd_score(mut a: ScoreArgs) -> Result<()> {
     let image_seed = a.image_seed.unwrap_or(c.seed);
     let s = match &a.input {
         Some(p) => Setting::with_batch(
-            space,
+            space.clone(),
             c.dataset,
             image_seed,
             sel,
             Batch::new(&load_input(p)?, None)?,
             p.display().to_string(),
         ),
-        None => Setting::new(space, c.dataset, image_seed, sel, &source(c)?, c.input.batch())?,
+        None => Setting::new(space.clone(), c.dataset, image_seed, sel, &source(c)?, c.input.batch())?,
     }
     .on(device);
     let build = |init: proxies::Init| -> Result<Box<dyn crate::nets::Net>> {
-        let net = crate::eval::build_init(space, &arch, c.dataset, c.seed as i64, init)?;
+        let net = crate::eval::build_init(&*space, &arch, c.dataset, c.seed as i64, init)?;
         if let Some(p) = &a.params {
             net.params().load_safetensors(p)?;
         }
@@ -597,7 +597,7 @@ fn cmd_hda(mut a: HdaArgs) -> Result<()> {
         None => input_batch(c, c.seed)?.0,
     };
     let device = crate::device::resolve(c.device)?.0;
-    let d = crate::proxies::hda::detect(space, c.dataset, c.seed, a.networks, &x, device)?;
+    let d = crate::proxies::hda::detect(&*space, c.dataset, c.seed, a.networks, &x, device)?;
     let (gk, gq, nets) = (d.gamma_k, d.gamma_q, &d.networks);
     if c.json {
         let v = json!({
@@ -650,7 +650,7 @@ fn cmd_search(mut a: SearchArgs) -> Result<()> {
     let mut cache = ScoreCache::open(&dir, &s)?;
     let rep = search::run(
         &s,
-        truth,
+        &*truth,
         a.trials,
         a.networks,
         a.run.workers.workers(),
@@ -715,7 +715,7 @@ fn cmd_correlate(mut a: CorrelateArgs) -> Result<()> {
     let dir = out_dir(&a.run);
     let mut cache = ScoreCache::open(&dir, &s)?;
     let rep =
-        correlate::run(&s, truth, &idx, a.run.workers.workers(), &mut cache, &dir, a.run.quiet || a.run.common.json)?;
+        correlate::run(&s, &*truth, &idx, a.run.workers.workers(), &mut cache, &dir, a.run.quiet || a.run.common.json)?;
     let path = dir.join("correlate.json");
     if save_report(&path, &rep, a.run.common.json)? {
         return Ok(());
@@ -771,6 +771,7 @@ fn correlate_all_tasks(mut a: CorrelateArgs) -> Result<()> {
         .map(|task| Ok((*task, catalog::open(&a.run.common.space, None, Convention::Rbflex, task)?.truth)))
         .collect::<Result<Vec<_>>>()?;
     let quiet = a.run.quiet || a.run.common.json;
+    let truths: Vec<(&str, &dyn GroundTruth)> = truths.iter().map(|(t, g)| (*t, &**g)).collect();
     let all = correlate::run_tasks(&s, &truths, &idx, a.run.workers.workers(), &mut cache, &dir, quiet)?;
     if !a.run.common.json {
         for (task, rep) in &all {

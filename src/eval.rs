@@ -2,6 +2,7 @@
 //! on order, jobs or resumption), in parallel across networks with one
 //! libtorch thread each, appended to a resumable CSV as they finish.
 
+use crate::catalog::Shared;
 use crate::memory::MemoryGate;
 use crate::proxies::{Columns, Init, Measure, Probe, Proxy, Selection};
 use crate::spaces::{seeded, Dataset, Space};
@@ -84,7 +85,7 @@ impl Batch {
 /// Everything that determines a run's values besides the architecture.
 pub struct Setting {
     /// The design space.
-    pub space: &'static dyn Space,
+    pub space: Shared<dyn Space>,
     /// Dataset (classifier size and images).
     pub dataset: Dataset,
     /// Run seed: network inits and image choice.
@@ -112,7 +113,7 @@ impl Setting {
     /// from `source` with `seed` now. A proxy that needs what the space or
     /// the inputs cannot give is refused here, before anything is scored.
     pub fn new(
-        space: &'static dyn Space,
+        space: Shared<dyn Space>,
         dataset: Dataset,
         seed: u64,
         selection: Selection,
@@ -131,7 +132,7 @@ impl Setting {
         for p in std::iter::once(None).chain(selection.proxies.iter().map(|p| Some(p.as_ref()))) {
             let n = p.map_or(batch, |p| selection.batch_of(p, batch));
             if let Some(p) = p {
-                check_support(p, space, dataset, source)?;
+                check_support(p, &*space, dataset, source)?;
             }
             if let std::collections::btree_map::Entry::Vacant(slot) = batches.entry(n) {
                 let (x, labels) = source.batch(n, seed)?;
@@ -155,7 +156,7 @@ impl Setting {
     /// A setting around one given batch (`score --input`): every proxy sees
     /// it, whatever its protocol's batch.
     pub fn with_batch(
-        space: &'static dyn Space,
+        space: Shared<dyn Space>,
         dataset: Dataset,
         seed: u64,
         selection: Selection,
@@ -397,7 +398,7 @@ pub fn score_index(s: &Setting, index: usize, gate: &MemoryGate, known: Option<&
 
 fn score_index_now(s: &Setting, index: usize, arch: String, known: Option<&Record>) -> Result<Record> {
     let seed = init_seed(s.seed, index);
-    let build = |init: Init| build_init_on(s.space, &arch, s.dataset, seed, init, s.device);
+    let build = |init: Init| build_init_on(&*s.space, &arch, s.dataset, seed, init, s.device);
     let mut values = known.map(|r| r.values.clone()).unwrap_or_default();
     let known_cols = values.clone();
     for (name, m, cols, secs) in score_some(s, &build, seed, &|c| known_cols.contains_key(&c.value))? {
@@ -960,7 +961,7 @@ mod tests {
     fn the_memory_gate_reserves_the_largest_proxy_not_yet_scored() {
         let sel = Selection::parse("rbflex,grasp,snip", &Options::default()).unwrap();
         let src = crate::inputs::Source::open(Dataset::Cifar10, None, None, true).unwrap();
-        let s = Setting::new(&crate::spaces::nb201::Nb201, Dataset::Cifar10, 1, sel, &src, 3).unwrap();
+        let s = Setting::new(Shared::Static(&crate::spaces::nb201::Nb201), Dataset::Cifar10, 1, sel, &src, 3).unwrap();
         let arch = s.space.arch(7).unwrap();
         // NB201's own estimate is 0; GraSP holds 6000 bytes per input value of its 64 x 3 x 32 x 32 batch
         assert_eq!(s.working_set(&arch, None).unwrap(), 6000 * 64 * 3 * 32 * 32);

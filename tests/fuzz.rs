@@ -67,8 +67,8 @@ fn edits() -> impl Strategy<Value = Vec<(usize, u8, char)>> {
 }
 
 fn nds_darts() -> &'static dyn Space {
-    static S: OnceLock<&'static dyn Space> = OnceLock::new();
-    *S.get_or_init(|| rbflex::catalog::open("nds-darts", None, Convention::Rbflex, "segmentsemantic").unwrap().space)
+    static S: OnceLock<rbflex::catalog::Shared<dyn Space>> = OnceLock::new();
+    &**S.get_or_init(|| rbflex::catalog::open("nds-darts", None, Convention::Rbflex, "segmentsemantic").unwrap().space)
 }
 
 /// Spaces whose networks are cheap enough to build in a fuzz case.
@@ -363,7 +363,7 @@ fn setting() -> &'static rbflex::eval::Setting {
         let opts = rbflex::proxies::Options { gammas: Default::default(), batch: None };
         let sel = rbflex::proxies::Selection::parse("rbflex", &opts).unwrap();
         let source = rbflex::inputs::Source::open(Dataset::Cifar10, None, None, true).unwrap();
-        rbflex::eval::Setting::new(space, Dataset::Cifar10, 1, sel, &source, 3).unwrap()
+        rbflex::eval::Setting::new(space.into(), Dataset::Cifar10, 1, sel, &source, 3).unwrap()
     })
 }
 

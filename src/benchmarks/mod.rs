@@ -12,7 +12,7 @@ use crate::spaces::Dataset;
 use anyhow::{bail, Result};
 
 /// Test accuracies (%) of a space's architectures, by official index.
-pub trait GroundTruth: Sync {
+pub trait GroundTruth: Send + Sync {
     /// Accuracy of architecture `index` on `dataset`, if the benchmark has it.
     fn accuracy(&self, index: usize, dataset: Dataset) -> Option<f64>;
     /// The datasets with accuracies.

@@ -108,9 +108,9 @@ impl fmt::Display for Dataset {
 }
 
 /// A design space.
-pub trait Space: Sync {
+pub trait Space: Send + Sync {
     /// Short name used on the command line (`--space`).
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
     /// Number of architectures.
     fn len(&self) -> usize;
     /// Whether the space is empty (never, for a real space).

@@ -41,7 +41,7 @@ pub static NAFBEE_VGG19: Nafbee = Nafbee(NafbeeNet::Vgg19);
 pub static NAFBEE_BERT: Nafbee = Nafbee(NafbeeNet::Bert);
 
 impl Space for Nafbee {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         match self.0 {
             NafbeeNet::Vgg19 => "nafbee-vgg19",
             NafbeeNet::Bert => "nafbee-bert",

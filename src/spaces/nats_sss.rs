@@ -42,7 +42,7 @@ pub fn parse(arch: &str) -> Result<[i64; 5]> {
 pub struct NatsSss;
 
 impl Space for NatsSss {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "nats-sss"
     }
     fn len(&self) -> usize {

@@ -115,7 +115,7 @@ fn order() -> &'static Order {
 pub struct Nb201;
 
 impl Space for Nb201 {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "nb201"
     }
     fn len(&self) -> usize {

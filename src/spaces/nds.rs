@@ -11,22 +11,23 @@ use crate::nets::anynet::{AnyNet, AnyNetSpec};
 use crate::nets::darts::{self, DartsNet, Genotype};
 use crate::nets::Net;
 use anyhow::{bail, Context, Result};
+use std::sync::Arc;
 
 /// An NDS space over one table.
 pub struct NdsSpace {
-    name: &'static str,
-    table: &'static NdsTable,
+    name: String,
+    table: Arc<NdsTable>,
     datasets: &'static [Dataset],
 }
 
 impl NdsSpace {
     /// A space over `table`, called `name`.
-    pub fn new(name: &'static str, table: &'static NdsTable) -> Self {
+    pub fn new(name: &str, table: Arc<NdsTable>) -> Self {
         let datasets: &'static [Dataset] = match table.dataset {
             Dataset::ImageNet => &[Dataset::ImageNet],
             _ => &[Dataset::Cifar10],
         };
-        Self { name, table, datasets }
+        Self { name: name.to_string(), table, datasets }
     }
 }
 
@@ -122,8 +123,8 @@ pub fn build_net(net: &serde_json::Value, imagenet: bool, num_classes: i64) -> R
 }
 
 impl Space for NdsSpace {
-    fn name(&self) -> &'static str {
-        self.name
+    fn name(&self) -> &str {
+        &self.name
     }
     fn len(&self) -> usize {
         self.table.records.len()

@@ -116,7 +116,7 @@ impl TransNas {
 }
 
 impl Space for TransNas {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         if self.micro {
             "transnas-micro"
         } else {
