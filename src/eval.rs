@@ -4,10 +4,10 @@
 
 use crate::catalog::Shared;
 use crate::memory::MemoryGate;
+use crate::progress::Progress;
 use crate::proxies::{Columns, Init, Measure, Probe, Proxy, Selection};
 use crate::spaces::{seeded, Dataset, Space};
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -872,21 +872,6 @@ pub(crate) fn merge(old: &mut Record, new: Record) -> Result<()> {
     Ok(())
 }
 
-/// A progress bar with an ETA on stderr (hidden when `quiet`).
-pub fn progress(len: u64, what: &str, quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new(len);
-    pb.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} nets, {per_sec}, ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    pb.set_message(what.to_string());
-    pb
-}
-
 /// How networks are scored in parallel: worker threads (one libtorch thread
 /// each) and the memory budget they share (see [`crate::memory`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -915,7 +900,7 @@ pub fn score_many(
     if !todo.is_empty() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(workers.jobs.max(1)).build()?;
         let gate = MemoryGate::new(workers.memory_budget_mb.saturating_mul(1 << 20));
-        let pb = progress(todo.len() as u64, "scoring", quiet);
+        let mut pb = Progress::new(todo.len() as u64, "scoring", quiet);
         let mut writer = cache.writer(&s.selection)?;
         let known: HashMap<usize, Record> =
             todo.iter().filter_map(|i| cache.get(*i).map(|r| (*i, r.clone()))).collect();
@@ -937,14 +922,14 @@ pub fn score_many(
             let result = (|| {
                 for r in rx {
                     cache.append(r?, &mut writer)?;
-                    pb.inc(1);
+                    pb.inc();
                 }
                 Ok(())
             })();
             stop.store(true, Ordering::Relaxed);
             result
         });
-        pb.finish_and_clear();
+        pb.finish();
         outcome?;
     }
     let secs = t0.elapsed().as_secs_f64();

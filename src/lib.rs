@@ -20,6 +20,7 @@ pub mod memory;
 pub mod merge;
 pub mod nafbee;
 pub mod nets;
+pub mod progress;
 pub mod proxies;
 pub mod search;
 pub mod shard;
