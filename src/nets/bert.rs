@@ -48,7 +48,9 @@ impl Lin {
         Self { w, b }
     }
     fn fwd(&self, x: &Tensor) -> Tensor {
-        x.linear(&self.w, Some(&self.b))
+        let y = x.linear(&self.w, Some(&self.b));
+        super::layers::layer_outputs::record(&y, &self.w);
+        y
     }
 }
 

@@ -92,9 +92,12 @@ impl Conv2d {
                 let mut slot = out.narrow(0, i, 1);
                 slot.copy_(&self.apply(&x.narrow(0, i, 1)));
             }
+            layer_outputs::record(&out, &self.w);
             out
         } else {
-            self.apply(x)
+            let y = self.apply(x);
+            layer_outputs::record(&y, &self.w);
+            y
         }
     }
 }
@@ -173,6 +176,7 @@ impl Linear {
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let y = x.linear(&self.w, Some(&self.b));
         flops::add(self.w.numel() as f64 * y.size().first().copied().unwrap_or(1) as f64);
+        layer_outputs::record(&y, &self.w);
         y
     }
 }
@@ -295,6 +299,38 @@ pub mod bn_stats {
                 let dims: Vec<i64> = (0..x.dim() as i64).filter(|d| *d != 1).collect();
                 let var = x.detach().var_dim(dims.as_slice(), true, false).to_kind(Kind::Double);
                 list.push(var);
+            }
+        });
+    }
+}
+
+/// The output of every Conv2d and Linear layer a forward pass runs, with
+/// its weight's values per output channel (`weight.shape[1:]`'s product),
+/// recorded per thread while [`layer_outputs::collect`] is active:
+/// zero-cost-nas' fisher reads each such output (its `dummy` identity after
+/// every Conv2d/Linear) and weighs channels by that count.
+pub mod layer_outputs {
+    use std::cell::RefCell;
+    use tch::Tensor;
+
+    thread_local! {
+        static OUTS: RefCell<Option<Vec<(Tensor, i64)>>> = const { RefCell::new(None) };
+    }
+
+    /// Runs `f` and returns its result with each layer's output (in the
+    /// autograd graph when `f` records one) and weight count per channel.
+    pub fn collect<T>(f: impl FnOnce() -> T) -> (T, Vec<(Tensor, i64)>) {
+        let outer = OUTS.with(|v| v.replace(Some(Vec::new())));
+        let out = f();
+        let outs = OUTS.with(|v| v.replace(outer)).unwrap_or_default();
+        (out, outs)
+    }
+
+    /// Records a layer output `y` of weight `w` when collecting.
+    pub fn record(y: &Tensor, w: &Tensor) {
+        OUTS.with(|v| {
+            if let Some(list) = v.borrow_mut().as_mut() {
+                list.push((y.shallow_clone(), w.size()[1..].iter().product()));
             }
         });
     }

@@ -7,7 +7,8 @@
 //! BatchNorm runs in train mode on the batch.
 
 use super::{Init, Measure, Needs, Probe, Proxy};
-use crate::nets::{BnStats, Net, NoProbe, Sink};
+use crate::nets::layers::layer_outputs;
+use crate::nets::{BnStats, Net, NoProbe};
 use anyhow::Result;
 use tch::{Kind, Tensor};
 
@@ -202,22 +203,12 @@ impl Proxy for Plain {
     }
 }
 
-/// Collects the block outputs fisher weighs (activations with their graph).
-struct Acts(Vec<Tensor>);
-
-impl Sink for Acts {
-    fn activation(&mut self, out: &Tensor) {
-        self.0.push(out.shallow_clone());
-    }
-    fn activation_again(&mut self, _out: &Tensor) {}
-}
-
-/// Fisher (Theis et al. 2018, as zero-cost-nas' `fisher`): for each
-/// activation map a with cross-entropy gradient g, 0.5 * mean over images of
-/// (sum over pixels of a * g)^2, summed over channels and maps. zero-cost-nas
-/// reads the Conv/Linear outputs (and weighs each channel by its fan-in);
-/// rbflex reads what networks report, the ReLU and ReLUConvBN outputs, with
-/// no fan-in weights: a documented deviation.
+/// Fisher (Theis et al. 2018) as zero-cost-nas' `fisher.py` computes it:
+/// for the output a of every Conv2d and Linear layer, with cross-entropy
+/// gradient g, each channel's 0.5 * mean over images of (sum over pixels of
+/// a * g)^2, times the layer weight's values per channel (zero-cost-nas
+/// spreads the channel's value over the weight's shape before summing);
+/// summed over channels and layers.
 #[derive(Debug, Clone, Copy)]
 pub struct Fisher;
 
@@ -234,27 +225,34 @@ impl Proxy for Fisher {
     fn score(&self, p: &Probe) -> Result<Measure> {
         let net = (p.build)(Init::Default)?;
         net.params().set_requires_grad(true);
-        let mut acts = Acts(Vec::new());
-        let loss = net.forward(p.x, BnStats::Batch, &mut acts).cross_entropy_for_logits(p.labels()?);
-        let g = grads(&loss, &acts.0, false)?;
+        let (logits, outs) = layer_outputs::collect(|| net.forward(p.x, BnStats::Batch, &mut NoProbe));
+        let loss = logits.cross_entropy_for_logits(p.labels()?);
+        let acts: Vec<Tensor> = outs.iter().map(|(a, _)| a.shallow_clone()).collect();
+        let g = grads(&loss, &acts, false)?;
         let mut v = 0.0;
-        for (a, g) in acts.0.iter().zip(&g) {
-            let prod = a.detach() * g;
-            let dims: Vec<i64> = (2..prod.dim() as i64).collect();
-            let gnk = if dims.is_empty() { prod } else { prod.sum_dim_intlist(dims.as_slice(), false, Kind::Float) };
-            v += (gnk.to_kind(Kind::Double).square().mean_dim([0i64].as_slice(), false, Kind::Double) * 0.5)
-                .sum(Kind::Double)
-                .double_value(&[]);
+        for ((a, per_channel), g) in outs.iter().zip(&g) {
+            v += fisher_of_layer(&a.detach(), g) * *per_channel as f64;
         }
         Ok(Measure::value(finite_or_ninf(v)))
     }
+}
+
+/// Sum over channels of 0.5 * mean over images of (sum over the other axes
+/// of a * g)^2, for a layer output `a` `[N, C, ...]` and its gradient `g`.
+pub fn fisher_of_layer(a: &Tensor, g: &Tensor) -> f64 {
+    let prod = a * g;
+    let dims: Vec<i64> = (2..prod.dim() as i64).collect();
+    let gnk = if dims.is_empty() { prod } else { prod.sum_dim_intlist(dims.as_slice(), false, Kind::Float) };
+    (gnk.to_kind(Kind::Double).square().mean_dim([0i64].as_slice(), false, Kind::Double) * 0.5)
+        .sum(Kind::Double)
+        .double_value(&[])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::nets::layers::Linear;
-    use crate::nets::Params;
+    use crate::nets::{Params, Sink};
     use std::cell::RefCell;
     use std::collections::BTreeMap;
 
@@ -297,5 +295,53 @@ mod tests {
         let build = |_: Init| -> Result<Box<dyn Net>> { Ok(Box::new(two_linear())) };
         let p = Probe { build: &build, x: &x, labels: None, classes: 1, seed: 1, shared: &shared, asked: &[] };
         assert_eq!(Synflow.score(&p).unwrap().value, 37.75);
+    }
+
+    /// x -> Linear(2, 2) (two class logits), W = [[1, -2], [3, 0.5]], b = [-1, 2].
+    struct OneLinear {
+        p: Params,
+        a: Linear,
+    }
+
+    impl Net for OneLinear {
+        fn forward(&self, x: &Tensor, _stats: BnStats, _sink: &mut dyn Sink) -> Tensor {
+            self.a.forward(x)
+        }
+        fn params(&self) -> &Params {
+            &self.p
+        }
+    }
+
+    #[test]
+    fn fisher_of_one_linear_layer_is_closed_form() {
+        // inputs e1, e2 with labels 0, 1: logits z = (0, 5) and (-3, 2.5);
+        // dCE/dz = (softmax(z) - onehot) / 2; per channel k: 0.5 * mean_n
+        // (z_nk g_nk)^2, summed, times the weight's 2 values per channel
+        let build = |_: Init| -> Result<Box<dyn Net>> {
+            let mut p = Params::new();
+            let a = Linear::new(&mut p, "a", 2, 2);
+            let _guard = tch::no_grad_guard();
+            let values: [&[f32]; 2] = [&[1.0, -2.0, 3.0, 0.5], &[-1.0, 2.0]];
+            for ((_, t, _), v) in p.iter().zip(values) {
+                t.shallow_clone().copy_(&Tensor::from_slice(v).view(t.size().as_slice()));
+            }
+            Ok(Box::new(OneLinear { p, a }))
+        };
+        let x = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0]).view([2, 2]);
+        let y = Tensor::from_slice(&[0i64, 1]);
+        let shared = RefCell::new(BTreeMap::new());
+        let p = Probe { build: &build, x: &x, labels: Some(&y), classes: 2, seed: 1, shared: &shared, asked: &[] };
+        let softmax = |z: [f64; 2]| {
+            let e = [z[0].exp(), z[1].exp()];
+            [e[0] / (e[0] + e[1]), e[1] / (e[0] + e[1])]
+        };
+        let (z0, z1) = ([0.0, 5.0], [-3.0, 2.5]);
+        let (s0, s1) = (softmax(z0), softmax(z1));
+        let g0 = [(s0[0] - 1.0) / 2.0, s0[1] / 2.0];
+        let g1 = [s1[0] / 2.0, (s1[1] - 1.0) / 2.0];
+        let want: f64 =
+            (0..2).map(|k| 0.5 * ((z0[k] * g0[k]).powi(2) + (z1[k] * g1[k]).powi(2)) / 2.0).sum::<f64>() * 2.0;
+        let got = Fisher.score(&p).unwrap().value;
+        assert!((got - want).abs() < 1e-6 * want, "{got} vs {want}");
     }
 }
