@@ -646,6 +646,8 @@ fn cmd_search(mut a: SearchArgs) -> Result<()> {
         let candidates = format!("--trials {} --networks {}", a.trials, a.networks);
         return run_shard(&mut s, &a.run, k, shard::Plan { command: "search", candidates, indices });
     }
+    // before the folder is touched
+    truth.require(&search::candidates(s.space.len(), a.trials, a.networks, s.seed)?, s.dataset)?;
     let dir = out_dir(&a.run);
     let mut cache = ScoreCache::open(&dir, &s)?;
     let rep = search::run(

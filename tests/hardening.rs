@@ -218,6 +218,10 @@ fn a_benchmark_that_cannot_serve_the_run_is_one_error() {
     let e = fails(&["correlate", "--benchmark", s(&archive), "--indices", s(&idx), "--out", s(&out), "--quiet"]);
     assert!(e.contains("cannot serve 2 of the 4 networks asked (the first, index 5: "), "{e}");
     assert!(!out.exists(), "a run that cannot be judged touches nothing");
+    // the same for a search: its samples reach networks the archive lacks
+    let e = fails(&["search", "--benchmark", s(&archive), "--trials", "1", "--networks", "5", "--out", s(&out)]);
+    assert!(e.contains("cannot serve"), "{e}");
+    assert!(!out.exists(), "a search that cannot be judged touches nothing");
 }
 
 #[test]
