@@ -209,3 +209,17 @@ fn naswot_from_the_az_pass_and_snip_from_grasp_equal_their_own_passes() {
     assert_eq!(num(&both["naswot"]), num(&alone["naswot"]));
     assert_eq!(num(&both["snip"]), num(&alone["snip"]));
 }
+
+#[test]
+fn fisher_values_of_the_relu_version_are_refused_not_mixed() {
+    let d = tempfile::tempdir().unwrap();
+    let o = d.path().to_str().unwrap();
+    ok_json(&["correlate", "--sample", "2", "--proxy", "fisher", "--out", o, "--json"]);
+    // the run.json the earlier fisher (ReLU outputs) wrote: no `outputs`
+    let path = d.path().join("run.json");
+    let mut run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    run["proxies"]["fisher"] = serde_json::json!({ "batch": 64 });
+    std::fs::write(&path, run.to_string()).unwrap();
+    let e = fails(&["correlate", "--sample", "2", "--proxy", "fisher", "--out", o]);
+    assert!(e.contains(r#"proxy fisher was {"batch":64} (now {"batch":64,"outputs":"conv-linear"})"#), "{e}");
+}

@@ -219,6 +219,11 @@ impl Proxy for Fisher {
     fn name(&self) -> &'static str {
         "fisher"
     }
+    /// Folders scored before this port (ReLU outputs, no fan-in weights)
+    /// lack `outputs` and are refused instead of mixed.
+    fn settings(&self) -> serde_json::Value {
+        serde_json::json!({ "outputs": "conv-linear" })
+    }
     fn needs(&self) -> Needs {
         LABELLED
     }
