@@ -379,6 +379,8 @@ fn score_some(
         let m = p.score(&probe).with_context(|| format!("proxy {}", p.name()))?;
         out.push((p.name(), m, cols, t0.elapsed().as_secs_f64()));
     }
+    // reported in the selection's order, whatever order the passes ran in
+    out.sort_by_key(|(name, ..)| names.iter().position(|n| n == name));
     Ok(out)
 }
 
