@@ -128,12 +128,32 @@ impl Setting {
                 space.len()
             );
         }
+        // what `--proxy all` brought and this run cannot serve is skipped; a named proxy is an error
+        let mut skipped = Vec::new();
+        for p in &selection.proxies {
+            if let Err(e) = check_support(p.as_ref(), &*space, dataset, source) {
+                if !selection.implied.contains(&p.name()) {
+                    return Err(e);
+                }
+                skipped.push(p.name());
+            }
+        }
+        let selection = if skipped.is_empty() {
+            selection
+        } else {
+            eprintln!(
+                "note: --proxy all on {} ({dataset}) skips {}: they need a classifier network or labelled images",
+                space.name(),
+                skipped.join(", ")
+            );
+            selection.without(&skipped)
+        };
+        if selection.proxies.is_empty() {
+            bail!("no proxy asked for can run on {} ({dataset})", space.name());
+        }
         let mut batches = BTreeMap::new();
         for p in std::iter::once(None).chain(selection.proxies.iter().map(|p| Some(p.as_ref()))) {
             let n = p.map_or(batch, |p| selection.batch_of(p, batch));
-            if let Some(p) = p {
-                check_support(p, &*space, dataset, source)?;
-            }
             if let std::collections::btree_map::Entry::Vacant(slot) = batches.entry(n) {
                 let (x, labels) = source.batch(n, seed)?;
                 slot.insert(Batch::new(&x, labels.as_ref())?);

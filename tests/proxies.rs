@@ -147,6 +147,24 @@ fn noise_proxies_run_on_transnas_with_a_small_batch() {
 }
 
 #[test]
+fn all_proxies_on_transnas_skip_the_classifier_ones_with_a_note() {
+    let args = ["score", "--space", "transnas-micro", "--index", "100", "--proxy-batch", "2", "--json", "--proxy"];
+    let out = rbflex(&[&args[..], &["all"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("note: --proxy all on transnas-micro (taskonomy) skips snip, grasp, grad_norm, fisher, plain, epe_nas, zico, zen"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(num(&v["naswot"]).is_finite() && num(&v["az_complexity"]) > 0.0, "{v}");
+    assert!(v.get("snip").is_none() && v.get("zen").is_none(), "{v}");
+    // named, a proxy the space cannot serve is still an error
+    let e = fails(&[&args[..], &["all,snip"]].concat());
+    assert!(e.contains("proxy snip needs a classifier network"), "{e}");
+}
+
+#[test]
 fn gradient_proxies_on_a_net_whose_output_ignores_its_input() {
     // micro 77 (64-41414-0_01_031): its cell's output does not depend on the
     // input; the input Jacobian and AZ-NAS' stage gradients are degenerate

@@ -349,6 +349,10 @@ pub struct Selection {
     pub asked: Vec<&'static str>,
     /// The protocol batch override (`--proxy-batch`).
     pub batch: Option<usize>,
+    /// Names that only `all` brought (not named, nor a named aggregation's
+    /// member): a run skips those it cannot serve, with a note, where a
+    /// named one is an error.
+    pub implied: Vec<&'static str>,
 }
 
 impl Selection {
@@ -356,14 +360,18 @@ impl Selection {
     /// aggregation; an aggregation brings its members.
     pub fn parse(spec: &str, opts: &Options) -> Result<Self> {
         let mut asked: Vec<&'static str> = Vec::new();
+        let mut named: Vec<&'static str> = Vec::new();
         for name in spec.split(',').map(str::trim) {
             if name == "all" {
                 asked.extend(REGISTRY.iter().copied());
                 asked.extend(AGGREGATES.iter().map(|a| a.name));
             } else if let Some(n) = REGISTRY.iter().find(|r| **r == name) {
                 asked.push(n);
+                named.push(n);
             } else if let Some(a) = AGGREGATES.iter().find(|a| a.name == name) {
                 asked.push(a.name);
+                named.push(a.name);
+                named.extend(a.members.iter().copied());
             } else {
                 bail!("unknown proxy '{name}' (known: {})", known().join(", "));
             }
@@ -379,7 +387,18 @@ impl Selection {
         needed.extend(aggregates.iter().flat_map(|a| a.members.iter().copied()));
         let proxies =
             REGISTRY.iter().filter(|r| needed.contains(r)).map(|r| by_name(r, opts)).collect::<Result<Vec<_>>>()?;
-        Ok(Self { proxies, aggregates, asked: dedup, batch: opts.batch })
+        let implied = needed.iter().copied().filter(|n| !named.contains(n)).collect();
+        Ok(Self { proxies, aggregates, asked: dedup, batch: opts.batch, implied })
+    }
+
+    /// The selection without the proxies `names` and the aggregations
+    /// over any of them.
+    pub fn without(mut self, names: &[&str]) -> Self {
+        self.aggregates.retain(|a| !a.members.iter().any(|m| names.contains(m)));
+        let kept: Vec<&'static str> = self.aggregates.iter().map(|a| a.name).collect();
+        self.proxies.retain(|p| !names.contains(&p.name()));
+        self.asked.retain(|n| !names.contains(n) && (REGISTRY.contains(n) || kept.contains(n)));
+        self
     }
 
     /// The inputs per batch proxy `p` is fed in a run whose `--batch` is `run_batch`.
@@ -448,6 +467,20 @@ mod tests {
         let g = backward(&[(&x * 3.0).sum(Kind::Float)], &[x.shallow_clone(), unused], false).unwrap();
         assert_eq!(Vec::<f32>::try_from(g[0].as_ref().unwrap()).unwrap(), vec![3.0, 3.0]);
         assert!(g[1].is_none());
+    }
+
+    #[test]
+    fn all_implies_what_was_not_named_and_without_drops_aggregates_over_it() {
+        let opts = Options { gammas: rbflex::Gammas::default(), batch: None };
+        let sel = Selection::parse("all,ensemble,naswot", &opts).unwrap();
+        // the ensemble's members and naswot were named; snip only came from all
+        assert!(sel.implied.contains(&"snip") && sel.implied.contains(&"zen"));
+        assert!(!sel.implied.iter().any(|n| ENSEMBLE.contains(n) || *n == "naswot" || *n == "ensemble"));
+        let sel = Selection::parse("all", &opts).unwrap().without(&["synflow"]);
+        assert!(sel.proxy("synflow").is_none() && sel.proxy("snip").is_some());
+        let aggs: Vec<&str> = sel.aggregates.iter().map(|a| a.name).collect();
+        assert_eq!(aggs, vec!["az"], "the ensemble has synflow as a member");
+        assert!(!sel.asked.contains(&"ensemble") && !sel.asked.contains(&"synflow") && sel.asked.contains(&"az"));
     }
 
     #[test]
