@@ -386,7 +386,7 @@ fn score_some(
         let (x, labels) = s.batch_for(p.as_ref())?.tensors();
         let (x, labels) = (x.to_device(s.device), labels.map(|l| l.to_device(s.device)));
         let t0 = Instant::now();
-        let asked: Vec<&'static str> = todo[k + 1..].iter().map(|p| p.name()).collect();
+        let pending: Vec<&'static str> = todo[k + 1..].iter().map(|p| p.name()).collect();
         let probe = Probe {
             build,
             x: &x,
@@ -394,7 +394,7 @@ fn score_some(
             classes: s.dataset.num_classes(),
             seed,
             shared: &shared,
-            asked: &asked,
+            pending: &pending,
         };
         let m = p.score(&probe).with_context(|| format!("proxy {}", p.name()))?;
         out.push((p.name(), m, cols, t0.elapsed().as_secs_f64()));

@@ -111,7 +111,7 @@ pub fn az_values(p: &Probe) -> Result<[f64; 4]> {
     let net = (p.build)(Init::KaimingNormalFanIn)?;
     net.params().set_requires_grad(true);
     let x = p.noise(&p.x.size());
-    let codes = p.asks(super::naswot::NAME).then(|| CodeKernel::new(x.size()[0]));
+    let codes = p.is_pending(super::naswot::NAME).then(|| CodeKernel::new(x.size()[0]));
     let mut sink = Features { maps: Vec::new(), codes };
     let (_, macs) = flops::count(|| net.forward(&x, BnStats::Batch, &mut sink));
     if let Some(k) = &sink.codes {

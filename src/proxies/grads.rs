@@ -146,7 +146,7 @@ impl Proxy for Grasp {
         let ws = net.params().layer_weights();
         let y = p.labels()?;
         let g: Vec<Tensor> = grads(&ce_loss(net.as_ref(), p.x, y), &ws, false)?.iter().map(Tensor::detach).collect();
-        if p.asks(SNIP) {
+        if p.is_pending(SNIP) {
             // SNIP's protocol is this first gradient's (init, batch, labels, BatchNorm)
             p.yield_value(SNIP, finite_or_ninf(product_sum(&ws, &g, true)));
         }
@@ -298,7 +298,7 @@ mod tests {
         let shared = RefCell::new(BTreeMap::new());
         let x = Tensor::zeros([3, 2], (Kind::Float, tch::Device::Cpu));
         let build = |_: Init| -> Result<Box<dyn Net>> { Ok(Box::new(two_linear())) };
-        let p = Probe { build: &build, x: &x, labels: None, classes: 1, seed: 1, shared: &shared, asked: &[] };
+        let p = Probe { build: &build, x: &x, labels: None, classes: 1, seed: 1, shared: &shared, pending: &[] };
         assert_eq!(Synflow.score(&p).unwrap().value, 37.75);
     }
 
@@ -335,7 +335,7 @@ mod tests {
         let x = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0]).view([2, 2]);
         let y = Tensor::from_slice(&[0i64, 1]);
         let shared = RefCell::new(BTreeMap::new());
-        let p = Probe { build: &build, x: &x, labels: Some(&y), classes: 2, seed: 1, shared: &shared, asked: &[] };
+        let p = Probe { build: &build, x: &x, labels: Some(&y), classes: 2, seed: 1, shared: &shared, pending: &[] };
         let softmax = |z: [f64; 2]| {
             let e = [z[0].exp(), z[1].exp()];
             [e[0] / (e[0] + e[1]), e[1] / (e[0] + e[1])]

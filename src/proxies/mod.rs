@@ -82,13 +82,13 @@ pub struct Probe<'a> {
     pub shared: &'a RefCell<BTreeMap<&'static str, Vec<f64>>>,
     /// The proxies still to be scored on this network after this one (a
     /// pass computes what [`Proxy::also_yields`] names only when asked).
-    pub asked: &'a [&'static str],
+    pub pending: &'a [&'static str],
 }
 
 impl Probe<'_> {
     /// Whether proxy `name` is still to be scored on this network.
-    pub fn asks(&self, name: &str) -> bool {
-        self.asked.contains(&name)
+    pub fn is_pending(&self, name: &str) -> bool {
+        self.pending.contains(&name)
     }
 
     /// Records proxy `name`'s value, computed by another proxy's pass on
