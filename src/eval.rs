@@ -904,6 +904,26 @@ pub struct Workers {
     pub memory_budget_mb: u64,
 }
 
+/// Says once when a network's estimated working memory exceeds the whole
+/// budget, so that parallel workers would take turns (the proxies'
+/// per-input figures are measured at 32x32; they over-estimate large inputs).
+fn warn_if_serialised(s: &Setting, index: usize, workers: Workers, cache: &ScoreCache) -> Result<()> {
+    let budget = workers.memory_budget_mb.saturating_mul(1 << 20);
+    if workers.jobs < 2 || budget == 0 {
+        return Ok(());
+    }
+    let need = s.working_set(&s.space.arch(index)?, cache.get(index))?;
+    if need > budget {
+        eprintln!(
+            "note: a network's estimated working memory ({} MB) exceeds --memory-budget {} MB: networks run one at a time; --memory-budget 0 (no limit) or a larger one lets {} run at once",
+            need >> 20,
+            workers.memory_budget_mb,
+            workers.jobs
+        );
+    }
+    Ok(())
+}
+
 /// Scores `indices` (skipping those whose every proxy is in the cache) on
 /// `workers`, appending each result as it finishes. Returns the records of
 /// all `indices` and the wall seconds spent scoring.
@@ -922,6 +942,9 @@ pub fn score_many(
     if !todo.is_empty() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(workers.jobs.max(1)).build()?;
         let gate = MemoryGate::new(workers.memory_budget_mb.saturating_mul(1 << 20));
+        if !quiet {
+            warn_if_serialised(s, todo[0], workers, cache)?;
+        }
         let mut pb = Progress::new(todo.len() as u64, "scoring", quiet);
         let mut writer = cache.writer(&s.selection)?;
         let known: HashMap<usize, Record> =

@@ -241,3 +241,28 @@ fn fisher_values_of_the_relu_version_are_refused_not_mixed() {
     let e = fails(&["correlate", "--sample", "2", "--proxy", "fisher", "--out", o]);
     assert!(e.contains(r#"proxy fisher was {"batch":64} (now {"batch":64,"outputs":"conv-linear"})"#), "{e}");
 }
+
+#[test]
+fn a_budget_smaller_than_one_network_says_the_workers_take_turns() {
+    let d = tempfile::tempdir().unwrap();
+    let o = d.path().to_str().unwrap();
+    // NASWOT holds ~600 bytes per input value: 64 x 3 x 32 x 32 -> 112 MB
+    let args = ["correlate", "--sample", "2", "--proxy", "naswot", "--jobs", "2", "--out", o, "--memory-budget"];
+    let out = rbflex(&[&args[..], &["100"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("note: a network's estimated working memory (112 MB) exceeds --memory-budget 100 MB: networks run one at a time"), "{err}");
+    let d2 = tempfile::tempdir().unwrap();
+    let out = rbflex(&[
+        "correlate",
+        "--sample",
+        "2",
+        "--proxy",
+        "naswot",
+        "--jobs",
+        "2",
+        "--out",
+        d2.path().to_str().unwrap(),
+    ]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("exceeds --memory-budget"));
+}
