@@ -119,12 +119,13 @@ pub fn az_values(p: &Probe) -> Result<[f64; 4]> {
     }
     let f = sink.maps;
     let e: Vec<f64> = f.iter().map(eigen_entropy).collect();
-    let nan_to_ninf = |v: f64| if v.is_nan() { f64::NEG_INFINITY } else { v };
-    let expressivity = nan_to_ninf(e.iter().sum());
+    let expressivity = super::nan_as_lowest(e.iter().sum());
     // NaN anywhere (an all-zero map) makes it NaN, as numpy's min does
     let steps = e.windows(2).map(|w| w[1] - w[0]);
     let progressivity =
-        nan_to_ninf(steps.fold(f64::INFINITY, |a, b| if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }));
+        super::nan_as_lowest(
+            steps.fold(f64::INFINITY, |a, b| if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }),
+        );
     let mut t = Vec::new();
     for i in (1..f.len()).rev() {
         let g_out = crate::spaces::seeded(p.seed ^ (0x7a00_0000_0000 + i as i64), || {
@@ -134,7 +135,7 @@ pub fn az_values(p: &Probe) -> Result<[f64; 4]> {
         });
         t.push(stage_trainability(&f[i - 1], &f[i], &g_out)?);
     }
-    let trainability = nan_to_ninf(t.iter().sum::<f64>() / t.len().max(1) as f64);
+    let trainability = super::nan_as_lowest(t.iter().sum::<f64>() / t.len().max(1) as f64);
     Ok([expressivity, progressivity, trainability, macs / x.size()[0] as f64])
 }
 

@@ -6,7 +6,7 @@
 //! does not (fisher, plain: PyTorch's default init, 64 labelled images).
 //! BatchNorm runs in train mode on the batch.
 
-use super::{Init, Measure, Needs, Probe, Proxy};
+use super::{nan_as_lowest, Init, Measure, Needs, Probe, Proxy};
 use crate::nets::layers::layer_outputs;
 use crate::nets::{BnStats, Net, NoProbe};
 use anyhow::Result;
@@ -56,14 +56,6 @@ fn ce_weight_grads(p: &Probe, init: Init) -> Result<(Vec<Tensor>, Vec<Tensor>)> 
     Ok((ws, g))
 }
 
-fn finite_or_ninf(v: f64) -> f64 {
-    if v.is_nan() {
-        f64::NEG_INFINITY
-    } else {
-        v
-    }
-}
-
 /// synflow (Tanaka et al. 2020): BatchNorm removed, every parameter made
 /// positive, float64, one all-ones input; score = sum |w * d(sum of
 /// outputs)/dw| (AZ-NAS' version: Kaiming-normal init first).
@@ -92,7 +84,7 @@ impl Proxy for Synflow {
         let out = net.forward(&x, BnStats::Off, &mut NoProbe).sum(Kind::Double);
         let ws = params.layer_weights();
         let g = grads(&out, &ws, false)?;
-        Ok(Measure::value(finite_or_ninf(product_sum(&ws, &g, true))))
+        Ok(Measure::value(nan_as_lowest(product_sum(&ws, &g, true))))
     }
 }
 
@@ -118,7 +110,7 @@ impl Proxy for Snip {
             return Ok(Measure::value(v));
         }
         let (ws, g) = ce_weight_grads(p, Init::KaimingNormalFanIn)?;
-        Ok(Measure::value(finite_or_ninf(product_sum(&ws, &g, true))))
+        Ok(Measure::value(nan_as_lowest(product_sum(&ws, &g, true))))
     }
 }
 
@@ -148,12 +140,12 @@ impl Proxy for Grasp {
         let g: Vec<Tensor> = grads(&ce_loss(net.as_ref(), p.x, y), &ws, false)?.iter().map(Tensor::detach).collect();
         if p.is_pending(SNIP) {
             // SNIP's protocol is this first gradient's (init, batch, labels, BatchNorm)
-            p.yield_value(SNIP, finite_or_ninf(product_sum(&ws, &g, true)));
+            p.yield_value(SNIP, nan_as_lowest(product_sum(&ws, &g, true)));
         }
         let gf = grads(&ce_loss(net.as_ref(), p.x, y), &ws, true)?;
         let z = g.iter().zip(&gf).map(|(a, b)| (a * b).sum(Kind::Float)).fold(Tensor::from(0f32), |acc, t| acc + t);
         let hg = grads(&z, &ws, false)?;
-        Ok(Measure::value(finite_or_ninf(-product_sum(&ws, &hg, false))))
+        Ok(Measure::value(nan_as_lowest(-product_sum(&ws, &hg, false))))
     }
 }
 
@@ -179,7 +171,7 @@ impl Proxy for GradNorm {
         let y = p.random_labels(x.size()[0]);
         let all: Vec<Tensor> = net.params().iter().map(|(_, t, _)| t.shallow_clone()).collect();
         let g = grads(&ce_loss(net.as_ref(), &x, &y), &all, false)?;
-        Ok(Measure::value(finite_or_ninf(total(&g, |g| g.square()).sqrt())))
+        Ok(Measure::value(nan_as_lowest(total(&g, |g| g.square()).sqrt())))
     }
 }
 
@@ -199,7 +191,7 @@ impl Proxy for Plain {
     }
     fn score(&self, p: &Probe) -> Result<Measure> {
         let (ws, g) = ce_weight_grads(p, Init::Default)?;
-        Ok(Measure::value(finite_or_ninf(product_sum(&ws, &g, false))))
+        Ok(Measure::value(nan_as_lowest(product_sum(&ws, &g, false))))
     }
 }
 
@@ -238,7 +230,7 @@ impl Proxy for Fisher {
         for ((a, per_channel), g) in outs.iter().zip(&g) {
             v += fisher_of_layer(&a.detach(), g) * *per_channel as f64;
         }
-        Ok(Measure::value(finite_or_ninf(v)))
+        Ok(Measure::value(nan_as_lowest(v)))
     }
 }
 

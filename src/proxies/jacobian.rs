@@ -49,12 +49,7 @@ pub fn jacob_cov_score(j: &Tensor) -> f64 {
         return f64::NEG_INFINITY;
     }
     let v = corr.linalg_eigvalsh("L");
-    let s = -((&v + K).log() + (&v + K).reciprocal()).sum(Kind::Double).double_value(&[]);
-    if s.is_nan() {
-        f64::NEG_INFINITY
-    } else {
-        s
-    }
+    super::nan_as_lowest(-((&v + K).log() + (&v + K).reciprocal()).sum(Kind::Double).double_value(&[]))
 }
 
 /// jacob_cov.
@@ -111,11 +106,7 @@ pub fn epe_score(j: &Tensor, labels: &[i64], classes: i64) -> f64 {
     } else {
         s.iter().map(|a| s.iter().map(|b| (a - b).abs()).sum::<f64>()).sum::<f64>() / s.len() as f64
     };
-    if v.is_nan() {
-        f64::NEG_INFINITY
-    } else {
-        v
-    }
+    super::nan_as_lowest(v)
 }
 
 impl Proxy for EpeNas {

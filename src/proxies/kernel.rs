@@ -368,12 +368,7 @@ impl KernelSums {
 pub fn logabsdet(m: &[f64], n: usize) -> f64 {
     let t = Tensor::from_slice(m).reshape([n as i64, n as i64]).to_device(Device::Cpu);
     let (_sign, lad) = Tensor::linalg_slogdet(&t);
-    let v = f64::try_from(lad).unwrap_or(f64::NAN);
-    if v.is_nan() {
-        f64::NEG_INFINITY
-    } else {
-        v
-    }
+    super::nan_as_lowest(f64::try_from(lad).unwrap_or(f64::NAN))
 }
 
 #[cfg(test)]

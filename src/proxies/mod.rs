@@ -237,13 +237,23 @@ impl Aggregate {
     }
 }
 
+/// A proxy value with NaN (undefined for this network) as `-inf`, the
+/// lowest: how every proxy reports a degenerate network.
+pub fn nan_as_lowest(v: f64) -> f64 {
+    if v.is_nan() {
+        f64::NEG_INFINITY
+    } else {
+        v
+    }
+}
+
 /// Sum over rows of `ln(rank / n)` (see [`Aggregate::combine`]).
 pub fn rank_sum(members: &[Vec<f64>]) -> Vec<f64> {
     let n = members.first().map_or(0, Vec::len);
     let mut out = vec![0.0; n];
     for m in members {
         // NaN and -inf both rank lowest
-        let clean: Vec<f64> = m.iter().map(|v| if v.is_nan() { f64::NEG_INFINITY } else { *v }).collect();
+        let clean: Vec<f64> = m.iter().copied().map(nan_as_lowest).collect();
         let ranks = crate::stats::average_ranks(&clean);
         for (o, r) in out.iter_mut().zip(ranks) {
             *o += (r / n as f64).ln();

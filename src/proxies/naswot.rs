@@ -14,12 +14,7 @@ pub const NAME: &str = "naswot";
 
 /// NASWOT's value from a kernel summed over a forward pass (`-inf` for NaN).
 pub fn value_of(k: &CodeKernel) -> f64 {
-    let v = k.logdet();
-    if v.is_nan() {
-        f64::NEG_INFINITY
-    } else {
-        v
-    }
+    super::nan_as_lowest(k.logdet())
 }
 
 /// The NASWOT proxy.

@@ -62,7 +62,7 @@ impl Proxy for Zen {
             bail!("this network has no global pooling before a classifier (zen reads the map it pools)")
         };
         let v = zen_score(&a, &b, &v1, &v2);
-        Ok(Measure::value(if v.is_nan() { f64::NEG_INFINITY } else { v }))
+        Ok(Measure::value(super::nan_as_lowest(v)))
     }
 }
 

@@ -54,7 +54,7 @@ impl Proxy for Zico {
             per_batch.push(super::grads::grads(&loss, &ws, false)?);
         }
         let v = zico_score(&per_batch);
-        Ok(Measure::value(if v.is_nan() { f64::NEG_INFINITY } else { v }))
+        Ok(Measure::value(super::nan_as_lowest(v)))
     }
 }
 
