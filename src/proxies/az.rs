@@ -185,4 +185,55 @@ mod tests {
         let g = Tensor::from_slice(&[1.0f32, -1., 1., -1., 1., -1., 1., -1.]).view([1, 2, 2, 2]);
         assert!(eigen_entropy(&g).abs() < 1e-7);
     }
+
+    /// One-channel maps f0 = w x (w a parameter equal to 1), f1 = a f0, and
+    /// f2 = f1 + 0 (an identity stage); no Conv/Linear layer.
+    struct Scaled {
+        p: crate::nets::Params,
+        w: Tensor,
+        a: f64,
+    }
+
+    impl crate::nets::Net for Scaled {
+        fn forward(&self, x: &Tensor, _stats: BnStats, sink: &mut dyn Sink) -> Tensor {
+            let f0 = x * &self.w;
+            sink.feature(&f0);
+            let f1 = &f0 * self.a;
+            sink.feature(&f1);
+            if self.a < 0.0 {
+                let f2 = &f1 + 0.0;
+                sink.feature(&f2);
+                return f2;
+            }
+            f1
+        }
+        fn params(&self) -> &crate::nets::Params {
+            &self.p
+        }
+    }
+
+    fn az_of_scaled(a: f64) -> [f64; 4] {
+        let build = move |_: Init| -> Result<Box<dyn crate::nets::Net>> {
+            let mut p = crate::nets::Params::new();
+            let (w, _) = p.norm_affine("s", 1);
+            Ok(Box::new(Scaled { p, w, a }))
+        };
+        let x = Tensor::zeros([4, 1, 3, 3], (Kind::Float, tch::Device::Cpu));
+        let shared = std::cell::RefCell::new(std::collections::BTreeMap::new());
+        let p = Probe { build: &build, x: &x, labels: None, classes: 0, seed: 3, shared: &shared, pending: &[] };
+        az_values(&p).unwrap()
+    }
+
+    #[test]
+    fn trainability_of_a_scaling_stage_is_closed_form() {
+        // one channel: the covariance is 1x1, entropy -ln(1 + 1e-8) per map,
+        // no step between them; the input gradient is a times the random +-1
+        // one, so M = a * mean(g^2) = a, s = |a|: 2 - s - 1 / (s + 1e-6)
+        let [e, pr, t, c] = az_of_scaled(0.5);
+        assert!((e + 2.0 * 1e-8).abs() < 1e-12, "{e}");
+        assert_eq!((pr, c), (0.0, 0.0));
+        assert!((t - (2.0 - 0.5 - 1.0 / (0.5 + 1e-6))).abs() < 1e-9, "{t}");
+        // an identity stage (the gradient passes unchanged) makes the mean -inf
+        assert_eq!(az_of_scaled(-2.0)[2], f64::NEG_INFINITY);
+    }
 }

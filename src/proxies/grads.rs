@@ -309,36 +309,114 @@ mod tests {
         }
     }
 
-    #[test]
-    fn fisher_of_one_linear_layer_is_closed_form() {
-        // inputs e1, e2 with labels 0, 1: logits z = (0, 5) and (-3, 2.5);
-        // dCE/dz = (softmax(z) - onehot) / 2; per channel k: 0.5 * mean_n
-        // (z_nk g_nk)^2, summed, times the weight's 2 values per channel
-        let build = |_: Init| -> Result<Box<dyn Net>> {
-            let mut p = Params::new();
-            let a = Linear::new(&mut p, "a", 2, 2);
-            let _guard = tch::no_grad_guard();
-            let values: [&[f32]; 2] = [&[1.0, -2.0, 3.0, 0.5], &[-1.0, 2.0]];
-            for ((_, t, _), v) in p.iter().zip(values) {
-                t.shallow_clone().copy_(&Tensor::from_slice(v).view(t.size().as_slice()));
-            }
-            Ok(Box::new(OneLinear { p, a }))
-        };
+    /// W = [[1, -2], [3, 0.5]], b = [-1, 2] as one Linear(2, 2) classifier.
+    const W: [[f64; 2]; 2] = [[1.0, -2.0], [3.0, 0.5]];
+    const B: [f64; 2] = [-1.0, 2.0];
+
+    fn one_linear(_: Init) -> Result<Box<dyn Net>> {
+        let mut p = Params::new();
+        let a = Linear::new(&mut p, "a", 2, 2);
+        let _guard = tch::no_grad_guard();
+        let values: [&[f32]; 2] = [&[1.0, -2.0, 3.0, 0.5], &[-1.0, 2.0]];
+        for ((_, t, _), v) in p.iter().zip(values) {
+            t.shallow_clone().copy_(&Tensor::from_slice(v).view(t.size().as_slice()));
+        }
+        Ok(Box::new(OneLinear { p, a }))
+    }
+
+    fn softmax(z: [f64; 2]) -> [f64; 2] {
+        let e = [z[0].exp(), z[1].exp()];
+        [e[0] / (e[0] + e[1]), e[1] / (e[0] + e[1])]
+    }
+
+    /// The labelled batch e1 (class 0), e2 (class 1): logits z_0 = (0, 5),
+    /// z_1 = (-3, 2.5); mean cross-entropy, so dCE/dz_n = (softmax(z_n) -
+    /// onehot_n) / 2 =: g_n, and dCE/dW[k][j] = g_j[k] (input n is e_n).
+    fn labelled_batch() -> (Tensor, Tensor, [[f64; 2]; 2], [[f64; 2]; 2]) {
         let x = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0]).view([2, 2]);
         let y = Tensor::from_slice(&[0i64, 1]);
+        let z = [[0.0, 5.0], [-3.0, 2.5]];
+        let (s0, s1) = (softmax(z[0]), softmax(z[1]));
+        let g = [[(s0[0] - 1.0) / 2.0, s0[1] / 2.0], [s1[0] / 2.0, (s1[1] - 1.0) / 2.0]];
+        (x, y, z, g)
+    }
+
+    /// Equal up to float32 rounding of the network's terms (of order 0.1-5).
+    fn close(got: f64, want: f64) {
+        assert!((got - want).abs() <= 1e-6 * want.abs().max(0.1), "{got} vs {want}");
+    }
+
+    #[test]
+    fn fisher_of_one_linear_layer_is_closed_form() {
+        // per channel k: 0.5 * mean_n (z_nk g_nk)^2, summed, times the
+        // weight's 2 values per channel
+        let (x, y, z, g) = labelled_batch();
         let shared = RefCell::new(BTreeMap::new());
-        let p = Probe { build: &build, x: &x, labels: Some(&y), classes: 2, seed: 1, shared: &shared, pending: &[] };
-        let softmax = |z: [f64; 2]| {
-            let e = [z[0].exp(), z[1].exp()];
-            [e[0] / (e[0] + e[1]), e[1] / (e[0] + e[1])]
-        };
-        let (z0, z1) = ([0.0, 5.0], [-3.0, 2.5]);
-        let (s0, s1) = (softmax(z0), softmax(z1));
-        let g0 = [(s0[0] - 1.0) / 2.0, s0[1] / 2.0];
-        let g1 = [s1[0] / 2.0, (s1[1] - 1.0) / 2.0];
+        let p =
+            Probe { build: &one_linear, x: &x, labels: Some(&y), classes: 2, seed: 1, shared: &shared, pending: &[] };
         let want: f64 =
-            (0..2).map(|k| 0.5 * ((z0[k] * g0[k]).powi(2) + (z1[k] * g1[k]).powi(2)) / 2.0).sum::<f64>() * 2.0;
-        let got = Fisher.score(&p).unwrap().value;
-        assert!((got - want).abs() < 1e-6 * want, "{got} vs {want}");
+            (0..2).map(|k| 0.5 * ((z[0][k] * g[0][k]).powi(2) + (z[1][k] * g[1][k]).powi(2)) / 2.0).sum::<f64>() * 2.0;
+        close(Fisher.score(&p).unwrap().value, want);
+    }
+
+    #[test]
+    fn snip_plain_and_grasp_of_one_linear_layer_are_closed_form() {
+        let (x, y, z, g) = labelled_batch();
+        let shared = RefCell::new(BTreeMap::new());
+        let p =
+            Probe { build: &one_linear, x: &x, labels: Some(&y), classes: 2, seed: 1, shared: &shared, pending: &[] };
+        let grad = |k: usize, j: usize| g[j][k];
+        let cells = [(0, 0), (0, 1), (1, 0), (1, 1)];
+        let snip: f64 = cells.iter().map(|&(k, j)| (W[k][j] * grad(k, j)).abs()).sum();
+        let plain: f64 = cells.iter().map(|&(k, j)| W[k][j] * grad(k, j)).sum();
+        close(Snip.score(&p).unwrap().value, snip);
+        close(Plain.score(&p).unwrap().value, plain);
+        // GraSP: -sum W . (H g) over the weight (not the bias). The Hessian
+        // of the mean CE in W is (1/2) sum_n A_n[k][l] x_nj x_nm with A_n =
+        // diag(s_n) - s_n s_n^T, so (H g)[k][j] = (1/2) sum_l A_j[k][l] g(l, j)
+        let s = [softmax(z[0]), softmax(z[1])];
+        let a = |n: usize, k: usize, l: usize| if k == l { s[n][k] } else { 0.0 } - s[n][k] * s[n][l];
+        let hg = |k: usize, j: usize| 0.5 * (0..2).map(|l| a(j, k, l) * grad(l, j)).sum::<f64>();
+        let grasp: f64 = -cells.iter().map(|&(k, j)| W[k][j] * hg(k, j)).sum::<f64>();
+        close(Grasp.score(&p).unwrap().value, grasp);
+        // GraSP's first gradient, handed to a pending SNIP, is SNIP's value
+        let p = Probe { pending: &[SNIP], ..p };
+        Grasp.score(&p).unwrap();
+        close(p.yielded(SNIP).unwrap(), snip);
+    }
+
+    #[test]
+    fn grad_norm_of_one_linear_layer_is_closed_form() {
+        // noise inputs x_n with random labels y_n (the probe's own): d_n =
+        // (softmax(W x_n + b) - onehot(y_n)) / N; dW = sum_n d_n x_n^T, db =
+        // sum_n d_n; the value is the norm of (dW, db)
+        let shared = RefCell::new(BTreeMap::new());
+        let x0 = Tensor::zeros([3, 2], (Kind::Float, tch::Device::Cpu));
+        let p = Probe { build: &one_linear, x: &x0, labels: None, classes: 2, seed: 7, shared: &shared, pending: &[] };
+        let xs = Vec::<f32>::try_from(p.noise(&[3, 2]).reshape([-1])).unwrap();
+        let ys = Vec::<i64>::try_from(p.random_labels(3)).unwrap();
+        let (mut dw, mut db) = ([[0.0; 2]; 2], [0.0; 2]);
+        for n in 0..3 {
+            let xn = [f64::from(xs[2 * n]), f64::from(xs[2 * n + 1])];
+            let s = softmax([0, 1].map(|k| W[k][0] * xn[0] + W[k][1] * xn[1] + B[k]));
+            for k in 0..2 {
+                let d = (s[k] - f64::from(u8::from(ys[n] == k as i64))) / 3.0;
+                db[k] += d;
+                dw[k][0] += d * xn[0];
+                dw[k][1] += d * xn[1];
+            }
+        }
+        let want = (dw.iter().flatten().chain(&db).map(|v| v * v).sum::<f64>()).sqrt();
+        close(GradNorm.score(&p).unwrap().value, want);
+    }
+
+    #[test]
+    fn l2_norm_sums_each_layer_weights_frobenius_norm() {
+        // ||W1||_F = sqrt(1 + 4 + 9 + 0.25), ||W2||_F = sqrt(0.0625 + 16); biases never count
+        let shared = RefCell::new(BTreeMap::new());
+        let x = Tensor::zeros([2, 2], (Kind::Float, tch::Device::Cpu));
+        let build = |_: Init| -> Result<Box<dyn Net>> { Ok(Box::new(two_linear())) };
+        let p = Probe { build: &build, x: &x, labels: None, classes: 1, seed: 1, shared: &shared, pending: &[] };
+        close(crate::proxies::size::L2Norm.score(&p).unwrap().value, 14.25f64.sqrt() + 16.0625f64.sqrt());
     }
 }
