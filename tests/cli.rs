@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fails, num, ok_json, rbflex};
+use common::{csv_column, csv_table, fails, mean_std, num, ok_json, pearson, rbflex, spearman, tau_b};
 use std::path::{Path, PathBuf};
 use tch::Tensor;
 
@@ -167,9 +167,22 @@ fn bad_options_are_named() {
 #[test]
 fn hda_prints_gammas() {
     let v = ok_json(&["hda", "--networks", "3", "--json"]);
-    let (gk, gq) = (v["gamma_k"].as_f64().unwrap(), v["gamma_q"].as_f64().unwrap());
-    assert!(gk > 0.0 && gq > 0.0);
-    assert_eq!(v["networks"].as_array().unwrap().len(), 3);
+    let nets = v["networks"].as_array().unwrap();
+    assert_eq!(nets.len(), 3);
+    // each gamma is the smallest positive candidate of all the networks
+    let smallest = |key: &str| {
+        nets.iter()
+            .flat_map(|n| n[key].as_array().unwrap())
+            .filter_map(serde_json::Value::as_f64)
+            .filter(|c| *c > 0.0)
+            .fold(f64::INFINITY, f64::min)
+    };
+    assert_eq!(v["gamma_k"].as_f64().unwrap(), smallest("cand_k"));
+    assert_eq!(v["gamma_q"].as_f64().unwrap(), smallest("cand_q"));
+    // and each network is the space's one at its index
+    let n = &nets[0];
+    let s = ok_json(&["score", "--index", &n["index"].to_string(), "--proxy", "params", "--json"]);
+    assert_eq!(s["arch"], n["arch"]);
 }
 
 fn scores_csv(dir: &Path) -> Vec<String> {
@@ -183,13 +196,15 @@ fn search_resumes_and_scores_do_not_depend_on_order_or_jobs() {
     let o = out.to_str().unwrap();
     let args = ["search", "--trials", "3", "--networks", "12", "--jobs", "2", "--seed", "5", "--out", o, "--json"];
     let v = ok_json(&args);
-    assert_eq!(v["trials"].as_array().unwrap().len(), 3);
-    for k in ["mean", "std"] {
-        for d in ["cifar10", "cifar100", "imagenet16_120"] {
-            assert!(v[k][d].as_f64().is_some(), "{k}.{d}");
-        }
+    let trials = v["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 3);
+    // mean and (population) std of the picks' accuracies
+    for d in ["cifar10", "cifar100", "imagenet16_120"] {
+        let acc: Vec<f64> = trials.iter().map(|t| t["accuracy"][d].as_f64().unwrap()).collect();
+        let (m, s) = mean_std(&acc);
+        assert!((num(&v["mean"][d]) - m).abs() < 1e-9 && (num(&v["std"][d]) - s).abs() < 1e-9, "{d}: {v}");
     }
-    assert!(v["search_seconds"].as_f64().is_some());
+    assert!(v["search_seconds"].as_f64().unwrap() > 0.0);
     let first = scores_csv(&out);
     let scored = v["networks_scored"].as_u64().unwrap() as usize;
     assert_eq!(first.len(), scored + 1);
@@ -236,8 +251,15 @@ fn correlate_writes_csv_plot_and_json() {
     let o = d.path().to_str().unwrap();
     let v = ok_json(&["correlate", "--sample", "40", "--out", o, "--json", "--seed", "2"]);
     assert_eq!(v["n"], 40);
-    for k in ["n_nonfinite", "kendall", "spearman", "pearson", "seconds"] {
-        assert!(v[k].is_number(), "{k}: {}", v[k]);
+    // the figures are those of the written scores and accuracies
+    let table = csv_table(&d.path().join("correlate.csv"));
+    let (score, acc) = (csv_column(&table, "score"), csv_column(&table, "cifar10"));
+    assert_eq!(v["n_nonfinite"], score.iter().filter(|s| !s.is_finite()).count());
+    assert_eq!(v["n_nonfinite"], 0, "seed 2's sample has no singular kernel");
+    for (k, want) in
+        [("kendall", tau_b(&score, &acc)), ("spearman", spearman(&score, &acc)), ("pearson", pearson(&score, &acc))]
+    {
+        assert!((num(&v[k]) - want).abs() < 1e-12, "{k}: {} vs {want}", v[k]);
     }
     assert!(v["worker_seconds"].as_f64().unwrap() > 0.0);
     // a rerun finds every score in the folder: no scoring, same figures
@@ -254,8 +276,12 @@ fn correlate_writes_csv_plot_and_json() {
 #[test]
 fn bench_reports_throughput_and_memory() {
     let v = ok_json(&["bench", "--networks", "4", "--jobs", "2", "--json"]);
-    assert!(v["nets_per_second"].as_f64().unwrap() > 0.0);
-    assert!(v["peak_rss_mb"].as_f64().unwrap() > 0.0);
+    assert_eq!((v["networks"].as_u64(), v["jobs"].as_u64(), v["batch"].as_u64()), (Some(4), Some(2), Some(3)));
+    let (rate, secs) = (num(&v["nets_per_second"]), num(&v["seconds"]));
+    assert!(secs > 0.0 && (rate - 4.0 / secs).abs() < 1e-9 * rate, "{v}");
+    // the process's memory, libtorch included: tens to hundreds of MB
+    let rss = num(&v["peak_rss_mb"]);
+    assert!((50.0..4000.0).contains(&rss), "{v}");
     assert_eq!(v["memory_budget_mb"], 1536);
 }
 
@@ -302,12 +328,22 @@ fn nafbee_vgg19_ranks_eleven_activations_over_repeats() {
     assert_eq!(vars.len(), 11);
     assert_eq!(vars[0]["activation"], "ReLU");
     assert_eq!(vars[0]["accuracy"], 91.06);
+    // each variant's mean and std are those of its repeats' scores; the
+    // correlations rank the means against the accuracies
+    let (mut means, mut accs) = (Vec::new(), Vec::new());
     for x in vars {
-        assert_eq!(x["scores"].as_array().unwrap().len(), 2);
-        assert!(x["std"].as_f64().unwrap() >= 0.0);
+        let scores: Vec<f64> = x["scores"].as_array().unwrap().iter().map(num).collect();
+        assert_eq!(scores.len(), 2);
+        let (m, s) = mean_std(&scores);
+        assert!((num(&x["mean"]) - m).abs() < 1e-9 && (num(&x["std"]) - s).abs() < 1e-9, "{x}");
+        means.push(m);
+        accs.push(num(&x["accuracy"]));
     }
     assert_eq!(v["gammas"].as_array().unwrap().len(), 2);
-    assert!(v["kendall"].is_number() && v["spearman"].is_number() && v["top_is_best"].is_boolean());
+    assert!((num(&v["kendall"]) - tau_b(&means, &accs)).abs() < 1e-12, "{v}");
+    assert!((num(&v["spearman"]) - spearman(&means, &accs)).abs() < 1e-12, "{v}");
+    let top = vars.iter().find(|x| x["rank"] == 1).unwrap();
+    assert_eq!(v["top_is_best"], top["benchmark_rank"] == 1);
     let csv = std::fs::read_to_string(d.path().join("nafbee.csv")).unwrap();
     assert_eq!(csv.lines().count(), 12);
     // one variant alone, through the generic commands

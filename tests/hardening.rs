@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{fails, num, ok_json, rbflex};
+use common::{csv_table, fails, num, ok_json, rbflex};
 use std::fs::OpenOptions;
 use std::path::Path;
 
@@ -62,9 +62,15 @@ fn absurd_counts_and_seeds_are_refused() {
     let e = fails(&["score", "--index", "1", "--seed", "18446744073709551615"]);
     assert!(e.contains("takes at most 9223372036854775807"), "{e}");
     assert!(!o.path().join("run.json").exists(), "a refused run leaves nothing behind");
-    // the largest seed is accepted and builds distinct, positive init seeds
-    let v = ok_json(&["bench", "--networks", "2", "--seed", "9223372036853", "--json"]);
-    assert_eq!(v["networks"], 2);
+    // the largest seed is accepted and builds each network with seed * 1000000 + index
+    let big = tmp();
+    correlate(big.path(), &["--seed", "9223372036853", "--proxy", "params"]);
+    let t = csv_table(&big.path().join("scores.csv"));
+    assert_eq!(t.1.len(), 8);
+    for row in &t.1 {
+        let (index, init): (i64, i64) = (row[0].parse().unwrap(), row[2].parse().unwrap());
+        assert_eq!(init, 9_223_372_036_853_000_000 + index, "{row:?}");
+    }
 }
 
 #[test]

@@ -186,21 +186,23 @@ mod tests {
         assert!(eigen_entropy(&g).abs() < 1e-7);
     }
 
-    /// One-channel maps f0 = w x (w a parameter equal to 1), f1 = a f0, and
-    /// f2 = f1 + 0 (an identity stage); no Conv/Linear layer.
-    struct Scaled {
+    /// f0 = w x (two channels of the input, w a parameter equal to 1), f1 =
+    /// a 1x1 convolution (weights `c`, no bias) of f0, and, when `identity`,
+    /// f2 = f1 + 0 (a stage passing its gradient unchanged).
+    struct TwoStages {
         p: crate::nets::Params,
         w: Tensor,
-        a: f64,
+        conv: crate::nets::layers::Conv2d,
+        identity: bool,
     }
 
-    impl crate::nets::Net for Scaled {
-        fn forward(&self, x: &Tensor, _stats: BnStats, sink: &mut dyn Sink) -> Tensor {
+    impl crate::nets::Net for TwoStages {
+        fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
             let f0 = x * &self.w;
             sink.feature(&f0);
-            let f1 = &f0 * self.a;
+            let f1 = self.conv.forward(&f0, stats);
             sink.feature(&f1);
-            if self.a < 0.0 {
+            if self.identity {
                 let f2 = &f1 + 0.0;
                 sink.feature(&f2);
                 return f2;
@@ -212,28 +214,56 @@ mod tests {
         }
     }
 
-    fn az_of_scaled(a: f64) -> [f64; 4] {
+    const C: [f32; 2] = [0.3, 0.4];
+
+    /// The four values, and the noise input the pass drew.
+    fn az_of_two_stages(identity: bool) -> ([f64; 4], Tensor) {
+        use crate::nets::layers::{Conv2d, ConvSpec};
         let build = move |_: Init| -> Result<Box<dyn crate::nets::Net>> {
             let mut p = crate::nets::Params::new();
             let (w, _) = p.norm_affine("s", 1);
-            Ok(Box::new(Scaled { p, w, a }))
+            let spec = ConvSpec { bias: false, ..ConvSpec::new(2, 1, 1, 1, 0) };
+            let conv = Conv2d::new(&mut p, "c", spec);
+            let _guard = tch::no_grad_guard();
+            p.layer_weights()[0].shallow_clone().copy_(&Tensor::from_slice(&C).view([1, 2, 1, 1]));
+            Ok(Box::new(TwoStages { p, w, conv, identity }))
         };
-        let x = Tensor::zeros([4, 1, 3, 3], (Kind::Float, tch::Device::Cpu));
+        let x = Tensor::zeros([4, 2, 3, 3], (Kind::Float, tch::Device::Cpu));
         let shared = std::cell::RefCell::new(std::collections::BTreeMap::new());
         let p = Probe { build: &build, x: &x, labels: None, classes: 0, seed: 3, shared: &shared, pending: &[] };
-        az_values(&p).unwrap()
+        (az_values(&p).unwrap(), p.noise(&[4, 2, 3, 3]))
     }
 
     #[test]
-    fn trainability_of_a_scaling_stage_is_closed_form() {
-        // one channel: the covariance is 1x1, entropy -ln(1 + 1e-8) per map,
-        // no step between them; the input gradient is a times the random +-1
-        // one, so M = a * mean(g^2) = a, s = |a|: 2 - s - 1 / (s + 1e-6)
-        let [e, pr, t, c] = az_of_scaled(0.5);
-        assert!((e + 2.0 * 1e-8).abs() < 1e-12, "{e}");
-        assert_eq!((pr, c), (0.0, 0.0));
-        assert!((t - (2.0 - 0.5 - 1.0 / (0.5 + 1e-6))).abs() < 1e-9, "{t}");
+    fn az_of_a_two_channel_map_and_a_1x1_convolution_is_closed_form() {
+        let ([e, pr, t, c], x) = az_of_two_stages(false);
+        // f0's channel covariance [[a, b], [b, d]] over the 36 pixels, by
+        // hand; its eigenvalues in closed form; f1 has one channel: its
+        // entropy is -ln(1 + 1e-8)
+        let v = Vec::<f32>::try_from(x.permute([0, 2, 3, 1]).reshape([-1])).unwrap();
+        let (c0, c1): (Vec<f64>, Vec<f64>) = (
+            v.iter().step_by(2).map(|&u| f64::from(u)).collect(),
+            v.iter().skip(1).step_by(2).map(|&u| f64::from(u)).collect(),
+        );
+        let mean = |u: &[f64]| u.iter().sum::<f64>() / u.len() as f64;
+        let cov = |u: &[f64], w: &[f64]| {
+            let (mu, mw) = (mean(u), mean(w));
+            u.iter().zip(w).map(|(a, b)| (a - mu) * (b - mw)).sum::<f64>() / u.len() as f64
+        };
+        let (a, b, d) = (cov(&c0, &c0), cov(&c0, &c1), cov(&c1, &c1));
+        let r = (((a - d) / 2.0).powi(2) + b * b).sqrt();
+        let ev = [(a + d) / 2.0 + r, (a + d) / 2.0 - r];
+        let e0: f64 = ev.iter().map(|l| l / (a + d)).map(|q| -q * (q + 1e-8).ln()).sum();
+        let e1 = -(1.0f64 + 1e-8).ln();
+        assert!((e - (e0 + e1)).abs() < 1e-6, "expressivity {e} vs {}", e0 + e1);
+        assert!((pr - (e1 - e0)).abs() < 1e-6, "progressivity {pr} vs {}", e1 - e0);
+        assert!(e0 > 0.6, "two independent noise channels: entropy near ln 2, got {e0}");
+        // the input gradient of channel k is c_k times the random +-1 one:
+        // M = (c_0, c_1)^T mean(g^2), s = |c| = 0.5
+        assert!((t - (2.0 - 0.5 - 1.0 / (0.5 + 1e-6))).abs() < 1e-6, "trainability {t}");
+        // 2 multiply-adds per pixel of f1 (3x3), per input
+        assert_eq!(c, 18.0);
         // an identity stage (the gradient passes unchanged) makes the mean -inf
-        assert_eq!(az_of_scaled(-2.0)[2], f64::NEG_INFINITY);
+        assert_eq!(az_of_two_stages(true).0[2], f64::NEG_INFINITY);
     }
 }

@@ -248,39 +248,9 @@ pub fn fisher_of_layer(a: &Tensor, g: &Tensor) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nets::layers::Linear;
-    use crate::nets::{Params, Sink};
+    use crate::proxies::test_nets::{close, labelled_batch, one_linear, softmax, two_linear, B, W};
     use std::cell::RefCell;
     use std::collections::BTreeMap;
-
-    /// x -> Linear(2, 2) -> Linear(2, 1).
-    struct TwoLinear {
-        p: Params,
-        a: Linear,
-        b: Linear,
-    }
-
-    impl Net for TwoLinear {
-        fn forward(&self, x: &Tensor, _stats: BnStats, _sink: &mut dyn Sink) -> Tensor {
-            self.b.forward(&self.a.forward(x))
-        }
-        fn params(&self) -> &Params {
-            &self.p
-        }
-    }
-
-    /// Fixed weights W1 = [[1, -2], [3, 0.5]], b1 = [-1, 2], W2 = [[0.25, -4]], b2 = [3].
-    fn two_linear() -> TwoLinear {
-        let mut p = Params::new();
-        let a = Linear::new(&mut p, "a", 2, 2);
-        let b = Linear::new(&mut p, "b", 2, 1);
-        let values: [&[f32]; 4] = [&[1.0, -2.0, 3.0, 0.5], &[-1.0, 2.0], &[0.25, -4.0], &[3.0]];
-        let _guard = tch::no_grad_guard();
-        for ((_, t, _), v) in p.iter().zip(values) {
-            t.shallow_clone().copy_(&Tensor::from_slice(v).view(t.size().as_slice()));
-        }
-        TwoLinear { p, a, b }
-    }
 
     #[test]
     fn synflow_of_two_linear_layers_is_closed_form() {
@@ -292,58 +262,6 @@ mod tests {
         let build = |_: Init| -> Result<Box<dyn Net>> { Ok(Box::new(two_linear())) };
         let p = Probe { build: &build, x: &x, labels: None, classes: 1, seed: 1, shared: &shared, pending: &[] };
         assert_eq!(Synflow.score(&p).unwrap().value, 37.75);
-    }
-
-    /// x -> Linear(2, 2) (two class logits), W = [[1, -2], [3, 0.5]], b = [-1, 2].
-    struct OneLinear {
-        p: Params,
-        a: Linear,
-    }
-
-    impl Net for OneLinear {
-        fn forward(&self, x: &Tensor, _stats: BnStats, _sink: &mut dyn Sink) -> Tensor {
-            self.a.forward(x)
-        }
-        fn params(&self) -> &Params {
-            &self.p
-        }
-    }
-
-    /// W = [[1, -2], [3, 0.5]], b = [-1, 2] as one Linear(2, 2) classifier.
-    const W: [[f64; 2]; 2] = [[1.0, -2.0], [3.0, 0.5]];
-    const B: [f64; 2] = [-1.0, 2.0];
-
-    fn one_linear(_: Init) -> Result<Box<dyn Net>> {
-        let mut p = Params::new();
-        let a = Linear::new(&mut p, "a", 2, 2);
-        let _guard = tch::no_grad_guard();
-        let values: [&[f32]; 2] = [&[1.0, -2.0, 3.0, 0.5], &[-1.0, 2.0]];
-        for ((_, t, _), v) in p.iter().zip(values) {
-            t.shallow_clone().copy_(&Tensor::from_slice(v).view(t.size().as_slice()));
-        }
-        Ok(Box::new(OneLinear { p, a }))
-    }
-
-    fn softmax(z: [f64; 2]) -> [f64; 2] {
-        let e = [z[0].exp(), z[1].exp()];
-        [e[0] / (e[0] + e[1]), e[1] / (e[0] + e[1])]
-    }
-
-    /// The labelled batch e1 (class 0), e2 (class 1): logits z_0 = (0, 5),
-    /// z_1 = (-3, 2.5); mean cross-entropy, so dCE/dz_n = (softmax(z_n) -
-    /// onehot_n) / 2 =: g_n, and dCE/dW[k][j] = g_j[k] (input n is e_n).
-    fn labelled_batch() -> (Tensor, Tensor, [[f64; 2]; 2], [[f64; 2]; 2]) {
-        let x = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0]).view([2, 2]);
-        let y = Tensor::from_slice(&[0i64, 1]);
-        let z = [[0.0, 5.0], [-3.0, 2.5]];
-        let (s0, s1) = (softmax(z[0]), softmax(z[1]));
-        let g = [[(s0[0] - 1.0) / 2.0, s0[1] / 2.0], [s1[0] / 2.0, (s1[1] - 1.0) / 2.0]];
-        (x, y, z, g)
-    }
-
-    /// Equal up to float32 rounding of the network's terms (of order 0.1-5).
-    fn close(got: f64, want: f64) {
-        assert!((got - want).abs() <= 1e-6 * want.abs().max(0.1), "{got} vs {want}");
     }
 
     #[test]

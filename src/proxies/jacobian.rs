@@ -148,5 +148,28 @@ mod tests {
         let v = epe_score(&j, &[0, 0, 1], 10);
         let want = 4.0 * (1.0 + K).ln() + (1.0 + K).ln();
         assert!((v - want).abs() < 1e-12, "{v}");
+        // over 100 classes: each class's sum divided by its rows, classes of
+        // one row skipped, then the mean pairwise |s_a - s_b|. Class 0: two
+        // identical rows, s_0 = 4 ln(1 + k) / 2; class 1: rows (1, 2, 3) and
+        // (1, 3, 2), correlation 0.5, s_1 = (2 ln(1 + k) + 2 ln(0.5 + k)) / 2
+        let j = Tensor::from_slice(&[1.0f64, 2., 3., 1., 2., 3., 1., 2., 3., 1., 3., 2., 7., 0., 1.]).view([5, 3]);
+        let (s0, s1) = (2.0 * (1.0 + K).ln(), (1.0 + K).ln() + (0.5 + K).ln());
+        let v = epe_score(&j, &[0, 0, 1, 1, 2], 120);
+        assert!((v - (s0 - s1).abs()).abs() < 1e-12, "{v}");
+    }
+
+    #[test]
+    fn jacobian_of_a_linear_classifier_is_its_weights_column_sums() {
+        use crate::proxies::test_nets::{close, one_linear};
+        // d(sum of logits)/dx = sum over k of W[k][:] = (1 + 3, -2 + 0.5) for
+        // every input; identical rows correlate 1 everywhere: eigenvalues
+        // (3, 0, 0), so jacob_cov = -(ln(3 + k) + 1/(3 + k) + 2 (ln k + 1/k))
+        let x = Tensor::from_slice(&[0.5f32, -1., 2., 3., 0., 0.]).view([3, 2]);
+        let shared = std::cell::RefCell::new(std::collections::BTreeMap::new());
+        let p = Probe { build: &one_linear, x: &x, labels: None, classes: 2, seed: 1, shared: &shared, pending: &[] };
+        let j = Vec::<f64>::try_from(jacobian_now(&p).unwrap().reshape([-1])).unwrap();
+        assert_eq!(j, [4.0, -1.5].repeat(3));
+        let want = -((3.0 + K).ln() + 1.0 / (3.0 + K) + 2.0 * (K.ln() + 1.0 / K));
+        close(JacobCov.score(&p).unwrap().value, want);
     }
 }

@@ -16,6 +16,8 @@ pub mod kernel;
 pub mod naswot;
 pub mod rbflex;
 pub mod size;
+#[cfg(test)]
+pub(crate) mod test_nets;
 pub mod zen;
 pub mod zico;
 

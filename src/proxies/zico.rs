@@ -70,4 +70,29 @@ mod tests {
         let b2 = vec![Tensor::from_slice(&[3.0f64, 2.0])];
         assert!((zico_score(&[b1, b2]) - 2f64.ln()).abs() < 1e-12);
     }
+
+    #[test]
+    fn zico_of_one_linear_layer_over_two_labelled_halves() {
+        use crate::proxies::test_nets::{close, one_linear, softmax};
+        // halves (e1: class 0, e2: class 1) and (e1: 1, e2: 0); logits z_0 =
+        // (0, 5), z_1 = (-3, 2.5); in a half, dCE/dW[k][j] = (softmax(z_j)[k]
+        // - [y_j = k]) / 2. Per weight: mean |g| over the halves / their
+        // (population) std, summed over the 4 weights; ln of the sum
+        let x = Tensor::from_slice(&[1.0f32, 0., 0., 1., 1., 0., 0., 1.]).view([4, 2]);
+        let y = Tensor::from_slice(&[0i64, 1, 1, 0]);
+        let s = [softmax([0.0, 5.0]), softmax([-3.0, 2.5])];
+        let grad = |labels: [usize; 2], k: usize, j: usize| (s[j][k] - f64::from(u8::from(labels[j] == k))) / 2.0;
+        let mut sum = 0.0;
+        for (k, j) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            let (a, b) = (grad([0, 1], k, j), grad([1, 0], k, j));
+            let std = (a - b).abs() / 2.0;
+            if std > 0.0 {
+                sum += (a.abs() + b.abs()) / 2.0 / std;
+            }
+        }
+        let shared = std::cell::RefCell::new(std::collections::BTreeMap::new());
+        let p =
+            Probe { build: &one_linear, x: &x, labels: Some(&y), classes: 2, seed: 1, shared: &shared, pending: &[] };
+        close(Zico.score(&p).unwrap().value, sum.ln());
+    }
 }
