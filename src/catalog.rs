@@ -56,7 +56,7 @@ pub struct Opened {
 
 /// Every `--space` name.
 pub fn names() -> Vec<String> {
-    let mut v: Vec<String> = spaces::NAMES.iter().map(|s| s.to_string()).collect();
+    let mut v: Vec<String> = spaces::names().map(String::from).collect();
     v.extend(EMBEDDED.iter().map(|(f, _, _)| format!("nds-{f}")));
     v
 }
@@ -84,7 +84,7 @@ pub fn open(name: &str, benchmark: Option<&Path>, convention: Convention, task: 
     let space =
         spaces::by_name(name).map_err(|_| anyhow::anyhow!("unknown space '{name}' (known: {})", names().join(", ")))?;
     let Some(dir) = benchmark else {
-        return Ok(Opened { space: space.into(), truth: benchmarks::for_space(name)?.into() });
+        return Ok(Opened { space: space.into(), truth: benchmarks::for_space(space.name())?.into() });
     };
     if !matches!(space.name(), "nb201" | "nats-sss") {
         bail!(

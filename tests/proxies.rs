@@ -18,6 +18,9 @@ fn size_proxies_have_closed_form_values() {
     // stem conv + BN, blocks (conv_a, BN, conv_b, BN, 1x1), last BN, classifier
     let params = 432 + 32 + (4608 + 64 + 9216 + 64 + 512) + (18432 + 128 + 36864 + 128 + 2048) + 128 + 650;
     assert_eq!(num(&v["params"]), f64::from(params));
+    // NATS-Bench's name for the same space
+    let tss = ok_json(&["score", "--space", "nats-tss", "--arch", NONE, "--proxy", "params", "--json"]);
+    assert_eq!(tss["params"], v["params"]);
 }
 
 #[test]

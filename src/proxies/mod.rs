@@ -264,28 +264,37 @@ pub fn rank_sum(members: &[Vec<f64>]) -> Vec<f64> {
     out
 }
 
-/// Every proxy scored per network, in the order their columns appear.
-pub const REGISTRY: &[&str] = &[
-    "rbflex",
-    "naswot",
-    "synflow",
-    "snip",
-    "grasp",
-    "grad_norm",
-    "fisher",
-    "jacob_cov",
-    "l2_norm",
-    "plain",
-    "epe_nas",
-    "zico",
-    "zen",
-    "params",
-    "flops",
-    "az_expressivity",
-    "az_progressivity",
-    "az_trainability",
-    "az_complexity",
+/// Builds a proxy from the command line's options.
+pub type Maker = fn(&Options) -> Arc<dyn Proxy>;
+
+/// Every proxy scored per network, in the order their columns appear, with
+/// its maker: adding a proxy = its file plus one line here.
+pub const REGISTRY: &[(&str, Maker)] = &[
+    ("rbflex", |o| Arc::new(rbflex::Rbflex { gammas: o.gammas })),
+    ("naswot", |_| Arc::new(naswot::Naswot)),
+    ("synflow", |_| Arc::new(grads::Synflow)),
+    ("snip", |_| Arc::new(grads::Snip)),
+    ("grasp", |_| Arc::new(grads::Grasp)),
+    ("grad_norm", |_| Arc::new(grads::GradNorm)),
+    ("fisher", |_| Arc::new(grads::Fisher)),
+    ("jacob_cov", |_| Arc::new(jacobian::JacobCov)),
+    ("l2_norm", |_| Arc::new(size::L2Norm)),
+    ("plain", |_| Arc::new(grads::Plain)),
+    ("epe_nas", |_| Arc::new(jacobian::EpeNas)),
+    ("zico", |_| Arc::new(zico::Zico)),
+    ("zen", |_| Arc::new(zen::Zen)),
+    ("params", |_| Arc::new(size::ParamCount)),
+    ("flops", |_| Arc::new(size::Flops)),
+    ("az_expressivity", |_| Arc::new(az::AzPart(az::Part::Expressivity))),
+    ("az_progressivity", |_| Arc::new(az::AzPart(az::Part::Progressivity))),
+    ("az_trainability", |_| Arc::new(az::AzPart(az::Part::Trainability))),
+    ("az_complexity", |_| Arc::new(az::AzPart(az::Part::Complexity))),
 ];
+
+/// The registered proxies' names, in column order.
+pub fn registered() -> impl Iterator<Item = &'static str> {
+    REGISTRY.iter().map(|(name, _)| *name)
+}
 
 /// The rank aggregations.
 pub const AGGREGATES: &[Aggregate] = &[
@@ -317,33 +326,15 @@ pub struct Options {
 
 /// Builds the proxy called `name`.
 pub fn by_name(name: &str, opts: &Options) -> Result<Arc<dyn Proxy>> {
-    Ok(match name {
-        "rbflex" => Arc::new(rbflex::Rbflex { gammas: opts.gammas }),
-        "naswot" => Arc::new(naswot::Naswot),
-        "synflow" => Arc::new(grads::Synflow),
-        "snip" => Arc::new(grads::Snip),
-        "grasp" => Arc::new(grads::Grasp),
-        "grad_norm" => Arc::new(grads::GradNorm),
-        "fisher" => Arc::new(grads::Fisher),
-        "plain" => Arc::new(grads::Plain),
-        "l2_norm" => Arc::new(size::L2Norm),
-        "jacob_cov" => Arc::new(jacobian::JacobCov),
-        "epe_nas" => Arc::new(jacobian::EpeNas),
-        "zico" => Arc::new(zico::Zico),
-        "zen" => Arc::new(zen::Zen),
-        "params" => Arc::new(size::ParamCount),
-        "flops" => Arc::new(size::Flops),
-        "az_expressivity" => Arc::new(az::AzPart(az::Part::Expressivity)),
-        "az_progressivity" => Arc::new(az::AzPart(az::Part::Progressivity)),
-        "az_trainability" => Arc::new(az::AzPart(az::Part::Trainability)),
-        "az_complexity" => Arc::new(az::AzPart(az::Part::Complexity)),
-        other => bail!("unknown proxy '{other}' (known: {})", known().join(", ")),
-    })
+    match REGISTRY.iter().find(|(n, _)| *n == name) {
+        Some((_, make)) => Ok(make(opts)),
+        None => bail!("unknown proxy '{name}' (known: {})", known().join(", ")),
+    }
 }
 
 /// Every name `--proxy` takes.
 pub fn known() -> Vec<&'static str> {
-    let mut v: Vec<&'static str> = REGISTRY.to_vec();
+    let mut v: Vec<&'static str> = registered().collect();
     v.extend(AGGREGATES.iter().map(|a| a.name));
     v.push("all");
     v
@@ -375,9 +366,9 @@ impl Selection {
         let mut named: Vec<&'static str> = Vec::new();
         for name in spec.split(',').map(str::trim) {
             if name == "all" {
-                asked.extend(REGISTRY.iter().copied());
+                asked.extend(registered());
                 asked.extend(AGGREGATES.iter().map(|a| a.name));
-            } else if let Some(n) = REGISTRY.iter().find(|r| **r == name) {
+            } else if let Some(n) = registered().find(|r| *r == name) {
                 asked.push(n);
                 named.push(n);
             } else if let Some(a) = AGGREGATES.iter().find(|a| a.name == name) {
@@ -398,7 +389,7 @@ impl Selection {
         let mut needed: Vec<&str> = dedup.clone();
         needed.extend(aggregates.iter().flat_map(|a| a.members.iter().copied()));
         let proxies =
-            REGISTRY.iter().filter(|r| needed.contains(r)).map(|r| by_name(r, opts)).collect::<Result<Vec<_>>>()?;
+            registered().filter(|r| needed.contains(r)).map(|r| by_name(r, opts)).collect::<Result<Vec<_>>>()?;
         let implied = needed.iter().copied().filter(|n| !named.contains(n)).collect();
         Ok(Self { proxies, aggregates, asked: dedup, batch: opts.batch, implied })
     }
@@ -409,7 +400,7 @@ impl Selection {
         self.aggregates.retain(|a| !a.members.iter().any(|m| names.contains(m)));
         let kept: Vec<&'static str> = self.aggregates.iter().map(|a| a.name).collect();
         self.proxies.retain(|p| !names.contains(&p.name()));
-        self.asked.retain(|n| !names.contains(n) && (REGISTRY.contains(n) || kept.contains(n)));
+        self.asked.retain(|n| !names.contains(n) && (registered().any(|r| r == *n) || kept.contains(n)));
         self
     }
 

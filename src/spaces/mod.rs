@@ -134,19 +134,29 @@ pub trait Space: Send + Sync {
     }
 }
 
-/// Names accepted by `--space`.
-pub const NAMES: &[&str] = &["nb201", "nats-sss", "transnas-micro", "transnas-macro", "nafbee-vgg19", "nafbee-bert"];
+/// The built-in spaces by `--space` name (NDS families come from their
+/// files: see `catalog`): adding a space = its modules plus one line here.
+pub const REGISTRY: &[(&str, &dyn Space)] = &[
+    ("nb201", &nb201::Nb201),
+    ("nats-sss", &nats_sss::NatsSss),
+    ("transnas-micro", &transnas::TransNas { micro: true }),
+    ("transnas-macro", &transnas::TransNas { micro: false }),
+    ("nafbee-vgg19", &nafbee::NAFBEE_VGG19),
+    ("nafbee-bert", &nafbee::NAFBEE_BERT),
+];
 
-/// Looks a space up by its command-line name.
+/// Names accepted by `--space` for the built-in spaces.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    REGISTRY.iter().map(|(name, _)| *name)
+}
+
+/// Looks a space up by its command-line name (`nats-tss` is NB201's
+/// NATS-Bench name).
 pub fn by_name(name: &str) -> Result<&'static dyn Space> {
-    match name {
-        "nb201" | "nats-tss" => Ok(&nb201::Nb201),
-        "nats-sss" => Ok(&nats_sss::NatsSss),
-        "transnas-micro" => Ok(&transnas::TransNas { micro: true }),
-        "transnas-macro" => Ok(&transnas::TransNas { micro: false }),
-        "nafbee-vgg19" => Ok(&nafbee::NAFBEE_VGG19),
-        "nafbee-bert" => Ok(&nafbee::NAFBEE_BERT),
-        other => bail!("unknown space '{other}' (known: {})", NAMES.join(", ")),
+    let name = if name == "nats-tss" { "nb201" } else { name };
+    match REGISTRY.iter().find(|(n, _)| *n == name) {
+        Some((_, space)) => Ok(*space),
+        None => bail!("unknown space '{name}' (known: {})", names().collect::<Vec<_>>().join(", ")),
     }
 }
 
