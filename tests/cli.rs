@@ -141,6 +141,20 @@ fn user_images_and_cifar_batches_are_read() {
     std::fs::write(d.path().join("data_batch_1.bin"), &bin).unwrap();
     let v = ok_json(&["score", "--arch", TOP, "--images", d.path().to_str().unwrap(), "--json"]);
     assert!(num(&v["score"]).is_finite());
+    // the same four images as PNG files (a record is 1024 R, then G, then B
+    // bytes, row-major): the same batch, the same score bit for bit
+    let png = tmp();
+    for (r, rec) in bin.chunks_exact(3073).enumerate() {
+        let px = &rec[1..];
+        image::RgbImage::from_fn(32, 32, |x, y| {
+            let i = (y * 32 + x) as usize;
+            image::Rgb([px[i], px[1024 + i], px[2048 + i]])
+        })
+        .save(png.path().join(format!("{r}.png")))
+        .unwrap();
+    }
+    let w = ok_json(&["score", "--arch", TOP, "--images", png.path().to_str().unwrap(), "--json"]);
+    assert_eq!(w["score"], v["score"]);
     let e = tmp();
     for i in 0..3u8 {
         image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([x as u8 * 8, y as u8 * i, 100]))

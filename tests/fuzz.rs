@@ -80,7 +80,9 @@ fn arch_case(space_name: &str, text: &str) {
     let space: &dyn Space = if space_name == "nds-darts" { nds_darts() } else { spaces::by_name(space_name).unwrap() };
     let index = check(space.index_of(text));
     if let Some(i) = index {
+        // an accepted arch names a network of the space, whose own arch maps back to it
         assert!(i < space.len());
+        assert_eq!(space.index_of(&space.arch(i).unwrap()).unwrap(), i, "{text:?}");
     }
     check(space.working_set(text, &[3, 3, 32, 32]));
     if cheap(space_name) || (space_name == "nds-darts" && index.is_none()) {
@@ -120,6 +122,10 @@ proptest! {
             if space == "nds-darts" { nds_darts() } else { spaces::by_name(space).unwrap() };
         let valid = space_obj.arch(index % space_obj.len()).unwrap();
         let text = if use_raw { raw } else { mutate(&valid, &ed) };
+        if !use_raw && ed.is_empty() {
+            // an unmutated arch is the space's network at that index
+            prop_assert_eq!(space_obj.index_of(&text).unwrap(), index % space_obj.len());
+        }
         arch_case(space, &text);
     }
 }
