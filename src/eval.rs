@@ -904,21 +904,28 @@ pub struct Workers {
     pub memory_budget_mb: u64,
 }
 
-/// Says once when a network's estimated working memory exceeds the whole
-/// budget, so that parallel workers would take turns (the proxies'
-/// per-input figures are measured at 32x32; they over-estimate large inputs).
+/// Says once when the budget holds fewer networks than there are workers
+/// (their estimated working memory, that of the first network to score), so
+/// that workers would take turns (the proxies' per-input figures are upper
+/// bounds measured at 32x32; they over-estimate large inputs).
 fn warn_if_serialised(s: &Setting, index: usize, workers: Workers, cache: &ScoreCache) -> Result<()> {
     let budget = workers.memory_budget_mb.saturating_mul(1 << 20);
     if workers.jobs < 2 || budget == 0 {
         return Ok(());
     }
     let need = s.working_set(&s.space.arch(index)?, cache.get(index))?;
+    let (mb, jobs) = (workers.memory_budget_mb, workers.jobs);
     if need > budget {
         eprintln!(
-            "note: a network's estimated working memory ({} MB) exceeds --memory-budget {} MB: networks run one at a time; --memory-budget 0 (no limit) or a larger one lets {} run at once",
+            "note: a network's estimated working memory ({} MB) exceeds --memory-budget {mb} MB: networks run one at a time; --memory-budget 0 (no limit) or a larger one lets {jobs} run at once",
             need >> 20,
-            workers.memory_budget_mb,
-            workers.jobs
+        );
+    } else if need > 0 && budget / need < jobs as u64 {
+        eprintln!(
+            "note: --memory-budget {mb} MB holds {} of the {jobs} workers at once (a network's estimated working memory: {} MB); a budget of {} MB, or 0 (no limit), lets all {jobs} run",
+            budget / need,
+            need >> 20,
+            (need * jobs as u64).div_ceil(1 << 20),
         );
     }
     Ok(())

@@ -262,6 +262,15 @@ fn a_budget_smaller_than_one_network_says_the_workers_take_turns() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("note: a network's estimated working memory (112 MB) exceeds --memory-budget 100 MB: networks run one at a time"), "{err}");
+    // room for one of the two workers
+    let d1 = tempfile::tempdir().unwrap();
+    let one = ["correlate", "--sample", "2", "--proxy", "naswot", "--jobs", "2", "--memory-budget", "200", "--out"];
+    let out = rbflex(&[&one[..], &[d1.path().to_str().unwrap()]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("note: --memory-budget 200 MB holds 1 of the 2 workers at once (a network's estimated working memory: 112 MB); a budget of 225 MB, or 0 (no limit), lets all 2 run"),
+        "{err}"
+    );
     let d2 = tempfile::tempdir().unwrap();
     let out = rbflex(&[
         "correlate",
@@ -274,5 +283,6 @@ fn a_budget_smaller_than_one_network_says_the_workers_take_turns() {
         "--out",
         d2.path().to_str().unwrap(),
     ]);
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("exceeds --memory-budget"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("exceeds --memory-budget") && !err.contains("workers at once"), "{err}");
 }
