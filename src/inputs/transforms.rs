@@ -145,4 +145,30 @@ mod tests {
             train_transform(Dataset::Cifar10, &[0; 3072], (32, 32), &mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
         assert!(all_black[..1024].iter().all(|v| (*v - zero_r).abs() < 1e-6));
     }
+
+    #[test]
+    fn crop_then_flip_moves_each_channel_as_torchvision_does() {
+        // a distinct value per pixel and channel; the crop offsets and the
+        // flip drawn as the transform draws them (two offsets in 0..=8, then
+        // a coin): out[c][y][x] = img[y + dy][x' + dx][c], x' = x or 31 - x,
+        // 0 (normalised) outside
+        let img: Vec<u8> = (0..32 * 32 * 3).map(|i| (i * 7 % 256) as u8).collect();
+        let (m, s) = mean_std(Dataset::Cifar10);
+        let mut flips = [false; 2];
+        for seed in 0..12u64 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let mut twin = rng.clone();
+            let out = train_transform(Dataset::Cifar10, &img, (32, 32), &mut rng);
+            let (dy, dx) = (twin.random_range(0..=8) as isize - 4, twin.random_range(0..=8) as isize - 4);
+            let flip = twin.random_bool(0.5);
+            flips[usize::from(flip)] = true;
+            for (c, y, x) in (0..3).flat_map(|c| (0..32).flat_map(move |y| (0..32).map(move |x| (c, y, x)))) {
+                let (sy, sx) = (y as isize + dy, if flip { 31 - x as isize } else { x as isize } + dx);
+                let inside = (0..32).contains(&sy) && (0..32).contains(&sx);
+                let v = if inside { f32::from(img[(sy as usize * 32 + sx as usize) * 3 + c]) } else { 0.0 };
+                assert_eq!(out[c * 1024 + y * 32 + x], (v / 255.0 - m[c]) / s[c], "seed {seed} c {c} y {y} x {x}");
+            }
+        }
+        assert_eq!(flips, [true, true], "both flips drawn over the seeds");
+    }
 }
