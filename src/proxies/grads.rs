@@ -248,7 +248,7 @@ pub fn fisher_of_layer(a: &Tensor, g: &Tensor) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxies::test_nets::{close, labelled_batch, one_linear, softmax, two_linear, B, W};
+    use crate::proxies::test_nets::{close, labelled_batch, one_linear, probe, softmax, two_linear, B, W};
     use std::cell::RefCell;
     use std::collections::BTreeMap;
 
@@ -260,7 +260,7 @@ mod tests {
         let shared = RefCell::new(BTreeMap::new());
         let x = Tensor::zeros([3, 2], (Kind::Float, tch::Device::Cpu));
         let build = |_: Init| -> Result<Box<dyn Net>> { Ok(Box::new(two_linear())) };
-        let p = Probe { build: &build, x: &x, labels: None, classes: 1, seed: 1, shared: &shared, pending: &[] };
+        let p = Probe { classes: 1, ..probe(&build, &x, None, &shared) };
         assert_eq!(Synflow.score(&p).unwrap().value, 37.75);
     }
 
@@ -270,8 +270,7 @@ mod tests {
         // weight's 2 values per channel
         let (x, y, z, g) = labelled_batch();
         let shared = RefCell::new(BTreeMap::new());
-        let p =
-            Probe { build: &one_linear, x: &x, labels: Some(&y), classes: 2, seed: 1, shared: &shared, pending: &[] };
+        let p = probe(&one_linear, &x, Some(&y), &shared);
         let want: f64 =
             (0..2).map(|k| 0.5 * ((z[0][k] * g[0][k]).powi(2) + (z[1][k] * g[1][k]).powi(2)) / 2.0).sum::<f64>() * 2.0;
         close(Fisher.score(&p).unwrap().value, want);
@@ -281,8 +280,7 @@ mod tests {
     fn snip_plain_and_grasp_of_one_linear_layer_are_closed_form() {
         let (x, y, z, g) = labelled_batch();
         let shared = RefCell::new(BTreeMap::new());
-        let p =
-            Probe { build: &one_linear, x: &x, labels: Some(&y), classes: 2, seed: 1, shared: &shared, pending: &[] };
+        let p = probe(&one_linear, &x, Some(&y), &shared);
         let grad = |k: usize, j: usize| g[j][k];
         let cells = [(0, 0), (0, 1), (1, 0), (1, 1)];
         let snip: f64 = cells.iter().map(|&(k, j)| (W[k][j] * grad(k, j)).abs()).sum();
@@ -310,7 +308,7 @@ mod tests {
         // sum_n d_n; the value is the norm of (dW, db)
         let shared = RefCell::new(BTreeMap::new());
         let x0 = Tensor::zeros([3, 2], (Kind::Float, tch::Device::Cpu));
-        let p = Probe { build: &one_linear, x: &x0, labels: None, classes: 2, seed: 7, shared: &shared, pending: &[] };
+        let p = Probe { seed: 7, ..probe(&one_linear, &x0, None, &shared) };
         let xs = Vec::<f32>::try_from(p.noise(&[3, 2]).reshape([-1])).unwrap();
         let ys = Vec::<i64>::try_from(p.random_labels(3)).unwrap();
         let (mut dw, mut db) = ([[0.0; 2]; 2], [0.0; 2]);
@@ -334,7 +332,7 @@ mod tests {
         let shared = RefCell::new(BTreeMap::new());
         let x = Tensor::zeros([2, 2], (Kind::Float, tch::Device::Cpu));
         let build = |_: Init| -> Result<Box<dyn Net>> { Ok(Box::new(two_linear())) };
-        let p = Probe { build: &build, x: &x, labels: None, classes: 1, seed: 1, shared: &shared, pending: &[] };
+        let p = Probe { classes: 1, ..probe(&build, &x, None, &shared) };
         close(crate::proxies::size::L2Norm.score(&p).unwrap().value, 14.25f64.sqrt() + 16.0625f64.sqrt());
     }
 }

@@ -166,7 +166,7 @@ mod tests {
         // (3, 0, 0), so jacob_cov = -(ln(3 + k) + 1/(3 + k) + 2 (ln k + 1/k))
         let x = Tensor::from_slice(&[0.5f32, -1., 2., 3., 0., 0.]).view([3, 2]);
         let shared = std::cell::RefCell::new(std::collections::BTreeMap::new());
-        let p = Probe { build: &one_linear, x: &x, labels: None, classes: 2, seed: 1, shared: &shared, pending: &[] };
+        let p = crate::proxies::test_nets::probe(&one_linear, &x, None, &shared);
         let j = Vec::<f64>::try_from(jacobian_now(&p).unwrap().reshape([-1])).unwrap();
         assert_eq!(j, [4.0, -1.5].repeat(3));
         let want = -((3.0 + K).ln() + 1.0 / (3.0 + K) + 2.0 * (K.ln() + 1.0 / K));

@@ -88,3 +88,16 @@ pub fn labelled_batch() -> (Tensor, Tensor, [[f64; 2]; 2], [[f64; 2]; 2]) {
 pub fn close(got: f64, want: f64) {
     assert!((got - want).abs() <= 1e-6 * want.abs().max(0.1), "{got} vs {want}");
 }
+
+/// The values a probe shares between passes.
+pub type Shared = std::cell::RefCell<std::collections::BTreeMap<&'static str, Vec<f64>>>;
+
+/// A probe of `build` on `x` (two classes, init seed 1, nothing pending).
+pub fn probe<'a>(
+    build: &'a dyn Fn(Init) -> Result<Box<dyn Net>>,
+    x: &'a Tensor,
+    labels: Option<&'a Tensor>,
+    shared: &'a Shared,
+) -> super::Probe<'a> {
+    super::Probe { build, x, labels, classes: 2, seed: 1, shared, pending: &[] }
+}

@@ -91,8 +91,7 @@ mod tests {
             }
         }
         let shared = std::cell::RefCell::new(std::collections::BTreeMap::new());
-        let p =
-            Probe { build: &one_linear, x: &x, labels: Some(&y), classes: 2, seed: 1, shared: &shared, pending: &[] };
+        let p = crate::proxies::test_nets::probe(&one_linear, &x, Some(&y), &shared);
         close(Zico.score(&p).unwrap().value, sum.ln());
     }
 }
