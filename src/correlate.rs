@@ -116,6 +116,14 @@ pub fn run(
     truth.require(indices, s.dataset)?;
     let (records, secs) = score_many(s, indices, workers, cache, quiet)?;
     let values = proxy_values(&s.selection, &records);
+    if !quiet {
+        for (name, v) in same_for_all(&values) {
+            eprintln!(
+                "note: {name} gives all {} networks the same value ({v}): it ranks none of them, its correlations are NaN",
+                records.len()
+            );
+        }
+    }
     let csv_path = out.join("correlate.csv");
     write_csv(&csv_path, &records, &values, &s.selection, truth)?;
     let mut proxies = BTreeMap::new();
@@ -199,12 +207,24 @@ pub fn run_tasks(
     quiet: bool,
 ) -> Result<BTreeMap<String, CorrelationReport>> {
     let mut all = BTreeMap::new();
-    for (task, truth) in truths {
+    for (i, (task, truth)) in truths.iter().enumerate() {
         let dir = out.join(task);
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        all.insert(task.to_string(), run(s, *truth, indices, workers, cache, &dir, quiet)?);
+        // the first task scores (and notes); the others read the same scores
+        all.insert(task.to_string(), run(s, *truth, indices, workers, cache, &dir, quiet || i > 0)?);
     }
     Ok(all)
+}
+
+/// The proxies that give every network (two or more) the same value, with
+/// that value: they rank nothing (e.g. EPE-NAS when no class has two
+/// images in the batch).
+pub fn same_for_all(values: &[(&'static str, Vec<f64>)]) -> Vec<(&'static str, f64)> {
+    values
+        .iter()
+        .filter(|(_, v)| v.len() > 1 && v.iter().all(|x| x.to_bits() == v[0].to_bits()))
+        .map(|(name, v)| (*name, v[0]))
+        .collect()
 }
 
 /// Every asked-for proxy's value on each record (aggregations ranked over

@@ -286,3 +286,22 @@ fn a_budget_smaller_than_one_network_says_the_workers_take_turns() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("exceeds --memory-budget") && !err.contains("workers at once"), "{err}");
 }
+
+#[test]
+fn a_proxy_that_ranks_nothing_is_noted() {
+    // two images of two classes: no class has two rows, EPE-NAS is the same
+    // 2 ln(1 + 1e-5) for every network
+    let d = tempfile::tempdir().unwrap();
+    let args = ["correlate", "--sample", "3", "--proxy", "epe_nas,params", "--proxy-batch", "2", "--out"];
+    let out = rbflex(&[&args[..], &[d.path().to_str().unwrap()]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let v = 2.0 * (1.0f64 + 1e-5).ln();
+    assert!(
+        err.contains(&format!(
+            "note: epe_nas gives all 3 networks the same value ({v}): it ranks none of them, its correlations are NaN"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("params gives"), "{err}");
+}
