@@ -303,27 +303,31 @@ mod tests {
 
     #[test]
     fn grad_norm_of_one_linear_layer_is_closed_form() {
-        // noise inputs x_n with random labels y_n (the probe's own): d_n =
-        // (softmax(W x_n + b) - onehot(y_n)) / N; dW = sum_n d_n x_n^T, db =
-        // sum_n d_n; the value is the norm of (dW, db)
+        // noise inputs x_n (recorded as the net saw them), one class so
+        // every random label is 0: d_n = (softmax(W x_n + b) - e_0) / N;
+        // dW = sum_n d_n x_n^T, db = sum_n d_n; the value is |(dW, db)|
+        use crate::proxies::test_nets::{Recorder, Seen};
+        let seen = Seen::default();
+        let build =
+            |i: Init| -> Result<Box<dyn Net>> { Ok(Box::new(Recorder { inner: one_linear(i)?, seen: seen.clone() })) };
         let shared = RefCell::new(BTreeMap::new());
         let x0 = Tensor::zeros([3, 2], (Kind::Float, tch::Device::Cpu));
-        let p = Probe { seed: 7, ..probe(&one_linear, &x0, None, &shared) };
-        let xs = Vec::<f32>::try_from(p.noise(&[3, 2]).reshape([-1])).unwrap();
-        let ys = Vec::<i64>::try_from(p.random_labels(3)).unwrap();
+        let p = Probe { classes: 1, seed: 7, ..probe(&build, &x0, None, &shared) };
+        let got = GradNorm.score(&p).unwrap().value;
+        let xs = Vec::<f32>::try_from(seen.lock().unwrap()[0].reshape([-1])).unwrap();
         let (mut dw, mut db) = ([[0.0; 2]; 2], [0.0; 2]);
         for n in 0..3 {
             let xn = [f64::from(xs[2 * n]), f64::from(xs[2 * n + 1])];
             let s = softmax([0, 1].map(|k| W[k][0] * xn[0] + W[k][1] * xn[1] + B[k]));
             for k in 0..2 {
-                let d = (s[k] - f64::from(u8::from(ys[n] == k as i64))) / 3.0;
+                let d = (s[k] - f64::from(u8::from(k == 0))) / 3.0;
                 db[k] += d;
                 dw[k][0] += d * xn[0];
                 dw[k][1] += d * xn[1];
             }
         }
         let want = (dw.iter().flatten().chain(&db).map(|v| v * v).sum::<f64>()).sqrt();
-        close(GradNorm.score(&p).unwrap().value, want);
+        close(got, want);
     }
 
     #[test]

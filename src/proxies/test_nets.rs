@@ -101,3 +101,26 @@ pub fn probe<'a>(
 ) -> super::Probe<'a> {
     super::Probe { build, x, labels, classes: 2, seed: 1, shared, pending: &[] }
 }
+
+/// The inputs a network was run on, kept by [`Recorder`]: tests compare a
+/// proxy with a hand computation on the very noise it drew (other tests'
+/// threads draw from the global RNG too, so a second draw may differ).
+pub type Seen = std::sync::Arc<std::sync::Mutex<Vec<Tensor>>>;
+
+/// A network that records every input batch before running `inner`.
+pub struct Recorder {
+    /// The network run.
+    pub inner: Box<dyn Net>,
+    /// Where its inputs go.
+    pub seen: Seen,
+}
+
+impl Net for Recorder {
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).push(x.detach().copy());
+        self.inner.forward(x, stats, sink)
+    }
+    fn params(&self) -> &Params {
+        self.inner.params()
+    }
+}
