@@ -220,20 +220,19 @@ mod tests {
     /// saw it).
     fn az_of_two_stages(identity: bool) -> ([f64; 4], Tensor) {
         use crate::nets::layers::{Conv2d, ConvSpec};
-        use crate::proxies::test_nets::{Recorder, Seen};
+        use crate::proxies::test_nets::{probe, set, Recorder, Seen};
         let seen = Seen::default();
         let build = |_: Init| -> Result<Box<dyn crate::nets::Net>> {
             let mut p = crate::nets::Params::new();
             let (w, _) = p.norm_affine("s", 1);
             let spec = ConvSpec { bias: false, ..ConvSpec::new(2, 1, 1, 1, 0) };
             let conv = Conv2d::new(&mut p, "c", spec);
-            let _guard = tch::no_grad_guard();
-            p.layer_weights()[0].shallow_clone().copy_(&Tensor::from_slice(&C).view([1, 2, 1, 1]));
+            set(&p, &[&[1.0], &[0.0], &C]);
             Ok(Box::new(Recorder { inner: Box::new(TwoStages { p, w, conv, identity }), seen: seen.clone() }))
         };
         let x = Tensor::zeros([4, 2, 3, 3], (Kind::Float, tch::Device::Cpu));
         let shared = std::cell::RefCell::new(std::collections::BTreeMap::new());
-        let p = Probe { build: &build, x: &x, labels: None, classes: 0, seed: 3, shared: &shared, pending: &[] };
+        let p = Probe { classes: 0, seed: 3, ..probe(&build, &x, None, &shared) };
         let values = az_values(&p).unwrap();
         let x = seen.lock().unwrap()[0].shallow_clone();
         (values, x)

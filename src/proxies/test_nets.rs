@@ -28,11 +28,7 @@ pub fn two_linear() -> TwoLinear {
     let mut p = Params::new();
     let a = Linear::new(&mut p, "a", 2, 2);
     let b = Linear::new(&mut p, "b", 2, 1);
-    let values: [&[f32]; 4] = [&[1.0, -2.0, 3.0, 0.5], &[-1.0, 2.0], &[0.25, -4.0], &[3.0]];
-    let _guard = tch::no_grad_guard();
-    for ((_, t, _), v) in p.iter().zip(values) {
-        t.shallow_clone().copy_(&Tensor::from_slice(v).view(t.size().as_slice()));
-    }
+    set(&p, &[&flat(W), &B.map(|v| v as f32), &[0.25, -4.0], &[3.0]]);
     TwoLinear { p, a, b }
 }
 
@@ -51,18 +47,29 @@ impl Net for OneLinear {
     }
 }
 
-/// W = [[1, -2], [3, 0.5]], b = [-1, 2] as one Linear(2, 2) classifier.
+/// The first Linear layer's weight, W = [[1, -2], [3, 0.5]].
 pub const W: [[f64; 2]; 2] = [[1.0, -2.0], [3.0, 0.5]];
+/// Its bias, b = [-1, 2].
 pub const B: [f64; 2] = [-1.0, 2.0];
 
-pub fn one_linear(_: Init) -> Result<Box<dyn Net>> {
-    let mut p = Params::new();
-    let a = Linear::new(&mut p, "a", 2, 2);
+/// `W` row by row, in float32.
+fn flat(w: [[f64; 2]; 2]) -> [f32; 4] {
+    [w[0][0], w[0][1], w[1][0], w[1][1]].map(|v| v as f32)
+}
+
+/// Overwrites `p`'s tensors, in order, with `values`.
+pub fn set(p: &Params, values: &[&[f32]]) {
     let _guard = tch::no_grad_guard();
-    let values: [&[f32]; 2] = [&[1.0, -2.0, 3.0, 0.5], &[-1.0, 2.0]];
     for ((_, t, _), v) in p.iter().zip(values) {
         t.shallow_clone().copy_(&Tensor::from_slice(v).view(t.size().as_slice()));
     }
+}
+
+/// [`OneLinear`] with `W` and `B` (any `Init`: the weights stay fixed).
+pub fn one_linear(_: Init) -> Result<Box<dyn Net>> {
+    let mut p = Params::new();
+    let a = Linear::new(&mut p, "a", 2, 2);
+    set(&p, &[&flat(W), &B.map(|v| v as f32)]);
     Ok(Box::new(OneLinear { p, a }))
 }
 

@@ -136,26 +136,26 @@ pub trait Space: Send + Sync {
 
 /// The built-in spaces by `--space` name (NDS families come from their
 /// files: see `catalog`): adding a space = its modules plus one line here.
-pub const REGISTRY: &[(&str, &dyn Space)] = &[
-    ("nb201", &nb201::Nb201),
-    ("nats-sss", &nats_sss::NatsSss),
-    ("transnas-micro", &transnas::TransNas { micro: true }),
-    ("transnas-macro", &transnas::TransNas { micro: false }),
-    ("nafbee-vgg19", &nafbee::NAFBEE_VGG19),
-    ("nafbee-bert", &nafbee::NAFBEE_BERT),
+pub const REGISTRY: &[&dyn Space] = &[
+    &nb201::Nb201,
+    &nats_sss::NatsSss,
+    &transnas::TransNas { micro: true },
+    &transnas::TransNas { micro: false },
+    &nafbee::NAFBEE_VGG19,
+    &nafbee::NAFBEE_BERT,
 ];
 
-/// Names accepted by `--space` for the built-in spaces.
+/// Names accepted by `--space` for the built-in spaces (each space's own).
 pub fn names() -> impl Iterator<Item = &'static str> {
-    REGISTRY.iter().map(|(name, _)| *name)
+    REGISTRY.iter().map(|s| s.name())
 }
 
 /// Looks a space up by its command-line name (`nats-tss` is NB201's
 /// NATS-Bench name).
 pub fn by_name(name: &str) -> Result<&'static dyn Space> {
     let name = if name == "nats-tss" { "nb201" } else { name };
-    match REGISTRY.iter().find(|(n, _)| *n == name) {
-        Some((_, space)) => Ok(*space),
+    match REGISTRY.iter().find(|s| s.name() == name) {
+        Some(space) => Ok(*space),
         None => bail!("unknown space '{name}' (known: {})", names().collect::<Vec<_>>().join(", ")),
     }
 }
