@@ -70,10 +70,18 @@ pub fn run(
     } else {
         indices.to_vec()
     };
+    let total = idx.len();
     let idx = match shard {
         Some(k) => k.select(&idx),
         None => idx,
     };
+    if let (Some(k), true) = (shard, idx.is_empty()) {
+        anyhow::bail!(
+            "shard {}/{} of {total} network(s) is empty: nothing to measure (use at most {total} shards, or more --networks)",
+            k.k,
+            k.n
+        );
+    }
     let n = idx.len();
     let mut cache = ScoreCache::in_memory();
     let (records, secs) = score_many(s, &idx, workers, &mut cache, quiet)?;

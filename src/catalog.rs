@@ -105,6 +105,11 @@ pub trait Entry: Send + Sync {
     }
     /// The options it takes.
     fn takes(&self) -> Takes;
+    /// Whether `--benchmark` also gives the space's networks (so that a
+    /// space opened by name alone may not be the one a run used).
+    fn archs_from_benchmark(&self) -> bool {
+        false
+    }
     /// Opens space `name` with `o` (already checked against
     /// [`Entry::takes`]); its ground truth only when `truth`.
     fn open(&self, name: &str, o: &SpaceOptions, truth: bool) -> Result<Opened>;
@@ -202,6 +207,9 @@ impl Entry for NdsEntry {
     }
     fn takes(&self) -> Takes {
         Takes { benchmark: Some("an NDS file"), nds_accuracy: true, ..Takes::default() }
+    }
+    fn archs_from_benchmark(&self) -> bool {
+        true
     }
     fn open(&self, name: &str, o: &SpaceOptions, truth: bool) -> Result<Opened> {
         let family = name.strip_prefix("nds-").unwrap_or(name);

@@ -455,9 +455,20 @@ fn setting(r: &mut RunArgs, all_tasks: bool, truth: bool) -> Result<(Setting, Op
     Ok((s, opened))
 }
 
-fn out_dir(r: &RunArgs) -> PathBuf {
+/// The results folder: `--out`, or the default; never inside the inputs
+/// (its reports would become inputs of the next run) nor holding them.
+fn out_dir(r: &RunArgs) -> Result<PathBuf> {
     let c = &r.common;
-    r.out.clone().unwrap_or_else(|| PathBuf::from(format!("rbflex-out/{}-{}-seed{}", c.space, c.dataset.key(), c.seed)))
+    let out = r
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("rbflex-out/{}-{}-seed{}", c.space, c.dataset.key(), c.seed)));
+    for (input, option) in [(&c.input.images, "--images"), (&c.input.sentences, "--sentences")] {
+        if let Some(input) = input {
+            crate::files::check_apart(&out, input, option)?;
+        }
+    }
+    Ok(out)
 }
 
 fn fmt_f(v: f64) -> String {
@@ -562,7 +573,7 @@ fn save_report<T: serde::Serialize>(path: &std::path::Path, rep: &T, json: bool)
 
 /// `--shard`: scores the shard's part of `plan` and reports it.
 fn run_shard(s: &mut Setting, r: &RunArgs, k: Shard, plan: shard::Plan) -> Result<()> {
-    let rep = shard::run(s, &plan, k, &out_dir(r), r.workers.workers(), r.quiet || r.common.json)?;
+    let rep = shard::run(s, &plan, k, &out_dir(r)?, r.workers.workers(), r.quiet || r.common.json)?;
     if r.common.json {
         println!("{}", serde_json::to_string_pretty(&rep)?);
     } else {
@@ -583,7 +594,7 @@ fn cmd_search(mut a: SearchArgs) -> Result<()> {
     let truth = opened.truth()?;
     // before the folder is touched
     truth.require(&search::candidates(s.space.len(), a.trials, a.networks, s.seed)?, s.dataset)?;
-    let dir = out_dir(&a.run);
+    let dir = out_dir(&a.run)?;
     let mut cache = ScoreCache::open(&dir, &s)?;
     let rep = search::run(
         &s,
@@ -650,7 +661,7 @@ fn cmd_correlate(mut a: CorrelateArgs) -> Result<()> {
     let truth = opened.truth()?;
     let idx = a.networks(s.space.len(), s.seed)?;
     truth.require(&idx, s.dataset)?; // before the folder is touched
-    let dir = out_dir(&a.run);
+    let dir = out_dir(&a.run)?;
     let mut cache = ScoreCache::open(&dir, &s)?;
     let rep =
         correlate::run(&s, &*truth, &idx, a.run.workers.workers(), &mut cache, &dir, a.run.quiet || a.run.common.json)?;
@@ -702,7 +713,7 @@ fn print_proxy_table(rep: &correlate::CorrelationReport) {
 fn correlate_all_tasks(mut a: CorrelateArgs) -> Result<()> {
     let (s, _) = setting(&mut a.run, true, false)?;
     let idx = a.networks(s.space.len(), s.seed)?;
-    let dir = out_dir(&a.run);
+    let dir = out_dir(&a.run)?;
     let mut cache = ScoreCache::open(&dir, &s)?;
     let truths = catalog::task_truths(&a.run.common.space)?;
     let quiet = a.run.quiet || a.run.common.json;

@@ -76,11 +76,15 @@ pub fn sample_indices(len: usize, n: Option<usize>, seed: u64) -> Result<Vec<usi
     Ok(idx)
 }
 
+/// Largest file of indices read (`--indices`, a shard's `indices.txt`).
+pub const MAX_INDICES_BYTES: u64 = 256 << 20;
+
 /// Reads a file of official indices (one per line; blank lines and `#`
 /// comments skipped), sorted and without repeats; a bad or out-of-range line
 /// is an error naming it.
 pub fn read_indices(path: &Path, len: usize) -> Result<Vec<usize>> {
-    let text = crate::files::read_text_capped(path, "index file", 256 << 20)?;
+    let text = crate::files::read_text_capped(path, "index file", MAX_INDICES_BYTES)?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text); // a UTF-8 byte-order mark, as some editors write
     let mut idx = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let t = line.split('#').next().unwrap_or("").trim();

@@ -14,6 +14,7 @@
 use anyhow::{bail, Context, Result};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
@@ -225,16 +226,100 @@ pub fn tmp_path(path: &Path) -> PathBuf {
 }
 
 /// Writes `text` to `path` through a temporary file renamed into place, so
-/// that a crash or a full disk never leaves a half-written file.
+/// that a crash or a full disk never leaves a half-written file. Neither
+/// the temporary file nor `path` is followed if it is a symbolic link (the
+/// rename replaces a link at `path` by the file): what rbflex writes stays
+/// inside the folder it writes to.
 pub fn write_atomic(path: &Path, text: &[u8]) -> Result<()> {
     let tmp = tmp_path(path);
-    let written = File::create(&tmp)
+    let _ = std::fs::remove_file(&tmp); // a stale one (or a planted link) goes; the link's target is untouched
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
         .and_then(|mut f| f.write_all(text).and_then(|_| f.sync_all()))
         .and_then(|_| std::fs::rename(&tmp, path));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp); // nothing half-written stays behind
     }
     written.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Refuses a results folder `out` inside the inputs `input` (given as
+/// `option`), or inputs inside it: the run's reports would become inputs.
+/// Paths compare as absolute paths, through the symbolic links that exist.
+pub fn check_apart(out: &Path, input: &Path, option: &str) -> Result<()> {
+    let abs = |p: &Path| -> PathBuf {
+        // the longest existing ancestor resolved, the rest appended
+        let p = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let mut head = p.clone();
+        let mut tail = Vec::new();
+        while !head.exists() {
+            match (head.file_name().map(|n| n.to_owned()), head.parent().map(Path::to_path_buf)) {
+                (Some(name), Some(parent)) => {
+                    tail.push(name);
+                    head = parent;
+                }
+                _ => break,
+            }
+        }
+        let mut full = head.canonicalize().unwrap_or(head);
+        full.extend(tail.iter().rev());
+        full
+    };
+    let (o, i) = (abs(out), abs(input));
+    if o.starts_with(&i) {
+        bail!(
+            "--out {} is inside {option} {}: the run's reports would become its inputs; put the results elsewhere",
+            out.display(),
+            input.display()
+        );
+    }
+    if i.starts_with(&o) {
+        bail!(
+            "{option} {} is inside --out {}: the inputs would mix with the run's reports; put the results elsewhere",
+            input.display(),
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a results folder whose entries `names` include a symbolic link
+/// (which could point anywhere): rbflex reads and writes only regular files
+/// there.
+pub fn refuse_links(dir: &Path, names: &[&str]) -> Result<()> {
+    for name in names {
+        let p = dir.join(name);
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+            bail!(
+                "{} is a symbolic link: rbflex reads and writes only regular files inside its results folder; remove the link",
+                p.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Opens `path` inside a results folder for writing (`append`, else
+/// read-write without truncation), creating it if absent, never through a
+/// symbolic link: a link there (which could point anywhere) is an error
+/// naming it.
+pub fn open_in_folder(path: &Path, append: bool) -> Result<File> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        bail!(
+            "{} is a symbolic link: rbflex writes only regular files inside its results folder; remove the link",
+            path.display()
+        );
+    }
+    let mut o = std::fs::OpenOptions::new();
+    if append {
+        o.append(true);
+    } else {
+        o.read(true).write(true);
+    }
+    o.create(true).custom_flags(libc::O_NOFOLLOW).open(path).with_context(|| format!("cannot open {}", path.display()))
 }
 
 /// A panic's message: libtorch's own first line when tch panicked on a

@@ -21,7 +21,7 @@ use crate::shard::{self, ShardRecord};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -94,6 +94,24 @@ struct ShardDir {
 /// `out`. With `allow_missing`, missing shards and networks are reported
 /// instead of refused.
 pub fn run(out: &Path, dirs: &[PathBuf], allow_missing: bool) -> Result<MergeReport> {
+    // the lock first: no run or other merge writes the folder while it is read and written
+    let created = !out.exists();
+    if out.exists() && !out.is_dir() {
+        bail!("--out {} is a file, not a folder", out.display());
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let lock = RunLock::take(out)?;
+    let merged = merge_locked(out, dirs, allow_missing);
+    if merged.is_err() && created {
+        drop(lock);
+        let _ = std::fs::remove_file(out.join(".lock"));
+        let _ = std::fs::remove_dir(out); // a refused merge leaves nothing behind
+    }
+    merged
+}
+
+fn merge_locked(out: &Path, dirs: &[PathBuf], allow_missing: bool) -> Result<MergeReport> {
+    crate::files::refuse_links(out, &["run.json", "scores.csv"])?;
     let dirs = if dirs.is_empty() { shard::folders_in(out)? } else { dirs.to_vec() };
     if dirs.is_empty() {
         bail!(
@@ -173,8 +191,12 @@ pub fn run(out: &Path, dirs: &[PathBuf], allow_missing: bool) -> Result<MergeRep
     if existing {
         sources.insert(0, out.join("scores.csv"));
     }
+    let check = RowCheck::of(first)?;
+    let share_sets: BTreeMap<usize, BTreeSet<usize>> =
+        shares.iter().map(|(k, v)| (*k, v.iter().copied().collect())).collect();
     for path in &sources {
-        let (cols, recs) = read_scores(path)?;
+        let share = by_k.iter().find(|(_, s)| s.dir.join("scores.csv") == *path).and_then(|(k, _)| share_sets.get(k));
+        let (cols, recs) = read_scores(path, &|r| check.row(r, share))?;
         for c in cols {
             if !columns.contains(&c) {
                 columns.push(c);
@@ -215,13 +237,12 @@ pub fn run(out: &Path, dirs: &[PathBuf], allow_missing: bool) -> Result<MergeRep
     missing.sort_unstable();
     let scored = shares.values().flatten().filter(|i| complete(i)).count();
 
-    // write: scores first, then the whole run's header
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let _lock = RunLock::take(out)?; // no run scores into the folder while it is written
-    write_atomic(&out.join("scores.csv"), &scores_text(&columns, rows.values().map(|(r, _)| r))?)?;
+    // write: the run's header first, so that the folder is a valid run at
+    // every moment (settings with fewer or all scores); a rerun completes it
     if !existing {
         write_atomic(&out.join("run.json"), unsharded_header(&first.text)?.as_bytes())?;
     }
+    write_atomic(&out.join("scores.csv"), &scores_text(&columns, rows.values().map(|(r, _)| r))?)?;
     Ok(MergeReport {
         out: out.display().to_string(),
         command: first.record.command.clone(),
@@ -276,13 +297,18 @@ fn same_run(a: &ShardDir, b: &ShardDir) -> Result<()> {
         diff = Some(format!("the number of shards is {} there, {} here", ra.of, rb.of));
     } else if ra.command != rb.command {
         diff = Some(format!("the command is {} there, {} here", ra.command, rb.command));
-    } else if ra.networks != rb.networks || ra.digest != rb.digest {
+    } else if let Some(d) = Some(header_diff(&a.header, &b.header)).filter(|d| !d.is_empty()) {
+        diff = Some(d.join("; "));
+    } else if ra.networks != rb.networks || ra.candidates != rb.candidates {
         diff = Some(format!(
             "the candidates are {} ({} networks) there, {} ({} networks) here",
             ra.candidates, ra.networks, rb.candidates, rb.networks
         ));
-    } else if let Some(d) = header_diff(&a.header, &b.header).into_iter().next() {
-        diff = Some(d);
+    } else if ra.digest != rb.digest {
+        diff = Some(format!(
+            "the candidate lists of {} differ (digest {} there, {} here): the indices file was changed between shards",
+            ra.candidates, ra.digest, rb.digest
+        ));
     }
     match diff {
         None => Ok(()),
@@ -370,10 +396,63 @@ fn value_columns(s: &ShardDir) -> Result<Vec<String>> {
 /// rows, merged by index (none when the file is absent). A torn last line
 /// (a shard killed while writing) is left out: that network counts as
 /// missing.
-fn read_scores(path: &Path) -> Result<(Vec<String>, BTreeMap<usize, Record>)> {
+fn read_scores(path: &Path, check: &dyn Fn(&Record) -> Result<()>) -> Result<(Vec<String>, BTreeMap<usize, Record>)> {
     if !path.exists() {
         return Ok((Vec::new(), BTreeMap::new()));
     }
-    let file = parse_scores(path, &|_| Ok(()))?;
+    let file = parse_scores(path, check)?;
     Ok((file.columns, file.rows))
+}
+
+/// The checks a run's cache makes of its rows, for the rows merge reads: the
+/// run's init seed, an index of the space (a shard's rows: of its share) and
+/// the space's arch for it (where the space can be opened from its name
+/// alone: not for an NDS space read from a user's file).
+struct RowCheck {
+    seed: u64,
+    space: Option<crate::catalog::Shared<dyn crate::spaces::Space>>,
+}
+
+impl RowCheck {
+    fn of(first: &ShardDir) -> Result<Self> {
+        let corrupt = || format!("{} is corrupt", first.dir.join("run.json").display());
+        let seed = first.header.get("seed").and_then(Value::as_u64).with_context(corrupt)?;
+        let name = first.header.get("space").and_then(Value::as_str).with_context(corrupt)?;
+        let entry = crate::catalog::entry(name).with_context(corrupt)?;
+        let space = if entry.archs_from_benchmark() { None } else { Some(crate::catalog::space(name)?) };
+        Ok(Self { seed, space })
+    }
+
+    fn row(&self, r: &Record, share: Option<&BTreeSet<usize>>) -> Result<()> {
+        if let Some(share) = share {
+            if !share.contains(&r.index) {
+                bail!("index {} is not a network of this shard's share", r.index);
+            }
+        }
+        if let Some(space) = &self.space {
+            if r.index >= space.len() {
+                bail!("index {} is out of {} (0..{})", r.index, space.name(), space.len());
+            }
+            let arch = space.arch(r.index)?;
+            if r.arch != arch {
+                bail!(
+                    "index {} has arch '{}' but {}'s is '{}'",
+                    r.index,
+                    crate::shown::shorten(&r.arch),
+                    space.name(),
+                    crate::shown::shorten(&arch)
+                );
+            }
+        }
+        let seed = crate::run::init_seed(self.seed, r.index);
+        if r.init_seed != seed {
+            bail!(
+                "index {} has init_seed {} but this run builds it with {seed} (seed {})",
+                r.index,
+                r.init_seed,
+                self.seed
+            );
+        }
+        Ok(())
+    }
 }

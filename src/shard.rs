@@ -295,7 +295,7 @@ fn indices_text(r: &ShardRecord, share: &[usize]) -> String {
 
 /// Reads a shard's `indices.txt` (`#` comments and blank lines skipped).
 pub fn read_share(path: &Path) -> Result<Vec<usize>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = crate::files::read_text_capped(path, "shard indices file", crate::correlate::MAX_INDICES_BYTES)?;
     let mut v = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let t = line.split('#').next().unwrap_or("").trim();

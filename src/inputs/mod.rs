@@ -29,6 +29,8 @@ pub struct ImagePool {
     /// embedded samples' classes, a folder's class sub-folders
     /// (torchvision's ImageFolder layout) or CIFAR batches' label bytes.
     pub labels: Option<Vec<i64>>,
+    /// Why a folder's images have no labels (shown when a proxy needs them).
+    pub unlabelled: Option<String>,
 }
 
 /// Height and width the dataset's networks are benchmarked at (`None` for
@@ -74,6 +76,7 @@ impl ImagePool {
                 any: images,
                 source: format!("embedded {d} sample"),
                 labels,
+                unlabelled: None,
             });
         }
         if d == Dataset::Taskonomy {
@@ -91,6 +94,7 @@ impl ImagePool {
                 any: Vec::new(),
                 source: format!("embedded {d} sample"),
                 labels: None,
+                unlabelled: Some("the embedded Taskonomy sample has no class labels".into()),
             });
         }
         let (gz, files): (&[u8], &str) = match d {
@@ -123,6 +127,7 @@ impl ImagePool {
             any: Vec::new(),
             source: format!("embedded {d} sample"),
             labels: Some(labels),
+            unlabelled: None,
         })
     }
 
@@ -138,16 +143,24 @@ impl ImagePool {
         collect_files(dir, &mut files)?;
         files.sort();
         let bins: Vec<&PathBuf> = files.iter().filter(|p| has_ext(p, &["bin"])).collect();
+        let pictures = files.iter().filter(|p| has_ext(p, &["png", "jpg", "jpeg"])).count();
+        if !bins.is_empty() && pictures > 0 && !any_size(d) {
+            bail!(
+                "image folder {} holds both CIFAR .bin batches ({}) and image files ({pictures}): use one kind per folder",
+                dir.display(),
+                bins.len()
+            );
+        }
         if any_size(d) {
             let pics: Vec<&PathBuf> = files.iter().filter(|p| has_ext(p, &["png", "jpg", "jpeg"])).collect();
             if pics.is_empty() {
                 bail!("image folder {} holds no images (.png, .jpg, .jpeg)", dir.display());
             }
             let any = pics.iter().map(|p| Ok(raw_with_size(open_image(p)?.to_rgb8()))).collect::<Result<Vec<_>>>()?;
-            let labels = folder_labels(dir, &pics);
-            return Ok(ImagePool { size, images: Vec::new(), any, source: canonical(dir), labels });
+            let (labels, unlabelled) = folder_labels(dir, &pics);
+            return Ok(ImagePool { size, images: Vec::new(), any, source: canonical(dir), labels, unlabelled });
         }
-        let (images, labels) = if !bins.is_empty() {
+        let (images, (labels, unlabelled)) = if !bins.is_empty() {
             let (mut all, mut labels) = (Vec::new(), Vec::new());
             for b in bins {
                 for (label, img) in read_cifar_bin(b, size)? {
@@ -155,7 +168,7 @@ impl ImagePool {
                     all.push(img);
                 }
             }
-            (all, Some(labels))
+            (all, (Some(labels), None))
         } else {
             let pics: Vec<&PathBuf> = files.iter().filter(|p| has_ext(p, &["png", "jpg", "jpeg"])).collect();
             let labels = folder_labels(dir, &pics);
@@ -166,7 +179,7 @@ impl ImagePool {
         if images.is_empty() {
             bail!("image folder {} holds no images (.png, .jpg, .jpeg or CIFAR .bin batches)", dir.display());
         }
-        Ok(ImagePool { size, images, any: Vec::new(), source: canonical(dir), labels })
+        Ok(ImagePool { size, images, any: Vec::new(), source: canonical(dir), labels, unlabelled })
     }
 
     /// A batch of `n` distinct images chosen with `seed`, transformed as the
@@ -223,12 +236,20 @@ fn embedded_labels(d: Dataset, files: &str) -> Vec<i64> {
 /// ImageFolder labels: the index of each file's parent folder among the
 /// sorted distinct parent folders; `None` when every file sits in one folder
 /// (no classes).
-fn folder_labels(root: &Path, files: &[&PathBuf]) -> Option<Vec<i64>> {
+fn folder_labels(root: &Path, files: &[&PathBuf]) -> (Option<Vec<i64>>, Option<String>) {
     let parents: Vec<&Path> = files.iter().map(|p| p.parent().unwrap_or(root)).collect();
     let mut names = parents.clone();
     names.sort_unstable();
     names.dedup();
-    (names.len() > 1).then(|| parents.iter().map(|p| names.iter().position(|n| n == p).unwrap_or(0) as i64).collect())
+    match names.as_slice() {
+        [_, _, ..] => {
+            (Some(parents.iter().map(|p| names.iter().position(|n| n == p).unwrap_or(0) as i64).collect()), None)
+        }
+        [one] if *one != root => {
+            (None, Some(format!("every image of the folder is in one class folder ({})", one.display())))
+        }
+        _ => (None, Some("the image folder has no class sub-folders".into())),
+    }
 }
 
 fn raw_with_size(rgb: image::RgbImage) -> (Vec<u8>, u32, u32) {
@@ -503,5 +524,15 @@ impl Source {
     /// Whether the inputs carry class labels.
     pub fn has_labels(&self) -> bool {
         matches!(self, Source::Images(p, _) if p.labels.is_some())
+    }
+
+    /// Why the inputs carry no class labels.
+    pub fn unlabelled_reason(&self) -> String {
+        match self {
+            Source::Images(p, _) => {
+                p.unlabelled.clone().unwrap_or_else(|| "the image folder has no class sub-folders".into())
+            }
+            Source::Text(..) => "the inputs are sentences".into(),
+        }
     }
 }

@@ -59,6 +59,9 @@ fn parse(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Largest sentence file read (SST-2's train split is 4 MB).
+pub const MAX_SENTENCE_FILE: u64 = 1 << 30;
+
 impl Sentences {
     /// The embedded SST-2 training sentences (6,920).
     pub fn embedded() -> Result<Sentences> {
@@ -68,8 +71,7 @@ impl Sentences {
 
     /// A file of sentences (SST-2 TSV or one per line); empty is an error.
     pub fn from_file(path: &Path) -> Result<Sentences> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read sentence file {}", path.display()))?;
+        let text = crate::files::read_text_capped(path, "sentence file", MAX_SENTENCE_FILE)?;
         let items = parse(&text);
         if items.is_empty() {
             bail!("sentence file {} holds no sentences", path.display());

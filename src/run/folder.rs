@@ -12,7 +12,7 @@ use crate::proxies::Selection;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// Largest `run.json` read (a real one is a few hundred bytes per proxy).
@@ -183,6 +183,7 @@ impl ScoreCache {
         }
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create results folder {}", dir.display()))?;
         let lock = RunLock::take(dir)?;
+        crate::files::refuse_links(dir, &["run.json", "scores.csv"])?;
         let mut header = header_of(s);
         let run = dir.join("run.json");
         let path = dir.join("scores.csv");
@@ -215,6 +216,19 @@ impl ScoreCache {
         };
         let (columns, done) =
             if path.exists() { read_scores(&path, &|r| check_row(s, r))? } else { (Vec::new(), BTreeMap::new()) };
+        if let Some(old) = &old {
+            // every value must have its proxy's settings recorded: a value
+            // whose settings are unknown could be reused under other ones
+            let recorded = recorded_columns(old);
+            if let Some(c) = columns.iter().find(|c| !recorded.contains(*c)) {
+                bail!(
+                    "{} records no settings for the proxy of column '{}' that {} holds: run.json is corrupt or was edited; delete the folder or use another --out",
+                    run.display(),
+                    crate::shown::shorten(c),
+                    path.display()
+                );
+            }
+        }
         match old {
             Some(old) => {
                 let mut merged = old.proxies.clone();
@@ -265,11 +279,7 @@ impl ScoreCache {
             write_atomic(&p, &scores_text(&wanted, self.done.values())?)?;
         }
         self.columns = wanted;
-        let f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&p)
-            .with_context(|| format!("cannot open {}", p.display()))?;
+        let f = crate::files::open_in_folder(&p, true)?;
         let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(f);
         if fresh {
             w.write_record(KEYS.iter().map(|s| s.to_string()).chain(self.columns.iter().cloned()))
@@ -300,4 +310,17 @@ fn check_row(s: &Setting, r: &Record) -> Result<()> {
         bail!("index {} has init_seed {} but this run builds it with {seed} (seed {})", r.index, r.init_seed, s.seed);
     }
     Ok(())
+}
+
+/// The `scores.csv` columns of every proxy `run.json` records settings for.
+fn recorded_columns(h: &RunHeader) -> Vec<String> {
+    let opts = crate::proxies::Options::default();
+    h.proxies
+        .keys()
+        .filter_map(|name| crate::proxies::by_name(name, &opts).ok())
+        .flat_map(|p| {
+            let c = p.columns();
+            std::iter::once(c.value).chain(c.parts).chain(std::iter::once(c.seconds))
+        })
+        .collect()
 }

@@ -1,7 +1,7 @@
 //! The lock of a results folder.
 
 use anyhow::{bail, Context, Result};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
@@ -18,13 +18,8 @@ impl RunLock {
     /// Takes the lock of `dir`, or says which process holds it.
     pub fn take(dir: &Path) -> Result<Self> {
         let path = dir.join(".lock");
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+        let mut file = crate::files::open_in_folder(&path, false)
+            .with_context(|| format!("cannot take the lock {}", path.display()))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {

@@ -6,11 +6,13 @@ use super::score::Record;
 use crate::files::write_atomic;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 pub(crate) const KEYS: [&str; 3] = ["index", "arch", "init_seed"];
+
+/// Largest `scores.csv` read (a million networks with every proxy's columns
+/// is well under it); a device, FIFO or larger file is refused.
+pub const MAX_SCORES_BYTES: u64 = 4 << 30;
 
 /// A record's cells under `columns` (empty where unknown).
 pub(crate) fn row(columns: &[String], r: &Record) -> Vec<String> {
@@ -42,11 +44,8 @@ pub(crate) struct ScoresFile {
 /// Parses `scores.csv` without changing it; each parsed row must pass
 /// `check`. Any bad line but a torn last one is an error naming it.
 pub(crate) fn parse_scores(path: &Path, check: &dyn Fn(&Record) -> Result<()>) -> Result<ScoresFile> {
-    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let lines: Vec<String> = BufReader::new(f)
-        .lines()
-        .collect::<std::io::Result<_>>()
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text = crate::files::read_text_capped(path, "scores file", MAX_SCORES_BYTES)?;
+    let lines: Vec<&str> = text.lines().collect();
     let mut file = ScoresFile { columns: Vec::new(), rows: BTreeMap::new(), torn: None };
     let Some(first) = lines.first() else { return Ok(file) };
     let header: Vec<String> = first.split(',').map(String::from).collect();

@@ -231,8 +231,9 @@ fn check_support(p: &dyn Proxy, space: &dyn Space, dataset: Dataset, source: &cr
     }
     if needs.labels && !source.has_labels() {
         bail!(
-            "proxy {} needs labelled images: the image folder has no class sub-folders (put each class in its own folder, as torchvision's ImageFolder) or use CIFAR .bin batches",
-            p.name()
+            "proxy {} needs labelled images of two classes or more: {} (put each class in its own folder, as torchvision's ImageFolder) or use CIFAR .bin batches",
+            p.name(),
+            source.unlabelled_reason()
         );
     }
     Ok(())
