@@ -154,4 +154,7 @@ impl Space for NdsSpace {
     fn datasets(&self) -> &'static [Dataset] {
         self.datasets
     }
+    fn mutate(&self, arch: &str, rng: &mut dyn rand::RngCore) -> Option<Result<String>> {
+        Some(super::mutation::nds::mutate(&self.table, arch, rng))
+    }
 }
