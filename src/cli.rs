@@ -284,7 +284,7 @@ struct SearchArgs {
     /// budget, side by side).
     #[arg(long, default_value = "random")]
     strategy: String,
-    /// Evolution: population size [default: 20].
+    /// Evolution: population size [default: 10].
     #[arg(long, value_parser = count::<2, 100_000>)]
     population: Option<usize>,
     /// Evolution: tournament size [default: 5].

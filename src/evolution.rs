@@ -42,7 +42,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fmt;
 
 /// Default population: tuned on NATS-SSS (see the README, "Guided search").
-pub const POPULATION: usize = 20;
+pub const POPULATION: usize = 10;
 /// Default tournament size.
 pub const TOURNAMENT: usize = 5;
 /// Default children per step of a trial (independent of `--jobs`, so that
@@ -706,6 +706,9 @@ pub fn run(
 pub struct Comparison {
     /// `["random", "evolution"]`.
     pub strategies: Vec<String>,
+    /// Distinct networks scored in this run by either strategy (the others
+    /// came from the folder).
+    pub scored_now: usize,
     /// The random search (today's protocol and report).
     pub random: SearchReport,
     /// Its pick accuracy against networks sampled (first proxy).
@@ -862,8 +865,8 @@ impl fmt::Display for Comparison {
         writeln!(f, "fitness: {}", e.fitness)?;
         writeln!(
             f,
-            "scored {} networks in this run; random's distinct {}, evolution's {}; plot {}",
-            e.scored_now, r.networks_scored, e.networks_scored, self.plot
+            "{} networks scored in this run (the others came from the folder); distinct networks: random {}, evolution {}; plot {}",
+            self.scored_now, r.networks_scored, e.networks_scored, self.plot
         )
     }
 }

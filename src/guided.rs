@@ -68,6 +68,16 @@ pub fn run(
     quiet: bool,
 ) -> Result<GuidedReport> {
     let budget = networks.min(s.space.len());
+    let complete = |cache: &ScoreCache| {
+        (0..s.space.len())
+            .filter(|i| {
+                cache
+                    .get(*i)
+                    .is_some_and(|r| s.selection.proxies.iter().all(|p| r.values.contains_key(&p.columns().value)))
+            })
+            .count()
+    };
+    let before = complete(cache);
     let rand_rep =
         if random { Some(crate::search::run(s, truth, trials, budget, workers, cache, quiet)?) } else { None };
     let evo = evolution::run(s, truth, trials, networks, cfg, workers, cache, quiet)?;
@@ -91,6 +101,7 @@ pub fn run(
             )?;
             Ok(GuidedReport::Comparison(Box::new(Comparison {
                 strategies: STRATEGIES.iter().map(|s| s.to_string()).collect(),
+                scored_now: complete(cache) - before,
                 random: r,
                 random_curve,
                 random_vs_ceiling,

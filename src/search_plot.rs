@@ -42,7 +42,12 @@ pub fn plot(path: &Path, curves: &[(&str, &Curve)], ceiling: Option<f64>, title:
             .x_label_area_size(45)
             .y_label_area_size(60)
             .build_cartesian_2d(0.0..x1, (lo - pad)..(hi + pad))?;
-        chart.configure_mesh().x_desc("networks scored per trial").y_desc(y_label).draw()?;
+        chart
+            .configure_mesh()
+            .x_desc("networks scored per trial")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_desc(y_label)
+            .draw()?;
         for (k, (name, c)) in curves.iter().enumerate() {
             let colour = COLOURS[k % COLOURS.len()];
             let pts: Vec<(f64, f64, f64)> = c
