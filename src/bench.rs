@@ -1,7 +1,7 @@
 //! Throughput and memory benchmark: networks scored per second on random
 //! architectures, and the process's peak resident memory.
 
-use crate::eval::{score_many, ScoreCache, Setting, Workers};
+use crate::run::{score_many, ScoreCache, Setting, Workers};
 use crate::shard::Shard;
 use anyhow::Result;
 use rand::seq::index::sample;

@@ -7,16 +7,15 @@
 use crate::benchmarks::nats_archive::NatsArchive;
 use crate::benchmarks::nds::Convention;
 use crate::benchmarks::GroundTruth;
-use crate::catalog::{self, Opened, Shared};
+use crate::catalog::{self, Opened, SpaceOptions};
+use crate::dataset::Dataset;
 use crate::device::DeviceArg;
-use crate::eval::{Batch, ScoreCache, Setting, Workers};
-use crate::inputs::{load_input, Source};
+use crate::inputs::{load_input, InputOptions, Source};
 use crate::proxies::rbflex::{Gammas, GAMMA_K, GAMMA_Q};
 use crate::proxies::{self, Selection};
+use crate::run::{ScoreCache, Setting, Workers};
 use crate::shard::{self, Shard};
-use crate::spaces::transnas::TASKS;
-use crate::spaces::Dataset;
-use crate::{bench, correlate, merge, nafbee, search};
+use crate::{bench, correlate, merge, nafbee, score, search};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -277,7 +276,7 @@ struct SearchArgs {
     trials: usize,
     /// Architectures sampled per trial (evolution: distinct networks scored
     /// per trial, capped at the space's size).
-    #[arg(long, default_value_t = 1000, value_parser = count::<1, { crate::eval::MAX_SPACE_LEN }>)]
+    #[arg(long, default_value_t = 1000, value_parser = count::<1, { crate::run::MAX_SPACE_LEN }>)]
     networks: usize,
     /// random (the paper's protocol), evolution (regularized evolution with
     /// the proxy as fitness), or random,evolution (both, same seeds and
@@ -300,7 +299,7 @@ struct CorrelateArgs {
     #[command(flatten)]
     run: RunArgs,
     /// Architectures to sample.
-    #[arg(long, default_value_t = 1000, conflicts_with_all = ["all", "indices"], value_parser = count::<2, { crate::eval::MAX_SPACE_LEN }>)]
+    #[arg(long, default_value_t = 1000, conflicts_with_all = ["all", "indices"], value_parser = count::<2, { crate::run::MAX_SPACE_LEN }>)]
     sample: usize,
     /// Every architecture of the space.
     #[arg(long, conflicts_with = "indices")]
@@ -334,7 +333,7 @@ struct BenchArgs {
     #[command(flatten)]
     common: Common,
     /// Networks to score.
-    #[arg(long, default_value_t = 200, value_parser = count::<1, { crate::eval::MAX_SPACE_LEN }>)]
+    #[arg(long, default_value_t = 200, value_parser = count::<1, { crate::run::MAX_SPACE_LEN }>)]
     networks: usize,
     /// Score these indices instead of random ones (repeatable).
     #[arg(long = "index")]
@@ -410,17 +409,12 @@ fn default_jobs() -> usize {
 /// The run's input source; an input option the dataset does not take is an
 /// error (never silently ignored).
 fn source(c: &Common) -> Result<Source> {
-    let text = crate::inputs::native_size(c.dataset).is_none();
-    if text && c.input.images.is_some() {
-        bail!("--images is for image networks; {} takes sentences (--sentences)", c.dataset);
-    }
-    if !text && c.input.sentences.is_some() {
-        bail!("--sentences is for text networks (BERT); {} takes images (--images)", c.dataset);
-    }
-    if !text && c.input.no_sep {
-        bail!("--no-sep is for text networks (BERT); {} takes images", c.dataset);
-    }
-    Source::open(c.dataset, c.input.images.as_deref(), c.input.sentences.as_deref(), !c.input.no_sep)
+    let o = InputOptions {
+        images: c.input.images.as_deref(),
+        sentences: c.input.sentences.as_deref(),
+        no_sep: c.input.no_sep,
+    };
+    Source::for_run(c.dataset, &o)
 }
 
 /// Refuses the input options a given `--input` tensor makes meaningless.
@@ -445,23 +439,19 @@ fn input_batch(c: &Common, seed: u64) -> Result<(Tensor, String)> {
     Ok((src.batch(c.input.batch(), seed)?.0, src.describe(c.input.batch(), seed)))
 }
 
-/// Opens `--space` (with `--benchmark`) and settles the dataset. `--task`
-/// and `--nds-accuracy` are refused on spaces that have no use for them, and
-/// `--task all` unless `all_tasks` (correlate).
-fn open_space(c: &mut Common, all_tasks: bool) -> Result<Opened> {
-    let transnas = c.space.starts_with("transnas-");
-    if let (Some(t), false) = (&c.task, transnas) {
-        bail!("--task {t} is for transnas-* spaces; {} has one ground truth per dataset", c.space);
-    }
-    if let (Some(_), false) = (c.nds_accuracy, c.space.starts_with("nds-")) {
-        bail!("--nds-accuracy is for nds-* spaces, not {}", c.space);
-    }
-    let task = c.task.as_deref().unwrap_or(TASKS[4]);
-    if task == "all" && !all_tasks {
+/// Opens `--space` (with `--benchmark`; its ground truth only when
+/// `truth`) and settles the dataset. Options the space does not take are
+/// refused, and `--task all` unless `all_tasks` (correlate).
+fn open_space(c: &mut Common, all_tasks: bool, truth: bool) -> Result<Opened> {
+    let opts =
+        SpaceOptions { benchmark: c.benchmark.as_deref(), task: c.task.as_deref(), nds_accuracy: c.nds_accuracy };
+    catalog::check_options(&c.space, &opts)?;
+    let all = opts.task == Some("all");
+    if all && !all_tasks {
         bail!("--task all is for correlate (one scoring pass against the seven tasks); give one task here");
     }
-    let task = if task == "all" { TASKS[0] } else { task };
-    let opened = catalog::open(&c.space, c.benchmark.as_deref(), c.nds_accuracy.unwrap_or_default(), task)?;
+    let opts = SpaceOptions { task: if all { None } else { opts.task }, ..opts };
+    let opened = catalog::open(&c.space, &opts, truth)?;
     let ds = opened.space.datasets();
     c.dataset = c.dataset_arg.unwrap_or(ds[0]);
     if !ds.contains(&c.dataset) {
@@ -471,12 +461,13 @@ fn open_space(c: &mut Common, all_tasks: bool) -> Result<Opened> {
     Ok(opened)
 }
 
-fn setting(r: &mut RunArgs, all_tasks: bool) -> Result<(Setting, Shared<dyn GroundTruth>)> {
-    let opened = open_space(&mut r.common, all_tasks)?;
+/// The run's setting and, when `truth`, its ground truth.
+fn setting(r: &mut RunArgs, all_tasks: bool, truth: bool) -> Result<(Setting, Opened)> {
+    let opened = open_space(&mut r.common, all_tasks, truth)?;
     let c = &r.common;
-    let s = Setting::new(opened.space, c.dataset, c.seed, r.gammas.selection()?, &source(c)?, c.input.batch())?
+    let s = Setting::new(opened.space.clone(), c.dataset, c.seed, r.gammas.selection()?, &source(c)?, c.input.batch())?
         .on(crate::device::resolve(c.device)?.0);
-    Ok((s, opened.truth))
+    Ok((s, opened))
 }
 
 fn out_dir(r: &RunArgs) -> PathBuf {
@@ -493,117 +484,60 @@ fn fmt_f(v: f64) -> String {
 }
 
 fn cmd_score(mut a: ScoreArgs) -> Result<()> {
-    let space = open_space(&mut a.common, false)?.space;
+    let space = open_space(&mut a.common, false, false)?.space;
     let c = &a.common;
-    if c.seed > i64::MAX as u64 {
-        bail!("--seed {} is too large: PyTorch's manual_seed takes at most {}", c.seed, i64::MAX);
-    }
-    if a.input.is_some() {
-        check_given_input(c, a.image_seed)?;
-    }
+    let inputs = match &a.input {
+        Some(p) => {
+            check_given_input(c, a.image_seed)?;
+            score::Inputs::Given { x: load_input(p)?, name: p.display().to_string() }
+        }
+        None => score::Inputs::Drawn { source: source(c)?, batch: c.input.batch() },
+    };
     let arch = match (&a.arch, a.index) {
         (Some(s), _) => s.clone(),
         (None, Some(i)) => space.arch(i)?,
         (None, None) => bail!("give --arch or --index"),
     };
-    let index = space.index_of(&arch).ok();
-    if index.is_none() {
-        space.build(&arch, c.dataset)?; // a malformed arch is an error, not a network outside the space
-        eprintln!(
-            "note: '{}' is not one of {}'s benchmarked networks: scored, but it has no index and no accuracy",
-            crate::spaces::shorten(&arch),
-            space.name()
-        );
+    let rep = score::run(score::Request {
+        space,
+        dataset: c.dataset,
+        arch,
+        seed: c.seed,
+        image_seed: a.image_seed.unwrap_or(c.seed),
+        selection: a.gammas.selection()?,
+        inputs,
+        params: a.params.clone(),
+        device: crate::device::resolve(c.device)?.0,
+    })?;
+    for note in &rep.notes {
+        eprintln!("note: {note}");
     }
-    let sel = a.gammas.selection()?;
-    let device = crate::device::resolve(c.device)?.0;
-    let image_seed = a.image_seed.unwrap_or(c.seed);
-    let s = match &a.input {
-        Some(p) => Setting::with_batch(
-            space.clone(),
-            c.dataset,
-            image_seed,
-            sel,
-            Batch::new(&load_input(p)?, None)?,
-            p.display().to_string(),
-        ),
-        None => Setting::new(space.clone(), c.dataset, image_seed, sel, &source(c)?, c.input.batch())?,
-    }
-    .on(device);
-    let build = |init: proxies::Init| -> Result<Box<dyn crate::nets::Net>> {
-        let net = crate::eval::build_init(&*space, &arch, c.dataset, c.seed as i64, init)?;
-        if let Some(p) = &a.params {
-            net.params().load_safetensors(p)?;
-        }
-        net.params().to_device(device);
-        Ok(net)
-    };
-    let net = build(proxies::Init::Default)?;
-    if let Some(p) = &a.input {
-        // a user's tensor may not fit the network's strides: say so up front
-        let x = &s.batches.values().next().context("no input batch")?.x;
-        let x = Tensor::from_slice(&x.0).reshape(x.1.as_slice());
-        crate::inputs::check_runs(
-            net.as_ref(),
-            &x,
-            crate::nets::BnStats::PerImage,
-            &format!("input file {}", p.display()),
-        )?;
-    }
-    let params = net.params().count();
-    let results = crate::eval::score_with(&s, &build, c.seed as i64)?;
-    let first = &results[0];
     if c.json {
-        let mut v = json!({ "arch": arch, "index": index, "params": params });
-        let obj = v.as_object_mut().context("json object")?;
-        for (name, m, cols) in &results {
-            obj.insert(cols.value.clone(), num(m.value));
-            for (c, x) in cols.parts.iter().zip(&m.parts) {
-                obj.insert(c.clone(), num(*x));
-            }
-            if let Some(note) = &m.note {
-                obj.insert(format!("{name}_note"), json!(note));
-            }
-        }
-        if results.len() > 1 || first.0 != "rbflex" {
-            obj.insert("proxy".into(), json!(first.0));
-        }
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        println!("arch      {arch}");
-        if let Some(i) = index {
-            println!("index     {i}");
-        }
-        for (name, m, cols) in &results {
-            println!("{:<9} {}", if cols.value == "score" { "score" } else { name }, fmt_f(m.value));
-            for (c, x) in cols.parts.iter().zip(&m.parts) {
-                println!("  {c:<9} {}", fmt_f(*x));
-            }
-            if let Some(note) = &m.note {
-                println!("note: {name}: {note}");
-            }
-        }
-        println!("params {params}");
+        println!("{}", serde_json::to_string_pretty(&rep.to_json())?);
+        return Ok(());
     }
+    println!("arch      {}", rep.arch);
+    if let Some(i) = rep.index {
+        println!("index     {i}");
+    }
+    for r in &rep.results {
+        let (name, m) = (r.proxy, &r.measure);
+        println!("{:<9} {}", if r.columns.value == "score" { "score" } else { name }, fmt_f(m.value));
+        for (c, x) in r.columns.parts.iter().zip(&m.parts) {
+            println!("  {c:<9} {}", fmt_f(*x));
+        }
+        if let Some(note) = &m.note {
+            println!("note: {name}: {note}");
+        }
+    }
+    println!("params {}", rep.params);
     Ok(())
 }
 
-/// A JSON number, or the strings "-inf", "inf", "NaN" that JSON cannot hold
-/// as numbers (pandas and Python's float() read them back).
-fn num(v: f64) -> serde_json::Value {
-    if v.is_finite() && v.fract() == 0.0 && v.abs() < 9.0e15 {
-        json!(v as i64)
-    } else if v.is_finite() {
-        json!(v)
-    } else {
-        json!(v.to_string())
-    }
-}
-
 fn cmd_hda(mut a: HdaArgs) -> Result<()> {
-    let space = open_space(&mut a.common, false)?.space;
+    let space = open_space(&mut a.common, false, false)?.space;
     let c = &a.common;
-    crate::eval::check_run_seed(c.seed)?;
+    crate::run::check_run_seed(c.seed)?;
     let x = match &a.input {
         Some(p) => {
             check_given_input(c, None)?;
@@ -612,7 +546,7 @@ fn cmd_hda(mut a: HdaArgs) -> Result<()> {
         None => input_batch(c, c.seed)?.0,
     };
     let device = crate::device::resolve(c.device)?.0;
-    let d = crate::proxies::hda::detect(&*space, c.dataset, c.seed, a.networks, &x, device)?;
+    let d = crate::hda::detect(&*space, c.dataset, c.seed, a.networks, &x, device)?;
     let (gk, gq, nets) = (d.gamma_k, d.gamma_q, &d.networks);
     if c.json {
         let v = json!({
@@ -634,7 +568,7 @@ fn cmd_hda(mut a: HdaArgs) -> Result<()> {
 /// whether it was printed.
 fn save_report<T: serde::Serialize>(path: &std::path::Path, rep: &T, json: bool) -> Result<bool> {
     let text = serde_json::to_string_pretty(rep)?;
-    crate::eval::write_atomic(path, text.as_bytes())?;
+    crate::files::write_atomic(path, text.as_bytes())?;
     if json {
         println!("{text}");
     }
@@ -662,13 +596,14 @@ fn cmd_search(mut a: SearchArgs) -> Result<()> {
         return cmd_search_guided(a, random);
     }
     let shard = a.run.shard.get()?;
-    let (mut s, truth) = setting(&mut a.run, false)?;
+    let (mut s, opened) = setting(&mut a.run, false, shard.is_none())?;
     search::check_counts(s.space.len(), a.trials, a.networks)?;
     if let Some(k) = shard {
         let indices = search::candidates(s.space.len(), a.trials, a.networks, s.seed)?;
         let candidates = format!("--trials {} --networks {}", a.trials, a.networks);
         return run_shard(&mut s, &a.run, k, shard::Plan { command: "search", candidates, indices });
     }
+    let truth = opened.truth()?;
     // before the folder is touched
     truth.require(&search::candidates(s.space.len(), a.trials, a.networks, s.seed)?, s.dataset)?;
     let dir = out_dir(&a.run);
@@ -736,7 +671,8 @@ fn cmd_search_guided(mut a: SearchArgs, random: bool) -> Result<()> {
         children: a.children.unwrap_or(d.children),
     };
     cfg.check()?;
-    let (s, truth) = setting(&mut a.run, false)?;
+    let (s, opened) = setting(&mut a.run, false, true)?;
+    let truth = opened.truth()?;
     crate::evolution::check_space(&*s.space)?;
     let len = s.space.len();
     let networks = a.networks.min(len);
@@ -775,14 +711,15 @@ fn cmd_search_guided(mut a: SearchArgs, random: bool) -> Result<()> {
 fn cmd_correlate(mut a: CorrelateArgs) -> Result<()> {
     if let Some(k) = a.run.shard.get()? {
         let all_tasks = a.run.common.task.as_deref() == Some("all");
-        let (mut s, _) = setting(&mut a.run, all_tasks)?;
+        let (mut s, _) = setting(&mut a.run, all_tasks, false)?;
         let indices = a.networks(s.space.len(), s.seed)?;
         return run_shard(&mut s, &a.run, k, shard::Plan { command: "correlate", candidates: a.chosen(), indices });
     }
-    if a.run.common.task.as_deref() == Some("all") && a.run.common.space.starts_with("transnas-") {
+    if a.run.common.task.as_deref() == Some("all") {
         return correlate_all_tasks(a);
     }
-    let (s, truth) = setting(&mut a.run, false)?;
+    let (s, opened) = setting(&mut a.run, false, true)?;
+    let truth = opened.truth()?;
     let idx = a.networks(s.space.len(), s.seed)?;
     truth.require(&idx, s.dataset)?; // before the folder is touched
     let dir = out_dir(&a.run);
@@ -835,14 +772,11 @@ fn print_proxy_table(rep: &correlate::CorrelationReport) {
 /// TransNAS `--task all`: one scoring pass (the score does not depend on the
 /// task), then the correlations against each of the seven tasks.
 fn correlate_all_tasks(mut a: CorrelateArgs) -> Result<()> {
-    let (s, _) = setting(&mut a.run, true)?;
+    let (s, _) = setting(&mut a.run, true, false)?;
     let idx = a.networks(s.space.len(), s.seed)?;
     let dir = out_dir(&a.run);
     let mut cache = ScoreCache::open(&dir, &s)?;
-    let truths = TASKS
-        .iter()
-        .map(|task| Ok((*task, catalog::open(&a.run.common.space, None, Convention::Rbflex, task)?.truth)))
-        .collect::<Result<Vec<_>>>()?;
+    let truths = catalog::task_truths(&a.run.common.space)?;
     let quiet = a.run.quiet || a.run.common.json;
     let truths: Vec<(&str, &dyn GroundTruth)> = truths.iter().map(|(t, g)| (*t, &**g)).collect();
     let all = correlate::run_tasks(&s, &truths, &idx, a.run.workers.workers(), &mut cache, &dir, quiet)?;
@@ -866,7 +800,7 @@ fn correlate_all_tasks(mut a: CorrelateArgs) -> Result<()> {
 }
 
 fn cmd_bench(mut a: BenchArgs) -> Result<()> {
-    let space = open_space(&mut a.common, false)?.space;
+    let space = open_space(&mut a.common, false, false)?.space;
     let c = &a.common;
     let (device, why_not_cuda) = crate::device::resolve(c.device)?;
     let s = Setting::new(space, c.dataset, c.seed, a.gammas.selection()?, &source(c)?, c.input.batch())?.on(device);
@@ -891,7 +825,7 @@ fn cmd_bench(mut a: BenchArgs) -> Result<()> {
 }
 
 fn cmd_nafbee(a: NafbeeArgs) -> Result<()> {
-    crate::eval::check_run_seed(a.seed.saturating_add(a.repeats as u64))?;
+    crate::run::check_run_seed(a.seed.saturating_add(a.repeats as u64))?;
     if a.checkpoint.is_some() && a.model != nafbee::Model::Bert {
         bail!("--checkpoint is for --model bert");
     }

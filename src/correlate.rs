@@ -3,8 +3,8 @@
 //! Kendall / Spearman / Pearson.
 
 use crate::benchmarks::GroundTruth;
-use crate::eval::{score_many, Record, ScoreCache, Setting, Workers};
 use crate::proxies::Selection;
+use crate::run::{score_many, Record, ScoreCache, Setting, Workers};
 use crate::stats::{correlate, Correlation};
 use anyhow::{bail, Context, Result};
 use image::ImageEncoder;
@@ -88,7 +88,7 @@ pub fn read_indices(path: &Path, len: usize) -> Result<Vec<usize>> {
             continue;
         }
         let v: usize = t.parse().map_err(|_| {
-            anyhow::anyhow!("{} line {}: '{}' is not an index", path.display(), i + 1, crate::spaces::shorten(t))
+            anyhow::anyhow!("{} line {}: '{}' is not an index", path.display(), i + 1, crate::shown::shorten(t))
         })?;
         if v >= len {
             bail!("{} line {}: index {v} is out of range (the space has {len})", path.display(), i + 1);
@@ -270,7 +270,7 @@ fn write_csv(
         w.write_record(&row)?;
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error()))?;
-    crate::eval::write_atomic(path, &bytes)
+    crate::files::write_atomic(path, &bytes)
 }
 
 fn register_font() {
@@ -312,7 +312,7 @@ fn save_png(path: &Path, rgb: &[u8], (w, h): (u32, u32)) -> Result<()> {
     image::codecs::png::PngEncoder::new(&mut png)
         .write_image(rgb, w, h, image::ExtendedColorType::Rgb8)
         .map_err(|e| anyhow::anyhow!("cannot encode {}: {e}", path.display()))?;
-    crate::eval::write_atomic(path, &png)
+    crate::files::write_atomic(path, &png)
 }
 
 /// Writes a PNG bar chart of each proxy's Kendall tau (dark) and Spearman

@@ -28,8 +28,8 @@
 //! far, recomputed after each step.
 
 use crate::benchmarks::GroundTruth;
-use crate::eval::{score_many, Record, ScoreCache, Setting, Workers};
 use crate::progress::Progress;
+use crate::run::{score_many, Record, ScoreCache, Setting, Workers};
 use crate::search::{best, trial_sample, SearchReport};
 use crate::spaces::Space;
 use crate::stats::mean_std;
@@ -942,10 +942,10 @@ mod tests {
         fn index_of(&self, arch: &str) -> Result<usize> {
             Ok(arch.parse()?)
         }
-        fn build(&self, _arch: &str, _d: crate::spaces::Dataset) -> Result<Box<dyn crate::nets::Net>> {
+        fn build(&self, _arch: &str, _d: crate::dataset::Dataset) -> Result<Box<dyn crate::nets::Net>> {
             bail!("not built")
         }
-        fn datasets(&self) -> &'static [crate::spaces::Dataset] {
+        fn datasets(&self) -> &'static [crate::dataset::Dataset] {
             &[]
         }
     }

@@ -13,7 +13,7 @@
 
 use anyhow::{bail, Context, Result};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
@@ -141,12 +141,12 @@ impl SafetensorsFile {
             if name == "__metadata__" {
                 continue;
             }
-            let shown = crate::spaces::shorten(name);
+            let shown = crate::shown::shorten(name);
             let tbad = |why: String| bad(format!("tensor '{shown}': {why}"));
             let dtype =
                 v.get("dtype").and_then(|d| d.as_str()).ok_or_else(|| tbad("no string field 'dtype'".into()))?;
             let (elem, _) =
-                dtype_info(dtype).ok_or_else(|| tbad(format!("unknown dtype '{}'", crate::spaces::shorten(dtype))))?;
+                dtype_info(dtype).ok_or_else(|| tbad(format!("unknown dtype '{}'", crate::shown::shorten(dtype))))?;
             let shape: Vec<i64> = v
                 .get("shape")
                 .and_then(|s| s.as_array())
@@ -183,8 +183,8 @@ impl SafetensorsFile {
             if pair[1].start < pair[0].end {
                 return Err(bad(format!(
                     "tensors '{}' and '{}' overlap",
-                    crate::spaces::shorten(&pair[0].name),
-                    crate::spaces::shorten(&pair[1].name)
+                    crate::shown::shorten(&pair[0].name),
+                    crate::shown::shorten(&pair[1].name)
                 )));
             }
         }
@@ -211,6 +211,30 @@ impl SafetensorsFile {
             anyhow::anyhow!("cannot read {what} {path}: tensor '{}': {}", t.name, first_line(&e.to_string()))
         })
     }
+}
+
+/// The temporary name `path` is written under before it is renamed into
+/// place: `name.tmp.ext` (the extension kept, for writers that read it).
+pub fn tmp_path(path: &Path) -> PathBuf {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("out");
+    let name = match path.extension().and_then(|e| e.to_str()) {
+        Some(ext) => format!(".{stem}.tmp.{ext}"),
+        None => format!(".{stem}.tmp"),
+    };
+    path.with_file_name(name)
+}
+
+/// Writes `text` to `path` through a temporary file renamed into place, so
+/// that a crash or a full disk never leaves a half-written file.
+pub fn write_atomic(path: &Path, text: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
+    let written = File::create(&tmp)
+        .and_then(|mut f| f.write_all(text).and_then(|_| f.sync_all()))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp); // nothing half-written stays behind
+    }
+    written.with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// A panic's message: libtorch's own first line when tch panicked on a

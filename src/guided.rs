@@ -3,8 +3,8 @@
 //! on the same seeds and budget).
 
 use crate::benchmarks::GroundTruth;
-use crate::eval::{ScoreCache, Setting, Workers};
 use crate::evolution::{self, Comparison, Config, EvolutionReport};
+use crate::run::{ScoreCache, Setting, Workers};
 use anyhow::{bail, Result};
 use serde::Serialize;
 use std::fmt;
@@ -25,7 +25,7 @@ pub fn strategies(spec: &str) -> Result<(bool, bool)> {
             "evolution" => evolution = true,
             other => bail!(
                 "unknown strategy '{}' (valid: {}, or random,evolution for both side by side)",
-                crate::spaces::shorten(other),
+                crate::shown::shorten(other),
                 STRATEGIES.join(", ")
             ),
         }

@@ -13,8 +13,10 @@
 //! (merging while a shard still runs is harmless: it reports what is
 //! missing).
 
-use crate::eval::{self, unsharded_header, write_atomic, Record};
+use crate::files::write_atomic;
 use crate::proxies;
+use crate::run::scores_file::{merge, parse_scores, scores_text};
+use crate::run::{unsharded_header, Record, RunLock, MAX_RUN_JSON};
 use crate::shard::{self, ShardRecord};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -183,7 +185,7 @@ pub fn run(out: &Path, dirs: &[PathBuf], allow_missing: bool) -> Result<MergeRep
                 None => {
                     rows.insert(i, (r, path.clone()));
                 }
-                Some((old, from)) => eval::merge(old, r)
+                Some((old, from)) => merge(old, r)
                     .map_err(|e| anyhow::anyhow!("{} and {} disagree: {e}", from.display(), path.display()))?,
             }
         }
@@ -215,8 +217,8 @@ pub fn run(out: &Path, dirs: &[PathBuf], allow_missing: bool) -> Result<MergeRep
 
     // write: scores first, then the whole run's header
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let _lock = eval::RunLock::take(out)?; // no run scores into the folder while it is written
-    write_atomic(&out.join("scores.csv"), &eval::scores_text(&columns, rows.values().map(|(r, _)| r))?)?;
+    let _lock = RunLock::take(out)?; // no run scores into the folder while it is written
+    write_atomic(&out.join("scores.csv"), &scores_text(&columns, rows.values().map(|(r, _)| r))?)?;
     if !existing {
         write_atomic(&out.join("run.json"), unsharded_header(&first.text)?.as_bytes())?;
     }
@@ -249,7 +251,7 @@ fn read_shard(dir: &Path) -> Result<ShardDir> {
     if !dir.is_dir() {
         bail!("{}: no such folder", dir.display());
     }
-    let text = crate::files::read_text_capped(&path, "run file", eval::MAX_RUN_JSON)
+    let text = crate::files::read_text_capped(&path, "run file", MAX_RUN_JSON)
         .with_context(|| format!("{} is not a shard folder: cannot read {}", dir.display(), path.display()))?;
     let mut header: Value = serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?;
     let shard = header
@@ -331,7 +333,7 @@ fn existing_run(out: &Path, first: &ShardDir) -> Result<bool> {
         }
         return Ok(false);
     }
-    let text = crate::files::read_text_capped(&path, "run file", eval::MAX_RUN_JSON)?;
+    let text = crate::files::read_text_capped(&path, "run file", MAX_RUN_JSON)?;
     let canonical = unsharded_header(&text).with_context(|| format!("{} is corrupt", path.display()))?;
     let mut header: Value = serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?;
     if header.as_object_mut().and_then(|o| o.remove("shard")).is_some() {
@@ -372,6 +374,6 @@ fn read_scores(path: &Path) -> Result<(Vec<String>, BTreeMap<usize, Record>)> {
     if !path.exists() {
         return Ok((Vec::new(), BTreeMap::new()));
     }
-    let file = eval::parse_scores(path, &|_| Ok(()))?;
+    let file = parse_scores(path, &|_| Ok(()))?;
     Ok((file.columns, file.rows))
 }

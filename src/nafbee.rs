@@ -4,13 +4,15 @@
 
 use crate::bench::peak_rss_mb;
 use crate::benchmarks::{nafbee, GroundTruth};
-use crate::eval::init_seed;
+use crate::dataset::Dataset;
 use crate::nets::activation::Activation;
 use crate::nets::bert::{Bert, BertConfig};
+use crate::nets::seeded;
 use crate::nets::Net;
 use crate::proxies::hda::{candidates, min_positive};
 use crate::proxies::rbflex::{score, Gammas};
-use crate::spaces::{build_seeded, seeded, Dataset, Space};
+use crate::run::init_seed;
+use crate::spaces::{build_seeded, Space};
 use crate::stats::{correlate, mean_std};
 use anyhow::{Context, Result};
 use rayon::prelude::*;
@@ -145,7 +147,7 @@ fn each_variant<T: Send>(
     o: &Options,
     pool: &rayon::ThreadPool,
     seed: u64,
-    f: impl Fn(&dyn Net) -> T + Sync,
+    f: impl Fn(&dyn Net) -> Result<T> + Sync,
 ) -> Result<Vec<(T, f64)>> {
     pool.install(|| {
         (0..Activation::ALL.len())
@@ -153,7 +155,7 @@ fn each_variant<T: Send>(
             .map(|a| {
                 let t0 = Instant::now();
                 let net = build(o, a, init_seed(seed, a))?;
-                Ok((f(net.as_ref()), t0.elapsed().as_secs_f64()))
+                Ok((f(net.as_ref())?, t0.elapsed().as_secs_f64()))
             })
             .collect()
     })
@@ -197,7 +199,7 @@ pub fn run(o: &Options) -> Result<Report> {
         };
         gammas.push(g);
         // Pass 2: score each variant (the same networks, rebuilt from their seeds).
-        let results = each_variant(o, &pool, seed, |net| score(net, &make_x(), g).score)?;
+        let results = each_variant(o, &pool, seed, |net| Ok(score(net, &make_x(), g)?.score))?;
         for (a, (s, t)) in results.into_iter().enumerate() {
             scores[a].push(s);
             secs[a] += t;
@@ -260,7 +262,7 @@ pub fn write_csv(path: &std::path::Path, rep: &Report) -> Result<()> {
         ])?;
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error()))?;
-    crate::eval::write_atomic(path, &bytes)
+    crate::files::write_atomic(path, &bytes)
 }
 
 #[cfg(test)]

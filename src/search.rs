@@ -6,7 +6,7 @@
 //! trials (biasing the mean upward), every trial here picks its own best.
 
 use crate::benchmarks::GroundTruth;
-use crate::eval::{score_many, Record, ScoreCache, Setting, Workers};
+use crate::run::{score_many, Record, ScoreCache, Setting, Workers};
 use crate::stats::mean_std;
 use anyhow::{bail, Context, Result};
 use rand::seq::index::sample;

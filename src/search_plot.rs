@@ -96,5 +96,5 @@ pub fn plot(path: &Path, curves: &[(&str, &Curve)], ceiling: Option<f64>, title:
         image::ExtendedColorType::Rgb8,
     )
     .map_err(|e| anyhow::anyhow!("cannot encode {}: {e}", path.display()))?;
-    crate::eval::write_atomic(path, &png)
+    crate::files::write_atomic(path, &png)
 }

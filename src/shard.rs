@@ -16,7 +16,8 @@
 //! record), `indices.txt` (its share) and `scores.csv`. A shard killed and
 //! rerun resumes there like any run.
 
-use crate::eval::{score_many, write_atomic, ScoreCache, Setting, Workers};
+use crate::files::write_atomic;
+use crate::run::{score_many, ScoreCache, Setting, Workers};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -4,7 +4,7 @@
 
 use rbflex::benchmarks::nats_archive::NatsArchive;
 use rbflex::benchmarks::GroundTruth;
-use rbflex::spaces::Dataset;
+use rbflex::dataset::Dataset;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -11,9 +11,10 @@
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use rbflex::benchmarks::nds::{Convention, NdsTable};
+use rbflex::dataset::Dataset;
 use rbflex::nets::{BnStats, Counter, Net};
 use rbflex::spaces::nds::{parse_net, NdsNet};
-use rbflex::spaces::{self, Dataset, Space};
+use rbflex::spaces::{self, Space};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::OnceLock;
@@ -68,7 +69,18 @@ fn edits() -> impl Strategy<Value = Vec<(usize, u8, char)>> {
 
 fn nds_darts() -> &'static dyn Space {
     static S: OnceLock<rbflex::catalog::Shared<dyn Space>> = OnceLock::new();
-    &**S.get_or_init(|| rbflex::catalog::open("nds-darts", None, Convention::Rbflex, "segmentsemantic").unwrap().space)
+    &**S.get_or_init(|| rbflex::catalog::space("nds-darts").unwrap())
+}
+
+/// A space by name (nds-darts opened once).
+fn space_of(name: &str) -> &'static dyn Space {
+    if name == "nds-darts" {
+        return nds_darts();
+    }
+    match rbflex::catalog::space(name).unwrap() {
+        rbflex::catalog::Shared::Static(s) => s,
+        rbflex::catalog::Shared::Owned(_) => panic!("{name} is not a built-in space"),
+    }
 }
 
 /// Spaces whose networks are cheap enough to build in a fuzz case.
@@ -77,7 +89,7 @@ fn cheap(space: &str) -> bool {
 }
 
 fn arch_case(space_name: &str, text: &str) {
-    let space: &dyn Space = if space_name == "nds-darts" { nds_darts() } else { spaces::by_name(space_name).unwrap() };
+    let space = space_of(space_name);
     let index = check(space.index_of(text));
     if let Some(i) = index {
         // an accepted arch names a network of the space, whose own arch maps back to it
@@ -118,8 +130,7 @@ proptest! {
     #[test]
     fn arch_strings(space in prop::sample::select(SPACES.to_vec()), index in any::<usize>(), raw in any::<String>(),
                     ed in edits(), use_raw in any::<bool>()) {
-        let space_obj: &dyn Space =
-            if space == "nds-darts" { nds_darts() } else { spaces::by_name(space).unwrap() };
+        let space_obj = space_of(space);
         let valid = space_obj.arch(index % space_obj.len()).unwrap();
         let text = if use_raw { raw } else { mutate(&valid, &ed) };
         if !use_raw && ed.is_empty() {
@@ -251,7 +262,7 @@ fn nds_case(dir: &Path, text: &str) {
         // a checked network runs on its native input
         let x = Tensor::rand([2, 3, 32, 32], (Kind::Float, tch::Device::Cpu));
         let _guard = tch::no_grad_guard();
-        let _ = built.forward(&x, BnStats::Batch, &mut Counter::default());
+        let _ = built.forward(&x, BnStats::Batch, &mut Counter::default()).unwrap();
     }
 }
 
@@ -332,7 +343,7 @@ proptest! {
                    data_len in 0usize..4096, flips in prop::collection::vec((any::<usize>(), any::<u8>()), 1..6),
                    which in any::<bool>()) {
         thread_local! {
-            static NET: Box<dyn Net> = spaces::by_name("nb201").unwrap().build(TOP, Dataset::Cifar10).unwrap();
+            static NET: Box<dyn Net> = rbflex::spaces::nb201::Nb201.build(TOP, Dataset::Cifar10).unwrap();
         }
         let bytes = match kind {
             0 => raw,
@@ -362,14 +373,14 @@ proptest! {
 
 // ---- scores.csv and run.json ----
 
-fn setting() -> &'static rbflex::eval::Setting {
-    static S: OnceLock<rbflex::eval::Setting> = OnceLock::new();
+fn setting() -> &'static rbflex::run::Setting {
+    static S: OnceLock<rbflex::run::Setting> = OnceLock::new();
     S.get_or_init(|| {
-        let space = spaces::by_name("nb201").unwrap();
+        let space: &dyn Space = &rbflex::spaces::nb201::Nb201;
         let opts = rbflex::proxies::Options { gammas: Default::default(), batch: None };
         let sel = rbflex::proxies::Selection::parse("rbflex", &opts).unwrap();
         let source = rbflex::inputs::Source::open(Dataset::Cifar10, None, None, true).unwrap();
-        rbflex::eval::Setting::new(space.into(), Dataset::Cifar10, 1, sel, &source, 3).unwrap()
+        rbflex::run::Setting::new(space.into(), Dataset::Cifar10, 1, sel, &source, 3).unwrap()
     })
 }
 
@@ -377,7 +388,7 @@ fn valid_run_json() -> &'static str {
     static S: OnceLock<String> = OnceLock::new();
     S.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        rbflex::eval::ScoreCache::open(dir.path(), setting()).unwrap();
+        rbflex::run::ScoreCache::open(dir.path(), setting()).unwrap();
         std::fs::read_to_string(dir.path().join("run.json")).unwrap()
     })
 }
@@ -435,7 +446,7 @@ proptest! {
             text
         };
         std::fs::write(dir.path().join("scores.csv"), csv).unwrap();
-        if let Some(cache) = check(rbflex::eval::ScoreCache::open(dir.path(), setting())) {
+        if let Some(cache) = check(rbflex::run::ScoreCache::open(dir.path(), setting())) {
             for i in [0, 1, 15624] {
                 let _ = cache.get(i);
             }

@@ -1,8 +1,9 @@
 //! Parity with the reference PyTorch implementation on the golden cases.
 
+use rbflex::dataset::Dataset;
 use rbflex::nets::Net;
 use rbflex::proxies::rbflex::{score, Gammas};
-use rbflex::spaces::{self, Dataset};
+use rbflex::spaces::{self, Space};
 use std::path::{Path, PathBuf};
 use tch::Tensor;
 
@@ -31,7 +32,7 @@ fn rel(a: f64, b: f64) -> f64 {
 fn build(case: &str, seed: i64) -> Box<dyn Net> {
     tch::set_num_threads(1);
     let m = meta(case);
-    let space = spaces::by_name("nb201").unwrap();
+    let space = &spaces::nb201::Nb201;
     spaces::build_seeded(space, m["arch"].as_str().unwrap(), Dataset::Cifar10, seed).unwrap()
 }
 
@@ -41,7 +42,7 @@ fn check(case: &str, with_params: bool) {
     if with_params {
         net.params().load_safetensors(&fixture(&format!("nb201/{case}/params.safetensors"))).unwrap();
     }
-    let s = score(net.as_ref(), &input(case), Gammas::default());
+    let s = score(net.as_ref(), &input(case), Gammas::default()).unwrap();
     let want = |k: &str| m[k].as_f64().unwrap_or(f64::NEG_INFINITY);
     assert_eq!(s.la, m["LA"].as_i64().unwrap(), "{case} LA");
     assert_eq!(s.lq, m["LQ"].as_i64().unwrap(), "{case} LQ");
@@ -86,13 +87,13 @@ fn hda_reproduces_reference_candidates_and_gammas() {
     let g: serde_json::Value = serde_json::from_str(&text).unwrap();
     tch::set_num_threads(1);
     let x = input("case00");
-    let space = spaces::by_name("nb201").unwrap();
+    let space = &spaces::nb201::Nb201;
     let (mut all_k, mut all_q) = (Vec::new(), Vec::new());
     for net_case in g["networks"].as_array().unwrap() {
         let arch = net_case["arch"].as_str().unwrap();
         assert_eq!(space.index_of(arch).unwrap() as u64, net_case["uid"].as_u64().unwrap());
         let net = spaces::build_seeded(space, arch, Dataset::Cifar10, 1).unwrap();
-        let c = candidates(net.as_ref(), &x);
+        let c = candidates(net.as_ref(), &x).unwrap();
         // The reference's per-network candidates are float32 numpy values
         // (means over up to 10^6 values in float32): agree to 1e-3 relative.
         for (got, want) in [(&c.cand_k, &net_case["cand_K"]), (&c.cand_q, &net_case["cand_Q"])] {
@@ -120,7 +121,7 @@ fn hda_reproduces_reference_candidates_and_gammas() {
 #[test]
 fn nats_sss_parameter_counts_match_the_benchmark() {
     use rbflex::benchmarks::nats_sss;
-    let space = spaces::by_name("nats-sss").unwrap();
+    let space = &spaces::nats_sss::NatsSss;
     let table = nats_sss::table();
     // the extremes, then a spread of 600 indices
     let mut idx: Vec<usize> = vec![0, 1, 7, 8, 4095, 4096, 32766, 32767];
@@ -145,12 +146,12 @@ fn transnas_case(dir: &str) -> (serde_json::Value, Tensor) {
 fn check_transnas(space: &str, dir: &str, with_params: bool) {
     tch::set_num_threads(1);
     let (m, x) = transnas_case(dir);
-    let s = spaces::by_name(space).unwrap();
-    let net = spaces::build_seeded(s, m["arch"].as_str().unwrap(), Dataset::Taskonomy, 1).unwrap();
+    let s = rbflex::catalog::space(space).unwrap();
+    let net = spaces::build_seeded(&*s, m["arch"].as_str().unwrap(), Dataset::Taskonomy, 1).unwrap();
     if with_params {
         net.params().load_safetensors(&fixture(&format!("transnas/{dir}/params.safetensors"))).unwrap();
     }
-    let sc = score(net.as_ref(), &x, Gammas::default());
+    let sc = score(net.as_ref(), &x, Gammas::default()).unwrap();
     assert_eq!(sc.la, m["LA"].as_i64().unwrap(), "{dir} LA");
     assert_eq!(sc.lq, m["LQ"].as_i64().unwrap(), "{dir} LQ");
     for (got, key) in [(sc.score, "score"), (sc.logdet_k, "logdet_K"), (sc.logdet_q, "logdet_Q")] {

@@ -251,7 +251,7 @@ fn options_that_do_not_apply_are_errors() {
         ),
         (
             vec!["score", "--index", "1", "--task", "jigsaw"],
-            "--task jigsaw is for transnas-* spaces; nb201 has one ground truth per dataset",
+            "--task jigsaw is for transnas-micro, transnas-macro spaces; nb201 has one ground truth per dataset",
         ),
         (
             vec!["score", "--index", "1", "--proxy-batch", "8"],

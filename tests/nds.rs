@@ -11,7 +11,7 @@ fn every_embedded_record_has_its_parameter_count() {
     let mut report = Vec::new();
     for (family, _, _) in EMBEDDED {
         let t = NdsTable::embedded(family, Convention::Rbflex).unwrap();
-        let imagenet = t.dataset == rbflex::spaces::Dataset::ImageNet;
+        let imagenet = t.dataset == rbflex::dataset::Dataset::ImageNet;
         let classes = t.dataset.num_classes();
         let wrong: Vec<(usize, i64, i64)> = t
             .records

@@ -29,8 +29,16 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
     #[test]
     fn every_builtin_mutation_is_a_valid_different_network(i in 0usize..1_000_000, seed in any::<u64>()) {
-        for space in spaces::REGISTRY {
-            mutates(*space, i, seed)?;
+        let builtin: [&dyn Space; 6] = [
+            &spaces::nb201::Nb201,
+            &spaces::nats_sss::NatsSss,
+            &spaces::transnas::TransNas { micro: true },
+            &spaces::transnas::TransNas { micro: false },
+            &spaces::nafbee::NAFBEE_VGG19,
+            &spaces::nafbee::NAFBEE_BERT,
+        ];
+        for space in builtin {
+            mutates(space, i, seed)?;
         }
     }
 }
@@ -64,7 +72,7 @@ fn nb201_and_nats_sss_mutations_are_one_step() {
 
 #[test]
 fn nds_mutates_to_the_nearest_other_record() {
-    let opened = rbflex::catalog::open("nds-resnet-lr-wd", None, Default::default(), "").unwrap();
+    let opened = rbflex::catalog::open("nds-resnet-lr-wd", &Default::default(), false).unwrap();
     let space = &*opened.space;
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     for i in (0..space.len()).step_by(space.len() / 20 + 1) {

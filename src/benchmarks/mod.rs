@@ -8,7 +8,7 @@ pub mod nds;
 pub mod pickle;
 pub mod transnas;
 
-use crate::spaces::Dataset;
+use crate::dataset::Dataset;
 use anyhow::{bail, Result};
 
 /// Test accuracies (%) of a space's architectures, by official index.
@@ -59,15 +59,4 @@ pub(crate) fn embedded_rows<const N: usize>(gz: &[u8], what: &str) -> Vec<[f64; 
             row
         })
         .collect()
-}
-
-/// The embedded ground truth of a space.
-pub fn for_space(space: &str) -> Result<&'static dyn GroundTruth> {
-    match space {
-        "nb201" => Ok(nb201::table()),
-        "nats-sss" => Ok(nats_sss::table()),
-        "nafbee-vgg19" => Ok(&nafbee::VGG19),
-        "nafbee-bert" => Ok(&nafbee::BERT),
-        other => bail!("no ground truth for space '{other}'"),
-    }
 }

@@ -2,8 +2,8 @@
 //! SST-2 trained with each of the 11 activations (`data/nafbee`, MIT).
 
 use super::GroundTruth;
+use crate::dataset::Dataset;
 use crate::nets::activation::Activation;
-use crate::spaces::Dataset;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 

@@ -7,7 +7,7 @@
 
 use super::pickle::{loads, Value};
 use super::GroundTruth;
-use crate::spaces::Dataset;
+use crate::dataset::Dataset;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};

@@ -2,7 +2,7 @@
 //! counts per dataset (see `data/README.md` for provenance).
 
 use super::GroundTruth;
-use crate::spaces::Dataset;
+use crate::dataset::Dataset;
 use std::sync::OnceLock;
 
 /// The embedded size-space table.

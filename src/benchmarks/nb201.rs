@@ -2,7 +2,7 @@
 //! averaged over seeds (see `data/README.md` for provenance).
 
 use super::GroundTruth;
-use crate::spaces::Dataset;
+use crate::dataset::Dataset;
 use std::sync::OnceLock;
 
 /// The embedded NB201 accuracy table.

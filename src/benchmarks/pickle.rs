@@ -4,7 +4,7 @@
 //! because `serde-pickle` cannot unpickle an `OrderedDict`, which the archives
 //! use. Any other Python object is an error naming its class.
 
-use crate::spaces::shorten;
+use crate::shown::shorten;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 

@@ -3,8 +3,8 @@
 //! negative L2 loss of room_layout).
 
 use super::GroundTruth;
+use crate::dataset::Dataset;
 use crate::spaces::transnas::{macro_table, micro_table, TASKS};
-use crate::spaces::Dataset;
 use anyhow::{bail, Result};
 
 /// One task of one space.

@@ -4,7 +4,7 @@
 pub mod text;
 pub mod transforms;
 
-use crate::spaces::Dataset;
+use crate::dataset::Dataset;
 use anyhow::{bail, Context, Result};
 use rand::seq::index::sample;
 use rand::SeedableRng;
@@ -375,15 +375,17 @@ pub fn check_runs(net: &dyn crate::nets::Net, x: &Tensor, stats: crate::nets::Bn
     let run = std::panic::AssertUnwindSafe(|| {
         let _guard = tch::no_grad_guard();
         let mut sink = crate::nets::Counter::default();
-        let _ = net.forward(&part, stats, &mut sink);
+        net.forward(&part, stats, &mut sink).map(|_| ())
     });
-    std::panic::catch_unwind(run).map_err(|payload| {
-        anyhow::anyhow!(
-            "{source} of shape {:?} does not fit this network (too small, or a size its strides cannot halve): {}",
-            x.size(),
-            crate::files::panic_message(payload.as_ref())
-        )
-    })
+    let why = match std::panic::catch_unwind(run) {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => format!("{e:#}"),
+        Err(payload) => crate::files::panic_message(payload.as_ref()),
+    };
+    bail!(
+        "{source} of shape {:?} does not fit this network (too small, or a size its strides cannot halve): {why}",
+        x.size()
+    )
 }
 
 /// Longest sentence (tokens) fed to text networks, as the reference.
@@ -397,7 +399,35 @@ pub enum Source {
     Text(text::Sentences, bool),
 }
 
+/// Where a run's inputs come from, as the user gave it: an image folder or a
+/// sentence file instead of the embedded sample, and BERT's tokenisation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InputOptions<'a> {
+    /// A folder of images (PNG/JPEG, or CIFAR binary batches).
+    pub images: Option<&'a Path>,
+    /// A file of sentences.
+    pub sentences: Option<&'a Path>,
+    /// Tokenise without the closing `[SEP]` (the reference's data_sst2.py).
+    pub no_sep: bool,
+}
+
 impl Source {
+    /// The source of a run on `dataset`; an input option the dataset does
+    /// not take is an error (never silently ignored).
+    pub fn for_run(dataset: Dataset, o: &InputOptions) -> Result<Source> {
+        let text = native_size(dataset).is_none();
+        if text && o.images.is_some() {
+            bail!("--images is for image networks; {dataset} takes sentences (--sentences)");
+        }
+        if !text && o.sentences.is_some() {
+            bail!("--sentences is for text networks (BERT); {dataset} takes images (--images)");
+        }
+        if !text && o.no_sep {
+            bail!("--no-sep is for text networks (BERT); {dataset} takes images");
+        }
+        Source::open(dataset, o.images, o.sentences, !o.no_sep)
+    }
+
     /// The embedded sample of `dataset`, or the user's image folder or
     /// sentence file.
     pub fn open(dataset: Dataset, images: Option<&Path>, sentences: Option<&Path>, sep: bool) -> Result<Source> {

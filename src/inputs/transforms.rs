@@ -3,7 +3,7 @@
 //! ToTensor and per-channel normalisation. The draws come from our own RNG, so
 //! the same seed gives the same batch on every machine.
 
-use crate::spaces::Dataset;
+use crate::dataset::Dataset;
 use rand::Rng;
 
 /// Per-channel mean and std the reference normalises with.

@@ -70,7 +70,7 @@ impl Activation {
             Some(a) => Ok(a),
             None => {
                 let names: Vec<_> = Activation::ALL.iter().map(|a| a.name()).collect();
-                bail!("unknown activation '{}' (expected one of {})", crate::spaces::shorten(s), names.join(", "))
+                bail!("unknown activation '{}' (expected one of {})", crate::shown::shorten(s), names.join(", "))
             }
         }
     }

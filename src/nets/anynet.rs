@@ -162,7 +162,7 @@ impl Kind {
             "double_plain_block" | "vanilla_block" => Kind::Plain,
             other => bail!(
                 "AnyNet: unknown block_type '{}' (expected res_basic_block, res_bottleneck_block or double_plain_block)",
-                crate::spaces::shorten(other)
+                crate::shown::shorten(other)
             ),
         })
     }
@@ -278,7 +278,7 @@ impl AnyNet {
 }
 
 impl Net for AnyNet {
-    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> anyhow::Result<Tensor> {
         let mut y = x.shallow_clone();
         for (c, b) in &self.stem {
             y = b.forward(&c.forward(&y, stats), stats).relu();
@@ -295,7 +295,7 @@ impl Net for AnyNet {
         sink.pre_pool(&y);
         let pooled = y.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
         sink.last_input(&pooled);
-        self.head.forward(&pooled)
+        Ok(self.head.forward(&pooled))
     }
 
     fn params(&self) -> &Params {

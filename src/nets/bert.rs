@@ -179,10 +179,10 @@ impl Bert {
 
 impl Net for Bert {
     /// `x` is `[N, 2, L]` (ids, mask). Per image (sentence), each goes alone.
-    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> anyhow::Result<Tensor> {
         let ids = x.select(1, 0).to_kind(Kind::Int64);
         let mask = x.select(1, 1).to_kind(Kind::Float);
-        match stats {
+        Ok(match stats {
             BnStats::Batch | BnStats::Off => self.encode(&ids, &mask, sink),
             BnStats::PerImage => {
                 let mut rows = RowCollector::default();
@@ -194,7 +194,7 @@ impl Net for Bert {
                 rows.replay(sink);
                 Tensor::cat(&logits, 0)
             }
-        }
+        })
     }
 
     fn params(&self) -> &Params {

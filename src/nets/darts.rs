@@ -79,7 +79,7 @@ impl Genotype {
                 if !OPS.contains(&op.as_str()) {
                     bail!(
                         "genotype {kind} cell: unknown op '{}' (expected one of {})",
-                        crate::spaces::shorten(op),
+                        crate::shown::shorten(op),
                         OPS.join(", ")
                     );
                 }
@@ -394,7 +394,7 @@ impl DartsNet {
 }
 
 impl Net for DartsNet {
-    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> anyhow::Result<Tensor> {
         let (mut s0, mut s1) = if self.imagenet {
             let (a, a_bn) = &self.stem[0];
             let (b, b_bn) = &self.stem[1];
@@ -422,7 +422,7 @@ impl Net for DartsNet {
         sink.pre_pool(&s1);
         let pooled = s1.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
         sink.last_input(&pooled);
-        self.classifier.forward(&pooled)
+        Ok(self.classifier.forward(&pooled))
     }
 
     fn params(&self) -> &Params {

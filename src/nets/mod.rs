@@ -12,10 +12,12 @@ pub mod darts;
 pub mod layers;
 pub mod nb201;
 pub mod params;
+pub mod seed;
 pub mod transnas;
 pub mod vgg;
 
 pub use params::Params;
+pub use seed::seeded;
 use tch::Tensor;
 
 /// Which statistics train-mode BatchNorm uses.
@@ -94,10 +96,42 @@ pub fn shared_relu(cache: &mut Option<Tensor>, x: &Tensor, sink: &mut dyn Sink) 
 /// `tch::no_grad_guard()` (as every RBFleX score does).
 pub trait Net: Send {
     /// Runs the batch `x` through the network, reporting to `sink`; returns
-    /// the output (`[N, classes]` logits; TransNAS: the decoder head's output).
-    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor;
+    /// the output (`[N, classes]` logits; TransNAS: the decoder head's
+    /// output), or why the network cannot run it (a user's model can fail).
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> anyhow::Result<Tensor>;
     /// The trainable parameters, by PyTorch name, in construction order.
     fn params(&self) -> &Params;
+    /// Re-draws the weights by `scheme` (from the global tch RNG, right
+    /// after the build, under [`seeded`]'s lock); by default over
+    /// [`Net::params`] in construction order, as the protocols' loops over
+    /// `named_modules` do.
+    fn reinit(&self, scheme: Init) -> anyhow::Result<()> {
+        scheme.apply(self.params());
+        Ok(())
+    }
+}
+
+/// How a network is initialised after it is built with PyTorch's default
+/// initialisers (each proxy's protocol fixes one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Init {
+    /// PyTorch's defaults (the reference's weights).
+    Default,
+    /// AZ-NAS' `kaiming_norm_fanin`: Conv/Linear weights normal(0, sqrt(2 / fan_in)), biases 0.
+    KaimingNormalFanIn,
+    /// Zen-NAS' Gaussian init: Conv/Linear weights normal(0, 1), biases 0.
+    Gaussian,
+}
+
+impl Init {
+    /// Re-draws `p` (from the global tch RNG, right after the build).
+    pub fn apply(self, p: &Params) {
+        match self {
+            Init::Default => {}
+            Init::KaimingNormalFanIn => p.reinit_kaiming_normal_fan_in(),
+            Init::Gaussian => p.reinit_gaussian(),
+        }
+    }
 }
 
 /// A sink that only counts the captured values per image (L_A and L_Q).

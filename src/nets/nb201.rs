@@ -202,7 +202,7 @@ impl TinyNetwork {
 }
 
 impl Net for TinyNetwork {
-    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> anyhow::Result<Tensor> {
         let mut x = self.stem_bn.forward(&self.stem_conv.forward(x, stats), stats);
         sink.feature(&x);
         for stage in &self.stages {
@@ -217,7 +217,7 @@ impl Net for TinyNetwork {
         sink.pre_pool(&act);
         let pooled = act.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
         sink.last_input(&pooled);
-        self.classifier.forward(&pooled)
+        Ok(self.classifier.forward(&pooled))
     }
 
     fn params(&self) -> &Params {

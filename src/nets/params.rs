@@ -285,7 +285,7 @@ impl Params {
         if let Some(first) = extra.first() {
             bail!(
                 "params file {shown}: unexpected tensor '{}' ({} unexpected in all): does the architecture match?",
-                crate::spaces::shorten(first),
+                crate::shown::shorten(first),
                 extra.len()
             );
         }

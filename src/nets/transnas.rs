@@ -224,7 +224,7 @@ impl TransNet {
 impl Net for TransNet {
     /// Returns the last head branch's output (`[N, 32, 8, 8]`): the RBFleX
     /// wrapper's decoder stand-in, not a task's prediction.
-    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> anyhow::Result<Tensor> {
         let s = self.stem_bn.forward(&self.stem_conv.forward(x, stats), stats);
         let mut y = self.stem_rcb.forward(&s, stats, sink);
         sink.feature(&y);
@@ -247,7 +247,7 @@ impl Net for TransNet {
             }
             out = Some(bn.forward(&r, stats));
         }
-        out.unwrap_or(y)
+        Ok(out.unwrap_or(y))
     }
 
     fn params(&self) -> &Params {

@@ -50,7 +50,7 @@ impl Vgg19 {
 }
 
 impl Net for Vgg19 {
-    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> anyhow::Result<Tensor> {
         let mut x = x.shallow_clone();
         for l in &self.layers {
             x = match l {
@@ -69,7 +69,7 @@ impl Net for Vgg19 {
         sink.pre_pool(&x);
         let flat = x.avg_pool2d([1, 1], [1, 1], [0, 0], false, true, None::<i64>).flatten(1, -1);
         sink.last_input(&flat);
-        self.classifier.forward(&flat)
+        Ok(self.classifier.forward(&flat))
     }
 
     fn params(&self) -> &Params {

@@ -17,7 +17,8 @@
 //! candidates. Products in float32 as the reference, eigenvalues in float64.
 
 use super::naswot::CodeKernel;
-use super::{Init, Measure, Needs, Probe, Proxy};
+use super::{Measure, Needs, Probe, Proxy};
+use crate::nets::Init;
 use crate::nets::{layers::flops, BnStats, Sink};
 use anyhow::Result;
 use tch::{Kind, Tensor};
@@ -113,7 +114,8 @@ pub fn az_values(p: &Probe) -> Result<[f64; 4]> {
     let x = p.noise(&p.x.size());
     let codes = p.is_pending(super::naswot::NAME).then(|| CodeKernel::new(x.size()[0]));
     let mut sink = Features { maps: Vec::new(), codes };
-    let (_, macs) = flops::count(|| net.forward(&x, BnStats::Batch, &mut sink));
+    let (out, macs) = flops::count(|| net.forward(&x, BnStats::Batch, &mut sink));
+    let _ = out?;
     if let Some(k) = &sink.codes {
         p.yield_value(super::naswot::NAME, super::naswot::value_of(k));
     }
@@ -128,7 +130,7 @@ pub fn az_values(p: &Probe) -> Result<[f64; 4]> {
         );
     let mut t = Vec::new();
     for i in (1..f.len()).rev() {
-        let g_out = crate::spaces::seeded(p.seed ^ (0x7a00_0000_0000 + i as i64), || {
+        let g_out = crate::nets::seeded(p.seed ^ (0x7a00_0000_0000 + i as i64), || {
             let mut u = f[i].detach().empty_like();
             let _ = u.bernoulli_float_(0.5);
             (u - 0.5) * 2.0
@@ -197,7 +199,7 @@ mod tests {
     }
 
     impl crate::nets::Net for TwoStages {
-        fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
+        fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> anyhow::Result<Tensor> {
             let f0 = x * &self.w;
             sink.feature(&f0);
             let f1 = self.conv.forward(&f0, stats);
@@ -205,9 +207,9 @@ mod tests {
             if self.identity {
                 let f2 = &f1 + 0.0;
                 sink.feature(&f2);
-                return f2;
+                return Ok(f2);
             }
-            f1
+            Ok(f1)
         }
         fn params(&self) -> &crate::nets::Params {
             &self.p

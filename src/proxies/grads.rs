@@ -6,8 +6,9 @@
 //! does not (fisher, plain: PyTorch's default init, 64 labelled images).
 //! BatchNorm runs in train mode on the batch.
 
-use super::{nan_as_lowest, Init, Measure, Needs, Probe, Proxy};
+use super::{nan_as_lowest, Measure, Needs, Probe, Proxy};
 use crate::nets::layers::layer_outputs;
+use crate::nets::Init;
 use crate::nets::{BnStats, Net, NoProbe};
 use anyhow::Result;
 use tch::{Kind, Tensor};
@@ -18,8 +19,8 @@ fn total(ts: &[Tensor], f: impl Fn(&Tensor) -> Tensor) -> f64 {
 }
 
 /// Mean cross-entropy of `net` on labelled `x` (graph recorded).
-fn ce_loss(net: &dyn Net, x: &Tensor, y: &Tensor) -> Tensor {
-    net.forward(x, BnStats::Batch, &mut NoProbe).cross_entropy_for_logits(y)
+fn ce_loss(net: &dyn Net, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    Ok(net.forward(x, BnStats::Batch, &mut NoProbe)?.cross_entropy_for_logits(y))
 }
 
 /// Gradients of `loss` w.r.t. `ws` (zeros where a weight took no part).
@@ -52,7 +53,7 @@ fn ce_weight_grads(p: &Probe, init: Init) -> Result<(Vec<Tensor>, Vec<Tensor>)> 
     let net = (p.build)(init)?;
     net.params().set_requires_grad(true);
     let ws = net.params().layer_weights();
-    let g = grads(&ce_loss(net.as_ref(), p.x, p.labels()?), &ws, false)?;
+    let g = grads(&ce_loss(net.as_ref(), p.x, p.labels()?)?, &ws, false)?;
     Ok((ws, g))
 }
 
@@ -81,7 +82,7 @@ impl Proxy for Synflow {
         let mut shape = p.x.size();
         shape[0] = 1;
         let x = Tensor::ones(shape.as_slice(), (Kind::Double, p.x.device()));
-        let out = net.forward(&x, BnStats::Off, &mut NoProbe).sum(Kind::Double);
+        let out = net.forward(&x, BnStats::Off, &mut NoProbe)?.sum(Kind::Double);
         let ws = params.layer_weights();
         let g = grads(&out, &ws, false)?;
         Ok(Measure::value(nan_as_lowest(product_sum(&ws, &g, true))))
@@ -137,12 +138,12 @@ impl Proxy for Grasp {
         net.params().set_requires_grad(true);
         let ws = net.params().layer_weights();
         let y = p.labels()?;
-        let g: Vec<Tensor> = grads(&ce_loss(net.as_ref(), p.x, y), &ws, false)?.iter().map(Tensor::detach).collect();
+        let g: Vec<Tensor> = grads(&ce_loss(net.as_ref(), p.x, y)?, &ws, false)?.iter().map(Tensor::detach).collect();
         if p.is_pending(SNIP) {
             // SNIP's protocol is this first gradient's (init, batch, labels, BatchNorm)
             p.yield_value(SNIP, nan_as_lowest(product_sum(&ws, &g, true)));
         }
-        let gf = grads(&ce_loss(net.as_ref(), p.x, y), &ws, true)?;
+        let gf = grads(&ce_loss(net.as_ref(), p.x, y)?, &ws, true)?;
         let z = g.iter().zip(&gf).map(|(a, b)| (a * b).sum(Kind::Float)).fold(Tensor::from(0f32), |acc, t| acc + t);
         let hg = grads(&z, &ws, false)?;
         Ok(Measure::value(nan_as_lowest(-product_sum(&ws, &hg, false))))
@@ -170,7 +171,7 @@ impl Proxy for GradNorm {
         let x = p.noise(&p.x.size());
         let y = p.random_labels(x.size()[0]);
         let all: Vec<Tensor> = net.params().iter().map(|(_, t, _)| t.shallow_clone()).collect();
-        let g = grads(&ce_loss(net.as_ref(), &x, &y), &all, false)?;
+        let g = grads(&ce_loss(net.as_ref(), &x, &y)?, &all, false)?;
         Ok(Measure::value(nan_as_lowest(total(&g, |g| g.square()).sqrt())))
     }
 }
@@ -223,6 +224,7 @@ impl Proxy for Fisher {
         let net = (p.build)(Init::Default)?;
         net.params().set_requires_grad(true);
         let (logits, outs) = layer_outputs::collect(|| net.forward(p.x, BnStats::Batch, &mut NoProbe));
+        let logits = logits?;
         let loss = logits.cross_entropy_for_logits(p.labels()?);
         let acts: Vec<Tensor> = outs.iter().map(|(a, _)| a.shallow_clone()).collect();
         let g = grads(&loss, &acts, false)?;

@@ -3,7 +3,8 @@
 //! images): `jacob_cov` (Mellor et al. 2020 / zero-cost-nas) and `epe_nas`
 //! (Lopes et al. 2021 / NASLib).
 
-use super::{Init, Measure, Needs, Probe, Proxy};
+use super::{Measure, Needs, Probe, Proxy};
+use crate::nets::Init;
 use crate::nets::{BnStats, NoProbe};
 use anyhow::Result;
 use tch::{Kind, Tensor};
@@ -27,7 +28,7 @@ fn jacobian(p: &Probe) -> Result<Tensor> {
 fn jacobian_now(p: &Probe) -> Result<Tensor> {
     let net = (p.build)(Init::Default)?;
     let x = p.x.detach().set_requires_grad(true);
-    let out = net.forward(&x, BnStats::Batch, &mut NoProbe).sum(Kind::Float);
+    let out = net.forward(&x, BnStats::Batch, &mut NoProbe)?.sum(Kind::Float);
     let g = super::backward(&[out], std::slice::from_ref(&x), false)?;
     let g = g.into_iter().next().flatten().unwrap_or_else(|| x.zeros_like());
     Ok(g.to_kind(Kind::Double).reshape([x.size()[0], -1]))

@@ -21,36 +21,13 @@ pub(crate) mod test_nets;
 pub mod zen;
 pub mod zico;
 
-use crate::nets::{Net, Params};
+use crate::nets::{Init, Net};
 use anyhow::{bail, Result};
 use serde::Serialize;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
-
-/// How a proxy's network is initialised after it is built with PyTorch's
-/// default initialisers (each protocol fixes one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Init {
-    /// PyTorch's defaults (the reference's weights).
-    Default,
-    /// AZ-NAS' `kaiming_norm_fanin`: Conv/Linear weights normal(0, sqrt(2 / fan_in)), biases 0.
-    KaimingNormalFanIn,
-    /// Zen-NAS' Gaussian init: Conv/Linear weights normal(0, 1), biases 0.
-    Gaussian,
-}
-
-impl Init {
-    /// Re-draws `p` (from the global tch RNG, right after the build).
-    pub fn apply(self, p: &Params) {
-        match self {
-            Init::Default => {}
-            Init::KaimingNormalFanIn => p.reinit_kaiming_normal_fan_in(),
-            Init::Gaussian => p.reinit_gaussian(),
-        }
-    }
-}
 
 /// What a proxy needs from a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -111,19 +88,19 @@ impl Probe<'_> {
     /// Standard-normal noise of `shape`, the same for every call on this
     /// network (drawn from torch's generator seeded by the network's seed).
     pub fn noise(&self, shape: &[i64]) -> Tensor {
-        crate::spaces::seeded(self.seed ^ 0x5eed_0000_0000, || Tensor::randn(shape, (Kind::Float, Device::Cpu)))
+        crate::nets::seeded(self.seed ^ 0x5eed_0000_0000, || Tensor::randn(shape, (Kind::Float, Device::Cpu)))
             .to_device(self.x.device())
     }
 
     /// A second, independent noise tensor of `shape`, fixed per network.
     pub fn noise2(&self, shape: &[i64]) -> Tensor {
-        crate::spaces::seeded(self.seed ^ 0x2eed_0000_0000, || Tensor::randn(shape, (Kind::Float, Device::Cpu)))
+        crate::nets::seeded(self.seed ^ 0x2eed_0000_0000, || Tensor::randn(shape, (Kind::Float, Device::Cpu)))
             .to_device(self.x.device())
     }
 
     /// Random labels in `0..classes` for `n` inputs, fixed per network.
     pub fn random_labels(&self, n: i64) -> Tensor {
-        crate::spaces::seeded(self.seed ^ 0x1abe_0000_0000, || {
+        crate::nets::seeded(self.seed ^ 0x1abe_0000_0000, || {
             Tensor::randint(self.classes.max(1), [n], (Kind::Int64, Device::Cpu))
         })
         .to_device(self.x.device())
@@ -267,33 +244,34 @@ pub fn rank_sum(members: &[Vec<f64>]) -> Vec<f64> {
 /// Builds a proxy from the command line's options.
 pub type Maker = fn(&Options) -> Arc<dyn Proxy>;
 
-/// Every proxy scored per network, in the order their columns appear, with
-/// its maker: adding a proxy = its file plus one line here.
-pub const REGISTRY: &[(&str, Maker)] = &[
-    ("rbflex", |o| Arc::new(rbflex::Rbflex { gammas: o.gammas })),
-    ("naswot", |_| Arc::new(naswot::Naswot)),
-    ("synflow", |_| Arc::new(grads::Synflow)),
-    ("snip", |_| Arc::new(grads::Snip)),
-    ("grasp", |_| Arc::new(grads::Grasp)),
-    ("grad_norm", |_| Arc::new(grads::GradNorm)),
-    ("fisher", |_| Arc::new(grads::Fisher)),
-    ("jacob_cov", |_| Arc::new(jacobian::JacobCov)),
-    ("l2_norm", |_| Arc::new(size::L2Norm)),
-    ("plain", |_| Arc::new(grads::Plain)),
-    ("epe_nas", |_| Arc::new(jacobian::EpeNas)),
-    ("zico", |_| Arc::new(zico::Zico)),
-    ("zen", |_| Arc::new(zen::Zen)),
-    ("params", |_| Arc::new(size::ParamCount)),
-    ("flops", |_| Arc::new(size::Flops)),
-    ("az_expressivity", |_| Arc::new(az::AzPart(az::Part::Expressivity))),
-    ("az_progressivity", |_| Arc::new(az::AzPart(az::Part::Progressivity))),
-    ("az_trainability", |_| Arc::new(az::AzPart(az::Part::Trainability))),
-    ("az_complexity", |_| Arc::new(az::AzPart(az::Part::Complexity))),
+/// Every proxy scored per network, in the order their columns appear, by its
+/// maker (the name is the proxy's own, written once in its file): adding a
+/// proxy = its file plus one line here.
+pub const REGISTRY: &[Maker] = &[
+    |o| Arc::new(rbflex::Rbflex { gammas: o.gammas }),
+    |_| Arc::new(naswot::Naswot),
+    |_| Arc::new(grads::Synflow),
+    |_| Arc::new(grads::Snip),
+    |_| Arc::new(grads::Grasp),
+    |_| Arc::new(grads::GradNorm),
+    |_| Arc::new(grads::Fisher),
+    |_| Arc::new(jacobian::JacobCov),
+    |_| Arc::new(size::L2Norm),
+    |_| Arc::new(grads::Plain),
+    |_| Arc::new(jacobian::EpeNas),
+    |_| Arc::new(zico::Zico),
+    |_| Arc::new(zen::Zen),
+    |_| Arc::new(size::ParamCount),
+    |_| Arc::new(size::Flops),
+    |_| Arc::new(az::AzPart(az::Part::Expressivity)),
+    |_| Arc::new(az::AzPart(az::Part::Progressivity)),
+    |_| Arc::new(az::AzPart(az::Part::Trainability)),
+    |_| Arc::new(az::AzPart(az::Part::Complexity)),
 ];
 
 /// The registered proxies' names, in column order.
 pub fn registered() -> impl Iterator<Item = &'static str> {
-    REGISTRY.iter().map(|(name, _)| *name)
+    REGISTRY.iter().map(|make| make(&Options::default()).name())
 }
 
 /// The rank aggregations.
@@ -326,8 +304,8 @@ pub struct Options {
 
 /// Builds the proxy called `name`.
 pub fn by_name(name: &str, opts: &Options) -> Result<Arc<dyn Proxy>> {
-    match REGISTRY.iter().find(|(n, _)| *n == name) {
-        Some((_, make)) => Ok(make(opts)),
+    match REGISTRY.iter().map(|make| make(opts)).find(|p| p.name() == name) {
+        Some(p) => Ok(p),
         None => bail!("unknown proxy '{name}' (known: {})", known().join(", ")),
     }
 }

@@ -4,7 +4,8 @@
 //! input a binary code c (value > 0); K += c c^T + (1 - c)(1 - c)^T over all
 //! ReLUs; score = log|det K|.
 
-use super::{Init, Measure, Needs, Probe, Proxy};
+use super::{Measure, Needs, Probe, Proxy};
+use crate::nets::Init;
 use crate::nets::{BnStats, Sink};
 use anyhow::Result;
 use tch::{Kind, Tensor};
@@ -74,7 +75,7 @@ impl Proxy for Naswot {
         let _guard = tch::no_grad_guard();
         let x = p.noise(&p.x.size());
         let mut sink = CodeKernel::new(x.size()[0]);
-        let _ = net.forward(&x, BnStats::Batch, &mut sink);
+        let _ = net.forward(&x, BnStats::Batch, &mut sink)?;
         Ok(Measure::value(value_of(&sink)))
     }
 }

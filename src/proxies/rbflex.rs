@@ -109,12 +109,12 @@ impl Sink for RbflexSink {
 
 /// Scores a network on a batch `x` (`[N, C, H, W]`), forwarding each image
 /// alone as the reference does (train-mode BN with that image's statistics).
-pub fn score(net: &dyn Net, x: &Tensor, g: Gammas) -> Score {
+pub fn score(net: &dyn Net, x: &Tensor, g: Gammas) -> Result<Score> {
     let _guard = tch::no_grad_guard();
     let n = x.size()[0] as usize;
     let mut sink = RbflexSink::new(n);
-    let _ = net.forward(x, BnStats::PerImage, &mut sink);
-    sink.finish(n, g)
+    let _ = net.forward(x, BnStats::PerImage, &mut sink)?;
+    Ok(sink.finish(n, g))
 }
 
 /// RBFleX as a [`Proxy`]: the run's `--batch` images, no labels, the score
@@ -141,7 +141,7 @@ impl Proxy for Rbflex {
     }
     fn score(&self, p: &Probe) -> Result<Measure> {
         let net = (p.build)(super::Init::Default)?;
-        let s = score(net.as_ref(), p.x, self.gammas);
+        let s = score(net.as_ref(), p.x, self.gammas)?;
         let note = if s.nonfinite {
             Some("some activations were NaN or infinite; the score is -inf".to_string())
         } else if s.score == f64::NEG_INFINITY && s.identical_rows {

@@ -2,7 +2,8 @@
 //! input) and `l2_norm` (NASLib: the sum of every Conv2d/Linear weight's
 //! Frobenius norm at PyTorch's default init; no data).
 
-use super::{Init, Measure, Needs, Probe, Proxy};
+use super::{Measure, Needs, Probe, Proxy};
+use crate::nets::Init;
 use crate::nets::{layers::flops, BnStats, NoProbe};
 use anyhow::Result;
 
@@ -38,7 +39,8 @@ impl Proxy for Flops {
     fn score(&self, p: &Probe) -> Result<Measure> {
         let net = (p.build)(Init::Default)?;
         let _guard = tch::no_grad_guard();
-        let (_, n) = flops::count(|| net.forward(&p.x.narrow(0, 0, 1), BnStats::Off, &mut NoProbe));
+        let (out, n) = flops::count(|| net.forward(&p.x.narrow(0, 0, 1), BnStats::Off, &mut NoProbe));
+        let _ = out?;
         Ok(Measure::value(n))
     }
 }

@@ -1,8 +1,8 @@
 //! Tiny networks with fixed weights whose proxy values are worked out by
 //! hand in the proxies' unit tests.
 
-use super::Init;
 use crate::nets::layers::Linear;
+use crate::nets::Init;
 use crate::nets::{BnStats, Net, Params, Sink};
 use anyhow::Result;
 use tch::Tensor;
@@ -15,8 +15,8 @@ pub struct TwoLinear {
 }
 
 impl Net for TwoLinear {
-    fn forward(&self, x: &Tensor, _stats: BnStats, _sink: &mut dyn Sink) -> Tensor {
-        self.b.forward(&self.a.forward(x))
+    fn forward(&self, x: &Tensor, _stats: BnStats, _sink: &mut dyn Sink) -> anyhow::Result<Tensor> {
+        Ok(self.b.forward(&self.a.forward(x)))
     }
     fn params(&self) -> &Params {
         &self.p
@@ -39,8 +39,8 @@ pub struct OneLinear {
 }
 
 impl Net for OneLinear {
-    fn forward(&self, x: &Tensor, _stats: BnStats, _sink: &mut dyn Sink) -> Tensor {
-        self.a.forward(x)
+    fn forward(&self, x: &Tensor, _stats: BnStats, _sink: &mut dyn Sink) -> anyhow::Result<Tensor> {
+        Ok(self.a.forward(x))
     }
     fn params(&self) -> &Params {
         &self.p
@@ -123,7 +123,7 @@ pub struct Recorder {
 }
 
 impl Net for Recorder {
-    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> anyhow::Result<Tensor> {
         self.seen.lock().unwrap_or_else(|e| e.into_inner()).push(x.detach().copy());
         self.inner.forward(x, stats, sink)
     }

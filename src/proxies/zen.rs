@@ -6,7 +6,8 @@
 //! log sqrt(mean running variance), the running variance being what two
 //! train-mode passes leave from its initial 1 (0.81 + 0.09 v1 + 0.1 v2).
 
-use super::{Init, Measure, Needs, Probe, Proxy};
+use super::{Measure, Needs, Probe, Proxy};
+use crate::nets::Init;
 use crate::nets::{layers::bn_stats, BnStats, Sink};
 use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
@@ -56,8 +57,10 @@ impl Proxy for Zen {
         let shape = p.x.size();
         let (x, e) = (p.noise(&shape), p.noise2(&shape));
         let (mut s1, mut s2) = (PrePool(None), PrePool(None));
-        let (_, v1) = bn_stats::collect(|| net.forward(&x, BnStats::Batch, &mut s1));
-        let (_, v2) = bn_stats::collect(|| net.forward(&(&x + e * 0.01), BnStats::Batch, &mut s2));
+        let (out1, v1) = bn_stats::collect(|| net.forward(&x, BnStats::Batch, &mut s1));
+        let (out2, v2) = bn_stats::collect(|| net.forward(&(&x + e * 0.01), BnStats::Batch, &mut s2));
+        let _ = out1?;
+        let _ = out2?;
         let (Some(a), Some(b)) = (s1.0, s2.0) else {
             bail!("this network has no global pooling before a classifier (zen reads the map it pools)")
         };

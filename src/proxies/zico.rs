@@ -4,7 +4,8 @@
 //! layer log(sum over weights of mean|g| / std(g)) over the two batches
 //! (weights with zero spread skipped), summed over layers.
 
-use super::{Init, Measure, Needs, Probe, Proxy};
+use super::{Measure, Needs, Probe, Proxy};
+use crate::nets::Init;
 use crate::nets::{BnStats, NoProbe};
 use anyhow::Result;
 use tch::{Kind, Tensor};
@@ -50,7 +51,7 @@ impl Proxy for Zico {
         let mut per_batch = Vec::new();
         for b in 0..2 {
             let (x, y) = (p.x.narrow(0, b * half, half), y.narrow(0, b * half, half));
-            let loss = net.forward(&x, BnStats::Batch, &mut NoProbe).cross_entropy_for_logits(&y);
+            let loss = net.forward(&x, BnStats::Batch, &mut NoProbe)?.cross_entropy_for_logits(&y);
             per_batch.push(super::grads::grads(&loss, &ws, false)?);
         }
         let v = zico_score(&per_batch);

@@ -3,7 +3,8 @@
 //! in NAFBee's table (ReLU, GELU, SiLU, LeakyReLU, ReLU6, Mish, Hardswish,
 //! CELU, ELU, Hardtanh, SELU).
 
-use super::{Dataset, Space};
+use super::Space;
+use crate::dataset::Dataset;
 use crate::nets::activation::Activation;
 use crate::nets::bert::{Bert, BertConfig};
 use crate::nets::vgg::Vgg19;

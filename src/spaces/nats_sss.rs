@@ -3,7 +3,8 @@
 //! Every network uses the best NB201 cell.
 
 use super::nb201::Cell;
-use super::{Dataset, Space};
+use super::Space;
+use crate::dataset::Dataset;
 use crate::nets::{nb201::TinyNetwork, Net};
 use anyhow::{bail, Result};
 
@@ -16,7 +17,7 @@ pub const CHANNELS: [i64; 8] = [8, 16, 24, 32, 40, 48, 56, 64];
 
 /// Parses `c1:c2:c3:c4:c5`, with an error naming the bad part.
 pub fn parse(arch: &str) -> Result<[i64; 5]> {
-    let shown = super::shorten(arch);
+    let shown = crate::shown::shorten(arch);
     let parts: Vec<&str> = arch.trim().split(':').collect();
     if parts.len() != 5 {
         bail!("malformed NATS-SSS arch '{shown}': expected 5 channel counts joined by ':', found {}", parts.len());
@@ -24,7 +25,7 @@ pub fn parse(arch: &str) -> Result<[i64; 5]> {
     let mut out = [0; 5];
     for (i, p) in parts.iter().enumerate() {
         let c: i64 = p.parse().map_err(|_| {
-            anyhow::anyhow!("malformed NATS-SSS arch '{shown}': '{}' is not a number", super::shorten(p))
+            anyhow::anyhow!("malformed NATS-SSS arch '{shown}': '{}' is not a number", crate::shown::shorten(p))
         })?;
         if !CHANNELS.contains(&c) {
             bail!(

@@ -2,7 +2,8 @@
 //! of 5 ops, written `|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`, in the official
 //! index order (embedded from the benchmark's table).
 
-use super::{Dataset, Space};
+use super::Space;
+use crate::dataset::Dataset;
 pub use crate::nets::nb201::{Cell, Op, EDGE_INPUT, EDGE_OUTPUT};
 use crate::nets::{nb201::TinyNetwork, Net};
 use anyhow::{Context, Result};
@@ -34,17 +35,16 @@ impl Op {
 impl Cell {
     /// Parses an arch string, with an error naming what is wrong.
     pub fn parse(arch: &str) -> Result<Cell> {
-        let bad = |why: String| anyhow::anyhow!("malformed NB201 arch '{}': {why}", super::shorten(arch));
+        let bad = |why: String| anyhow::anyhow!("malformed NB201 arch '{}': {why}", crate::shown::shorten(arch));
         let nodes: Vec<&str> = arch.trim().split('+').collect();
         if nodes.len() != 3 {
             return Err(bad(format!("expected 3 nodes joined by '+', found {}", nodes.len())));
         }
         let mut ops = Vec::with_capacity(6);
         for (n, node) in nodes.iter().enumerate() {
-            let inner = node
-                .strip_prefix('|')
-                .and_then(|s| s.strip_suffix('|'))
-                .ok_or_else(|| bad(format!("node {} '{}' must start and end with '|'", n + 1, super::shorten(node))))?;
+            let inner = node.strip_prefix('|').and_then(|s| s.strip_suffix('|')).ok_or_else(|| {
+                bad(format!("node {} '{}' must start and end with '|'", n + 1, crate::shown::shorten(node)))
+            })?;
             let edges: Vec<&str> = inner.split('|').collect();
             if edges.len() != n + 1 {
                 return Err(bad(format!("node {} needs {} edges, found {}", n + 1, n + 1, edges.len())));
@@ -52,13 +52,17 @@ impl Cell {
             for (i, edge) in edges.iter().enumerate() {
                 let (name, input) = edge
                     .split_once('~')
-                    .ok_or_else(|| bad(format!("edge '{}' is not 'op~input'", super::shorten(edge))))?;
+                    .ok_or_else(|| bad(format!("edge '{}' is not 'op~input'", crate::shown::shorten(edge))))?;
                 let op = Op::from_name(name).ok_or_else(|| {
                     let names: Vec<_> = Op::ALL.iter().map(|o| o.name()).collect();
-                    bad(format!("unknown op '{}' (expected one of {})", super::shorten(name), names.join(", ")))
+                    bad(format!("unknown op '{}' (expected one of {})", crate::shown::shorten(name), names.join(", ")))
                 })?;
                 if input != i.to_string() {
-                    return Err(bad(format!("edge '{}' of node {} must read node {i}", super::shorten(edge), n + 1)));
+                    return Err(bad(format!(
+                        "edge '{}' of node {} must read node {i}",
+                        crate::shown::shorten(edge),
+                        n + 1
+                    )));
                 }
                 ops.push(op);
             }

@@ -4,30 +4,33 @@
 //! variants) build `NetworkImageNet` / `NetworkCIFAR`; ResNet, ResNeXt and
 //! Vanilla spaces build pycls `AnyNet`.
 
-use super::shorten;
-use super::{Dataset, Space};
-use crate::benchmarks::nds::NdsTable;
+use super::Space;
+use crate::dataset::Dataset;
 use crate::nets::anynet::{AnyNet, AnyNetSpec};
 use crate::nets::darts::{self, DartsNet, Genotype};
 use crate::nets::Net;
+use crate::shown::shorten;
 use anyhow::{bail, Context, Result};
-use std::sync::Arc;
 
-/// An NDS space over one table.
+/// An NDS space over one file's records.
 pub struct NdsSpace {
     name: String,
-    table: Arc<NdsTable>,
+    nets: Vec<serde_json::Value>,
     datasets: &'static [Dataset],
 }
 
 impl NdsSpace {
-    /// A space over `table`, called `name`.
-    pub fn new(name: &str, table: Arc<NdsTable>) -> Self {
-        let datasets: &'static [Dataset] = match table.dataset {
-            Dataset::ImageNet => &[Dataset::ImageNet],
-            _ => &[Dataset::Cifar10],
-        };
-        Self { name: name.to_string(), table, datasets }
+    /// A space called `name` over the records' `nets` (index = position),
+    /// from `source` (named in errors), of ImageNet or CIFAR-10 networks.
+    /// Every net is checked now, so that a bad record is named when the
+    /// file is read, not when its network is scored.
+    pub fn new(name: &str, source: &str, nets: Vec<serde_json::Value>, dataset: Dataset) -> Result<Self> {
+        let imagenet = dataset == Dataset::ImageNet;
+        for (i, net) in nets.iter().enumerate() {
+            parse_net(net, imagenet, dataset.num_classes()).with_context(|| format!("{source}: record {i}"))?;
+        }
+        let datasets: &'static [Dataset] = if imagenet { &[Dataset::ImageNet] } else { &[Dataset::Cifar10] };
+        Ok(Self { name: name.to_string(), nets, datasets })
     }
 }
 
@@ -127,24 +130,19 @@ impl Space for NdsSpace {
         &self.name
     }
     fn len(&self) -> usize {
-        self.table.records.len()
+        self.nets.len()
     }
     fn arch(&self, index: usize) -> Result<String> {
-        let r = self
-            .table
-            .records
+        let net = self
+            .nets
             .get(index)
             .with_context(|| format!("{} index {index} out of range 0..{}", self.name, self.len()))?;
-        Ok(serde_json::to_string(&r.net)?)
+        Ok(serde_json::to_string(net)?)
     }
     fn index_of(&self, arch: &str) -> Result<usize> {
         let v: serde_json::Value = serde_json::from_str(arch)
             .with_context(|| format!("{}: the arch must be a record's 'net' as JSON", self.name))?;
-        self.table
-            .records
-            .iter()
-            .position(|r| r.net == v)
-            .with_context(|| format!("{}: no record has this net", self.name))
+        self.nets.iter().position(|n| *n == v).with_context(|| format!("{}: no record has this net", self.name))
     }
     fn build(&self, arch: &str, dataset: Dataset) -> Result<Box<dyn Net>> {
         let v: serde_json::Value = serde_json::from_str(arch)
@@ -155,6 +153,50 @@ impl Space for NdsSpace {
         self.datasets
     }
     fn mutate(&self, arch: &str, rng: &mut dyn rand::RngCore) -> Option<Result<String>> {
-        Some(super::mutation::nds::mutate(&self.table, arch, rng))
+        Some(super::mutation::nds::mutate(&self.nets, &self.name, arch, rng))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NET: &str = r#"{"aux": false, "depth": 3, "width": 8, "genotype": {"normal": [["sep_conv_3x3", 0], ["skip_connect", 1]], "normal_concat": [2], "reduce": [["max_pool_3x3", 0], ["dil_conv_3x3", 1]], "reduce_concat": [2]}}"#;
+
+    fn one(net: &str) -> Result<NdsSpace> {
+        NdsSpace::new("nds-x", "f.json", vec![serde_json::from_str(net)?], Dataset::Cifar10)
+    }
+
+    #[test]
+    fn every_net_is_checked_when_the_space_is_opened_naming_its_record() {
+        for (bad, want) in [
+            (NET.replace(r#""depth": 3"#, r#""depth": -1"#), "NDS net: depth -1 out of range (1..=64)"),
+            (NET.replace(r#""depth": 3"#, r#""depth": 100000"#), "NDS net: depth 100000 out of range (1..=64)"),
+            (
+                NET.replace(r#""width": 8"#, r#""width": 1"#),
+                "NDS net: width 1 out of range (an even number in 8..=512)",
+            ),
+            (
+                NET.replace(r#""width": 8"#, r#""width": 9"#),
+                "NDS net: width 9 out of range (an even number in 8..=512)",
+            ),
+            (
+                NET.replace(r#""normal_concat": [2]"#, r#""normal_concat": []"#),
+                "NDS net: genotype normal_concat has 0 states; expected 1 to 3 (the cell's states)",
+            ),
+            (
+                NET.replace(r#""reduce_concat": [2]"#, r#""reduce_concat": [0]"#),
+                "NDS net: genotype reduce_concat holds state 0; expected states 2..=2",
+            ),
+            (NET.replace(r#""aux": false"#, r#""aux": 3"#), "NDS net: aux 3 is not true or false"),
+            (
+                NET.replace(r#""aux": false"#, r#""drop_prob": 2"#),
+                "NDS net: drop_prob 2 out of range (a number in 0..=1)",
+            ),
+        ] {
+            let e = format!("{:#}", one(&bad).err().unwrap());
+            assert_eq!(e, format!("f.json: record 0: {want}"), "{bad}");
+        }
+        assert_eq!(one(NET).unwrap().len(), 1);
     }
 }

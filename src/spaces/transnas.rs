@@ -1,7 +1,8 @@
 //! TransNAS-Bench-101 micro (4,096 cells `64-41414-a_bc_def`) and macro (3,255
 //! codes `64-XXXX-basic`) spaces, in the order of the benchmark's tables.
 
-use super::{Dataset, Space};
+use super::Space;
+use crate::dataset::Dataset;
 use crate::nets::transnas::{CellCode, NetCode, TransNet};
 use crate::nets::Net;
 use anyhow::{bail, Context, Result};
@@ -21,8 +22,8 @@ pub const MAX_LAYERS: usize = 8;
 /// Parses a network code, with an error naming what is wrong. As the
 /// reference does, `41414` is built as `41412` (only when `build` asks).
 pub fn parse(code: &str) -> Result<NetCode> {
-    let bad = |why: String| anyhow::anyhow!("malformed TransNAS arch code '{}': {why}", super::shorten(code));
-    let sh = super::shorten;
+    let bad = |why: String| anyhow::anyhow!("malformed TransNAS arch code '{}': {why}", crate::shown::shorten(code));
+    let sh = crate::shown::shorten;
     let parts: Vec<&str> = code.trim().split('-').collect();
     if parts.len() != 3 {
         return Err(bad("expected 'channels-macro-cell', e.g. 64-41414-3_33_333 or 64-4111-basic".into()));
@@ -104,6 +105,12 @@ pub struct TransNas {
     pub micro: bool,
 }
 
+/// TransNAS-Bench-101 micro: 4,096 cells.
+pub static MICRO: TransNas = TransNas { micro: true };
+
+/// TransNAS-Bench-101 macro: 3,255 layouts.
+pub static MACRO: TransNas = TransNas { micro: false };
+
 impl TransNas {
     /// Its table.
     pub fn table(&self) -> &'static Table {
@@ -139,7 +146,7 @@ impl Space for TransNas {
             .index
             .get(arch.trim())
             .copied()
-            .with_context(|| format!("'{}' is not in the {} space", super::shorten(arch), self.name()))
+            .with_context(|| format!("'{}' is not in the {} space", crate::shown::shorten(arch), self.name()))
     }
     fn build(&self, arch: &str, _dataset: Dataset) -> Result<Box<dyn Net>> {
         match (self.micro, parse(arch)?.cell) {

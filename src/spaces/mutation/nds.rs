@@ -6,7 +6,6 @@
 //! and the child is drawn uniformly among the records with the fewest
 //! differing genes (at least one: never the same net).
 
-use crate::benchmarks::nds::NdsTable;
 use anyhow::{bail, Context, Result};
 use rand::{Rng, RngCore};
 use serde_json::Value;
@@ -44,13 +43,13 @@ pub fn distance(a: &[(String, String)], b: &[(String, String)]) -> usize {
 }
 
 /// The nearest other record's net (as the space writes archs: compact JSON).
-pub fn mutate(table: &NdsTable, arch: &str, rng: &mut dyn RngCore) -> Result<String> {
+pub fn mutate(nets: &[Value], space: &str, arch: &str, rng: &mut dyn RngCore) -> Result<String> {
     let v: Value = serde_json::from_str(arch).context("NDS mutation: the arch must be a record's 'net' as JSON")?;
     let me = genes(&v);
     let mut best = usize::MAX;
     let mut nearest: Vec<usize> = Vec::new();
-    for (i, r) in table.records.iter().enumerate() {
-        let d = distance(&me, &genes(&r.net));
+    for (i, net) in nets.iter().enumerate() {
+        let d = distance(&me, &genes(net));
         if d == 0 {
             continue;
         }
@@ -63,7 +62,7 @@ pub fn mutate(table: &NdsTable, arch: &str, rng: &mut dyn RngCore) -> Result<Str
         }
     }
     if nearest.is_empty() {
-        bail!("NDS mutation: no other record than this net in {}", table.source);
+        bail!("{space}: no other record than this net to mutate to");
     }
-    Ok(serde_json::to_string(&table.records[nearest[rng.random_range(0..nearest.len())]].net)?)
+    Ok(serde_json::to_string(&nets[nearest[rng.random_range(0..nearest.len())]])?)
 }

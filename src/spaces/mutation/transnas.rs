@@ -64,7 +64,7 @@ pub fn macro_neighbours(arch: &str) -> Result<Vec<String>> {
 pub fn mutate_macro(arch: &str, rng: &mut dyn RngCore) -> Result<String> {
     let n = macro_neighbours(arch)?;
     if n.is_empty() {
-        bail!("'{}' has no neighbour in the transnas-macro table", crate::spaces::shorten(arch));
+        bail!("'{}' has no neighbour in the transnas-macro table", crate::shown::shorten(arch));
     }
     Ok(n[rng.random_range(0..n.len())].clone())
 }

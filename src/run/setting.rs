@@ -1,0 +1,261 @@
+//! What determines a run's values besides the architecture: the space, the
+//! dataset, the seed, the proxies and their input batches, the device.
+
+use super::score::Record;
+use super::seeds::{check_run_seed, MAX_SPACE_LEN};
+use crate::catalog::Shared;
+use crate::dataset::Dataset;
+use crate::proxies::{Proxy, Selection};
+use crate::spaces::Space;
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use tch::Tensor;
+
+/// An input batch kept as raw values, so that every worker thread can make
+/// its own tensors.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// `[N, ...]` float32 values and their shape.
+    pub x: (Vec<f32>, Vec<i64>),
+    /// Class labels, when known.
+    pub labels: Option<Vec<i64>>,
+}
+
+impl Batch {
+    /// Keeps `x` (and its labels) for the workers.
+    pub fn new(x: &Tensor, labels: Option<&Tensor>) -> Result<Self> {
+        let x = x.to_kind(tch::Kind::Float).contiguous();
+        let v = Vec::<f32>::try_from(x.reshape([-1])).context("input batch is not float data")?;
+        let labels = labels.map(|l| Vec::<i64>::try_from(l.to_kind(tch::Kind::Int64))).transpose()?;
+        Ok(Self { x: (v, x.size()), labels })
+    }
+
+    pub(crate) fn tensors(&self) -> (Tensor, Option<Tensor>) {
+        (
+            Tensor::from_slice(&self.x.0).reshape(self.x.1.as_slice()),
+            self.labels.as_ref().map(|l| Tensor::from_slice(l)),
+        )
+    }
+
+    /// Batch size N.
+    pub fn len(&self) -> i64 {
+        self.x.1.first().copied().unwrap_or(0)
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Everything that determines a run's values besides the architecture.
+pub struct Setting {
+    /// The design space.
+    pub space: Shared<dyn Space>,
+    /// Dataset (classifier size and images).
+    pub dataset: Dataset,
+    /// Run seed: network inits and image choice.
+    pub seed: u64,
+    /// The proxies scored.
+    pub selection: Selection,
+    /// The run's `--batch` (RBFleX's N).
+    pub batch: usize,
+    /// Input batches by size: the run's `--batch` and each proxy's own.
+    pub batches: BTreeMap<usize, Batch>,
+    /// Where the `--batch` images came from.
+    pub images: String,
+    /// Digest of every input the batches are drawn from (`None` for a
+    /// given `--input` batch, which no results folder records).
+    pub inputs_digest: Option<String>,
+    /// Where the networks run (built on the CPU, then moved).
+    pub device: tch::Device,
+    /// The shard of a sharded run this process scores, as `run.json`
+    /// records it (see [`crate::shard`]); `None` for a whole run.
+    pub shard: Option<serde_json::Value>,
+}
+
+impl Setting {
+    /// A run of `selection` on `space`; every proxy's input batch is drawn
+    /// from `source` with `seed` now. A proxy that needs what the space or
+    /// the inputs cannot give is refused here, before anything is scored.
+    pub fn new(
+        space: Shared<dyn Space>,
+        dataset: Dataset,
+        seed: u64,
+        selection: Selection,
+        source: &crate::inputs::Source,
+        batch: usize,
+    ) -> Result<Self> {
+        check_run_seed(seed)?;
+        if space.len() > MAX_SPACE_LEN {
+            bail!(
+                "{} holds {} networks; at most {MAX_SPACE_LEN} are supported (each index needs its own init seed)",
+                space.name(),
+                space.len()
+            );
+        }
+        // what `--proxy all` brought and this run cannot serve is skipped; a named proxy is an error
+        let mut skipped = Vec::new();
+        for p in &selection.proxies {
+            if let Err(e) = check_support(p.as_ref(), &*space, dataset, source) {
+                if !selection.implied.contains(&p.name()) {
+                    return Err(e);
+                }
+                skipped.push(p.name());
+            }
+        }
+        let selection = if skipped.is_empty() {
+            selection
+        } else {
+            eprintln!(
+                "note: --proxy all on {} ({dataset}) skips {}: they need a classifier network or labelled images",
+                space.name(),
+                skipped.join(", ")
+            );
+            selection.without(&skipped)
+        };
+        if selection.proxies.is_empty() {
+            bail!("no proxy asked for can run on {} ({dataset})", space.name());
+        }
+        let mut batches = BTreeMap::new();
+        for p in std::iter::once(None).chain(selection.proxies.iter().map(|p| Some(p.as_ref()))) {
+            let n = p.map_or(batch, |p| selection.batch_of(p, batch));
+            if let std::collections::btree_map::Entry::Vacant(slot) = batches.entry(n) {
+                let (x, labels) = source.batch(n, seed)?;
+                slot.insert(Batch::new(&x, labels.as_ref())?);
+            }
+        }
+        Ok(Self {
+            space,
+            dataset,
+            seed,
+            selection,
+            batch,
+            batches,
+            images: source.describe(batch, seed),
+            inputs_digest: Some(source.digest()),
+            device: tch::Device::Cpu,
+            shard: None,
+        })
+    }
+
+    /// A setting around one given batch (`score --input`): every proxy sees
+    /// it, whatever its protocol's batch.
+    pub fn with_batch(
+        space: Shared<dyn Space>,
+        dataset: Dataset,
+        seed: u64,
+        selection: Selection,
+        batch: Batch,
+        images: String,
+    ) -> Self {
+        let n = batch.len() as usize;
+        let mut batches: BTreeMap<usize, Batch> =
+            selection.proxies.iter().map(|p| (selection.batch_of(p.as_ref(), n), batch.clone())).collect();
+        batches.insert(n, batch);
+        Self {
+            space,
+            dataset,
+            seed,
+            selection,
+            batch: n,
+            batches,
+            images,
+            inputs_digest: None,
+            device: tch::Device::Cpu,
+            shard: None,
+        }
+    }
+
+    /// The same setting with its networks and inputs on `device`.
+    pub fn on(self, device: tch::Device) -> Self {
+        Self { device, ..self }
+    }
+
+    /// The batch proxy `p` is fed.
+    pub(crate) fn batch_for(&self, p: &dyn Proxy) -> Result<&Batch> {
+        let n = self.selection.batch_of(p, self.batch);
+        self.batches.get(&n).with_context(|| format!("no input batch of {n} for proxy {}", p.name()))
+    }
+
+    /// Estimated bytes that scoring `arch` with the proxies not yet in
+    /// `known` holds at once: the space's estimate for the `--batch` input,
+    /// or the largest proxy's (they run one after another), whichever is
+    /// larger.
+    pub(crate) fn working_set(&self, arch: &str, known: Option<&Record>) -> Result<u64> {
+        let mut most = self.space.working_set(arch, self.input_shape())?;
+        for p in &self.selection.proxies {
+            if known.is_some_and(|r| r.values.contains_key(&p.columns().value)) {
+                continue;
+            }
+            let values: i64 = self.batch_for(p.as_ref())?.x.1.iter().product();
+            most = most.max(p.memory_per_input_value().saturating_mul(values.max(0) as u64));
+        }
+        Ok(most)
+    }
+
+    /// The shape of the `--batch` input (`[N, C, H, W]`).
+    pub fn input_shape(&self) -> &[i64] {
+        self.batches.get(&self.batch).map_or(&[], |b| b.x.1.as_slice())
+    }
+}
+
+/// What `run.json` records of a device: `cpu` or `cuda` (GPU and CPU
+/// scores differ in the last digits; GPUs of one kind agree).
+pub(crate) fn device_kind(d: tch::Device) -> &'static str {
+    if d.is_cuda() {
+        "cuda"
+    } else {
+        "cpu"
+    }
+}
+
+/// A proxy's settings as recorded in `run.json`: its own and its batch.
+pub(crate) fn proxy_settings(p: &dyn Proxy, sel: &Selection) -> serde_json::Value {
+    let mut v = p.settings();
+    if let (Some(obj), true) = (v.as_object_mut(), p.needs().batch.is_some()) {
+        obj.insert("batch".into(), sel.batch_of(p, 0).into());
+    }
+    v
+}
+
+/// Refuses a proxy that the space's networks or the inputs cannot serve.
+fn check_support(p: &dyn Proxy, space: &dyn Space, dataset: Dataset, source: &crate::inputs::Source) -> Result<()> {
+    let needs = p.needs();
+    if needs.classifier && dataset.num_classes() == 0 {
+        bail!(
+            "proxy {} needs a classifier network (class logits, or the map its global pooling reads), but {}'s networks on {dataset} have none",
+            p.name(),
+            space.name()
+        );
+    }
+    if needs.labels && !source.has_labels() {
+        bail!(
+            "proxy {} needs labelled images: the image folder has no class sub-folders (put each class in its own folder, as torchvision's ImageFolder) or use CIFAR .bin batches",
+            p.name()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxies::{Options, Selection};
+    use crate::run::score::Record;
+
+    #[test]
+    fn the_memory_gate_reserves_the_largest_proxy_not_yet_scored() {
+        let sel = Selection::parse("rbflex,grasp,snip", &Options::default()).unwrap();
+        let src = crate::inputs::Source::open(Dataset::Cifar10, None, None, true).unwrap();
+        let s = Setting::new(Shared::Static(&crate::spaces::nb201::Nb201), Dataset::Cifar10, 1, sel, &src, 3).unwrap();
+        let arch = s.space.arch(7).unwrap();
+        // NB201's own estimate is 0; GraSP holds 6000 bytes per input value of its 64 x 3 x 32 x 32 batch
+        assert_eq!(s.working_set(&arch, None).unwrap(), 6000 * 64 * 3 * 32 * 32);
+        let mut known = Record { index: 7, arch: arch.clone(), init_seed: 0, values: BTreeMap::new() };
+        known.values.insert("grasp".into(), 1.0);
+        assert_eq!(s.working_set(&arch, Some(&known)).unwrap(), 2300 * 64 * 3 * 32 * 32);
+        known.values.insert("snip".into(), 1.0);
+        assert_eq!(s.working_set(&arch, Some(&known)).unwrap(), 0);
+    }
+}
