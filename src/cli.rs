@@ -274,9 +274,24 @@ struct SearchArgs {
     /// Independent trials.
     #[arg(long, default_value_t = 10, value_parser = count::<1, 10_000>)]
     trials: usize,
-    /// Architectures sampled per trial.
+    /// Architectures sampled per trial (evolution: distinct networks scored
+    /// per trial, capped at the space's size).
     #[arg(long, default_value_t = 1000, value_parser = count::<1, { crate::run::MAX_SPACE_LEN }>)]
     networks: usize,
+    /// random (the paper's protocol), evolution (regularized evolution with
+    /// the proxy as fitness), or random,evolution (both, same seeds and
+    /// budget, side by side).
+    #[arg(long, default_value = "random")]
+    strategy: String,
+    /// Evolution: population size [default: 10].
+    #[arg(long, value_parser = count::<2, 100_000>)]
+    population: Option<usize>,
+    /// Evolution: tournament size [default: 5].
+    #[arg(long, value_parser = count::<1, 100_000>)]
+    tournament: Option<usize>,
+    /// Evolution: children per step of a trial, scored together [default: 8].
+    #[arg(long, value_parser = count::<1, 10_000>)]
+    children: Option<usize>,
 }
 
 #[derive(Args)]
@@ -583,6 +598,14 @@ fn run_shard(s: &mut Setting, r: &RunArgs, k: Shard, plan: shard::Plan) -> Resul
 }
 
 fn cmd_search(mut a: SearchArgs) -> Result<()> {
+    let (random, evolution) = crate::guided::strategies(&a.strategy)?;
+    let evo_opts = [(a.population, "--population"), (a.tournament, "--tournament"), (a.children, "--children")];
+    if let (false, Some((_, name))) = (evolution, evo_opts.iter().find(|o| o.0.is_some())) {
+        bail!("{name} is for --strategy evolution");
+    }
+    if evolution {
+        return cmd_search_guided(a, random);
+    }
     let shard = a.run.shard.get()?;
     let (mut s, opened) = setting(&mut a.run, false, shard.is_none())?;
     search::check_counts(s.space.len(), a.trials, a.networks)?;
@@ -644,6 +667,55 @@ fn cmd_search(mut a: SearchArgs) -> Result<()> {
         path.display()
     );
     println!("note: each trial keeps its own best (the reference carries its best score over from earlier trials)");
+    Ok(())
+}
+
+/// `search --strategy evolution` (or `random,evolution` when `random`).
+fn cmd_search_guided(mut a: SearchArgs, random: bool) -> Result<()> {
+    if a.run.shard.shard.is_some() {
+        bail!("{}", crate::guided::NO_SHARD);
+    }
+    let d = crate::evolution::Config::default();
+    let cfg = crate::evolution::Config {
+        population: a.population.unwrap_or(d.population),
+        tournament: a.tournament.unwrap_or(d.tournament),
+        children: a.children.unwrap_or(d.children),
+    };
+    cfg.check()?;
+    let (s, opened) = setting(&mut a.run, false, true)?;
+    let truth = opened.truth()?;
+    crate::evolution::check_space(&*s.space)?;
+    let len = s.space.len();
+    let networks = a.networks.min(len);
+    if networks < a.networks {
+        eprintln!(
+            "note: --networks {} is more than the {len} networks of {}: capped at {len}",
+            a.networks,
+            s.space.name()
+        );
+    }
+    search::check_counts(len, a.trials, networks)?;
+    truth.require(&(0..len).collect::<Vec<_>>(), s.dataset)?; // before the folder is touched
+    let dir = out_dir(&a.run);
+    let mut cache = ScoreCache::open(&dir, &s)?;
+    let quiet = a.run.quiet || a.run.common.json;
+    let rep = crate::guided::run(
+        &s,
+        &*truth,
+        a.trials,
+        a.networks,
+        random,
+        &cfg,
+        a.run.workers.workers(),
+        &mut cache,
+        &dir,
+        quiet,
+    )?;
+    let path = dir.join("search.json");
+    if !save_report(&path, &rep, a.run.common.json)? {
+        print!("{rep}");
+        println!("results in {}", path.display());
+    }
     Ok(())
 }
 

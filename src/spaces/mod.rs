@@ -2,6 +2,7 @@
 //! each architecture becomes a network. A new space is one module here that
 //! implements [`Space`] plus one entry in [`crate::catalog::REGISTRY`].
 
+pub mod mutation;
 pub mod nafbee;
 pub mod nats_sss;
 pub mod nb201;
@@ -36,6 +37,12 @@ pub trait Space: Send + Sync {
     /// workers; 0 for spaces whose networks are small.
     fn working_set(&self, _arch: &str, _input: &[i64]) -> Result<u64> {
         Ok(0)
+    }
+    /// A valid, different network of the space one mutation from `arch`
+    /// (guided search, see `mutation`), drawn from `rng` alone; `None`: this
+    /// space has no mutation (evolution is refused on it).
+    fn mutate(&self, _arch: &str, _rng: &mut dyn rand::RngCore) -> Option<Result<String>> {
+        None
     }
 }
 

@@ -70,4 +70,7 @@ impl Space for Nafbee {
             NafbeeNet::Bert => &[Dataset::Sst2],
         }
     }
+    fn mutate(&self, arch: &str, rng: &mut dyn rand::RngCore) -> Option<Result<String>> {
+        Some(super::mutation::nafbee::mutate(arch, rng))
+    }
 }

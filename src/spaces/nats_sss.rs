@@ -66,6 +66,9 @@ impl Space for NatsSss {
     fn datasets(&self) -> &'static [Dataset] {
         &[Dataset::Cifar10, Dataset::Cifar100, Dataset::ImageNet16]
     }
+    fn mutate(&self, arch: &str, rng: &mut dyn rand::RngCore) -> Option<Result<String>> {
+        Some(super::mutation::nats_sss::mutate(arch, rng))
+    }
 }
 
 #[cfg(test)]

@@ -143,6 +143,9 @@ impl Space for Nb201 {
     fn datasets(&self) -> &'static [Dataset] {
         &[Dataset::Cifar10, Dataset::Cifar100, Dataset::ImageNet16]
     }
+    fn mutate(&self, arch: &str, rng: &mut dyn rand::RngCore) -> Option<Result<String>> {
+        Some(super::mutation::nb201::mutate(arch, rng))
+    }
 }
 
 #[cfg(test)]

@@ -152,6 +152,9 @@ impl Space for NdsSpace {
     fn datasets(&self) -> &'static [Dataset] {
         self.datasets
     }
+    fn mutate(&self, arch: &str, rng: &mut dyn rand::RngCore) -> Option<Result<String>> {
+        Some(super::mutation::nds::mutate(&self.nets, &self.name, arch, rng))
+    }
 }
 
 #[cfg(test)]

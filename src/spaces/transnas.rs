@@ -164,6 +164,10 @@ impl Space for TransNas {
     fn datasets(&self) -> &'static [Dataset] {
         &[Dataset::Taskonomy]
     }
+    fn mutate(&self, arch: &str, rng: &mut dyn rand::RngCore) -> Option<Result<String>> {
+        use super::mutation::transnas::{mutate_macro, mutate_micro};
+        Some(if self.micro { mutate_micro(arch, rng) } else { mutate_macro(arch, rng) })
+    }
     /// Measured at 512x512 (peak RSS minus the process's base, batch 3):
     /// 2.7-7.1 times the largest feature map of the batch, for the three
     /// sizes of largest map in the macro space; 7 times is the estimate.
