@@ -696,7 +696,7 @@ fn cmd_search_guided(mut a: SearchArgs, random: bool) -> Result<()> {
     }
     search::check_counts(len, a.trials, networks)?;
     truth.require(&(0..len).collect::<Vec<_>>(), s.dataset)?; // before the folder is touched
-    let dir = out_dir(&a.run);
+    let dir = out_dir(&a.run)?;
     let mut cache = ScoreCache::open(&dir, &s)?;
     let quiet = a.run.quiet || a.run.common.json;
     let rep = crate::guided::run(

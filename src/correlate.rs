@@ -277,7 +277,8 @@ fn write_csv(
     crate::files::write_atomic(path, &bytes)
 }
 
-fn register_font() {
+/// Registers the embedded DejaVu Sans as plotters' "sans-serif" (once).
+pub(crate) fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let font: &'static [u8] = include_bytes!("../data/DejaVuSans.ttf");
@@ -311,7 +312,7 @@ pub fn scatter(path: &Path, pts: &[(f64, f64)], title: &str, x_label: &str, y_la
 
 /// Encodes an RGB buffer as PNG and writes it into place atomically (no
 /// cut-off image is ever left behind; an I/O error names the file).
-fn save_png(path: &Path, rgb: &[u8], (w, h): (u32, u32)) -> Result<()> {
+pub(crate) fn save_png(path: &Path, rgb: &[u8], (w, h): (u32, u32)) -> Result<()> {
     let mut png = Vec::new();
     image::codecs::png::PngEncoder::new(&mut png)
         .write_image(rgb, w, h, image::ExtendedColorType::Rgb8)

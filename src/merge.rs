@@ -99,13 +99,20 @@ pub fn run(out: &Path, dirs: &[PathBuf], allow_missing: bool) -> Result<MergeRep
     if out.exists() && !out.is_dir() {
         bail!("--out {} is a file, not a folder", out.display());
     }
+    let lock_file = out.join(".lock");
+    let had_lock = std::fs::symlink_metadata(&lock_file).is_ok();
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let lock = RunLock::take(out)?;
     let merged = merge_locked(out, dirs, allow_missing);
-    if merged.is_err() && created {
+    if merged.is_err() {
+        // a refused merge leaves nothing behind
         drop(lock);
-        let _ = std::fs::remove_file(out.join(".lock"));
-        let _ = std::fs::remove_dir(out); // a refused merge leaves nothing behind
+        if !had_lock {
+            let _ = std::fs::remove_file(&lock_file);
+        }
+        if created {
+            let _ = std::fs::remove_dir(out);
+        }
     }
     merged
 }
@@ -297,8 +304,8 @@ fn same_run(a: &ShardDir, b: &ShardDir) -> Result<()> {
         diff = Some(format!("the number of shards is {} there, {} here", ra.of, rb.of));
     } else if ra.command != rb.command {
         diff = Some(format!("the command is {} there, {} here", ra.command, rb.command));
-    } else if let Some(d) = Some(header_diff(&a.header, &b.header)).filter(|d| !d.is_empty()) {
-        diff = Some(d.join("; "));
+    } else if let Some(d) = first_cause(header_diff(&a.header, &b.header)) {
+        diff = Some(d);
     } else if ra.networks != rb.networks || ra.candidates != rb.candidates {
         diff = Some(format!(
             "the candidates are {} ({} networks) there, {} ({} networks) here",
@@ -318,6 +325,13 @@ fn same_run(a: &ShardDir, b: &ShardDir) -> Result<()> {
             b.dir.display()
         ),
     }
+}
+
+/// The difference that explains the others: `images` (a description that
+/// names the batch and image seed) only when nothing else differs.
+fn first_cause(diffs: Vec<String>) -> Option<String> {
+    let derived = |d: &String| d.starts_with("images is ");
+    diffs.iter().find(|d| !derived(d)).or(diffs.first()).cloned()
 }
 
 /// The fields in which two `run.json` headers differ, as `FIELD is A there,

@@ -3,18 +3,11 @@
 //! a band of one standard deviation, one line per strategy; a dashed line
 //! at the proxy's ceiling when it is known.
 
+use crate::correlate::{register_font, save_png};
 use crate::evolution::Curve;
 use anyhow::Result;
 use plotters::prelude::*;
 use std::path::Path;
-
-fn register_font() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let font: &'static [u8] = include_bytes!("../data/DejaVuSans.ttf");
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, font);
-    });
-}
 
 const COLOURS: [RGBColor; 3] = [RGBColor(90, 90, 90), RGBColor(200, 40, 30), RGBColor(30, 90, 200)];
 
@@ -87,14 +80,5 @@ pub fn plot(path: &Path, curves: &[(&str, &Curve)], ceiling: Option<f64>, title:
         Ok(())
     };
     draw().map_err(|e| anyhow::anyhow!("cannot draw {}: {e}", path.display()))?;
-    let mut png = Vec::new();
-    image::ImageEncoder::write_image(
-        image::codecs::png::PngEncoder::new(&mut png),
-        &buf,
-        w,
-        h,
-        image::ExtendedColorType::Rgb8,
-    )
-    .map_err(|e| anyhow::anyhow!("cannot encode {}: {e}", path.display()))?;
-    crate::files::write_atomic(path, &png)
+    save_png(path, &buf, (w, h))
 }
