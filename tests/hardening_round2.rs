@@ -76,6 +76,9 @@ fn edit_line(path: &Path, line: usize, f: impl Fn(&mut Vec<String>)) {
     std::fs::write(path, lines.join("\n") + "\n").unwrap();
 }
 
+/// A change to one CSV row's cells.
+type Edit = fn(&mut Vec<String>);
+
 #[test]
 fn merge_checks_every_row_as_a_run_does_its_own_folder_too() {
     let d = tmp();
@@ -83,7 +86,7 @@ fn merge_checks_every_row_as_a_run_does_its_own_folder_too() {
     two_shards(&out, &[]);
     let shard = out.join("shard-0-of-2").join("scores.csv");
     let clean = std::fs::read_to_string(&shard).unwrap();
-    let cases: [(&str, fn(&mut Vec<String>)); 3] = [
+    let cases: [(&str, Edit); 3] = [
         ("is not a network of this shard's share", |c| c[0] = "99999".into()),
         ("has init_seed 7 but this run builds it with", |c| c[2] = "7".into()),
         ("has arch '|none~0|+|none~0|none~1|+|none~0|none~1|none~2|' but nb201's is", |c| {
