@@ -1,0 +1,354 @@
+//! `rbflex._rbflex`: the engine behind `import rbflex`. A user's
+//! `torch.nn.Module` is one more [`Net`] ([`PyNet`]): its Python side
+//! (`rbflex/_probe.py`) runs the module with forward hooks and hands back
+//! what they recorded, replayed here into the proxies' sink in firing order.
+//! A user's design space is one more [`Space`] ([`UserSpace`]). Everything
+//! else (proxies, seeds, run folders) is the engine's own code.
+
+use anyhow::{anyhow, bail, Context, Result};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
+use pyo3::prelude::*;
+use pyo3_tch::PyTensor;
+use rbflex::catalog::Shared;
+use rbflex::dataset::Dataset;
+use rbflex::nets::layers::{bn_stats, flops, layer_outputs};
+use rbflex::nets::params::Role;
+use rbflex::nets::{BnStats, Init, Net, Params, Sink};
+use rbflex::proxies::{Options, Selection};
+use rbflex::run::{Batch, Record, ScoreCache, Setting, Workers};
+use rbflex::spaces::Space;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tch::{Device, Tensor};
+
+/// What a hook recorded (codes shared with `_probe.py`).
+const ACT: u8 = 0;
+const BLOCK: u8 = 1;
+const LAST: u8 = 2;
+const FEATURE: u8 = 3;
+const PRE_POOL: u8 = 4;
+const LAYER: u8 = 5;
+const BN: u8 = 6;
+
+/// A Python exception as one line: its type and message.
+fn py_message(py: Python, e: &PyErr) -> String {
+    let ty = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_else(|_| "Exception".into());
+    format!("{ty}: {}", e.value(py))
+}
+
+/// A user's module, prepared by `_probe.Prepared` (a private copy on the
+/// asked device, hooks registered); its parameters are shared with it.
+struct PyNet {
+    prepared: Py<PyAny>,
+    params: Params,
+}
+
+impl PyNet {
+    fn new(py: Python, prepared: Py<PyAny>) -> Result<Self> {
+        let list: Vec<(String, PyTensor, u8)> = prepared
+            .call_method0(py, "params")
+            .and_then(|v| v.extract(py))
+            .map_err(|e| anyhow!("reading the model's parameters: {}", py_message(py, &e)))?;
+        let entries = list
+            .into_iter()
+            .map(|(n, t, r)| {
+                let role = match r {
+                    0 => Role::ConvWeight,
+                    1 => Role::LinearWeight,
+                    2 => Role::Bias,
+                    3 => Role::Norm,
+                    _ => Role::Embedding,
+                };
+                (n, t.0, role)
+            })
+            .collect();
+        Ok(Self { prepared, params: Params::from_tensors(entries) })
+    }
+}
+
+impl Net for PyNet {
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Result<Tensor> {
+        let mode = match stats {
+            BnStats::PerImage => "per_image",
+            BnStats::Batch => "batch",
+            BnStats::Off => "off",
+        };
+        Python::with_gil(|py| {
+            let x = PyTensor(x.shallow_clone());
+            let (out, events): (PyTensor, Vec<(u8, PyTensor, Option<PyTensor>, f64)>) = self
+                .prepared
+                .call_method1(py, "forward", (x, mode))
+                .and_then(|v| v.extract(py))
+                .map_err(|e| anyhow!("{}", py_message(py, &e)))?;
+            for (kind, t, w, macs) in &events {
+                match *kind {
+                    ACT => sink.activation(t),
+                    BLOCK => sink.block_output(t),
+                    LAST => sink.last_input(t),
+                    FEATURE => sink.feature(t),
+                    PRE_POOL => sink.pre_pool(t),
+                    LAYER => {
+                        flops::add(*macs);
+                        if let Some(w) = w {
+                            layer_outputs::record(t, w);
+                        }
+                    }
+                    BN => bn_stats::record(t),
+                    other => bail!("unknown probe kind {other}"),
+                }
+            }
+            Ok(out.0)
+        })
+    }
+
+    fn params(&self) -> &Params {
+        &self.params
+    }
+}
+
+/// A user's design space: `archs` and a Python `build(index)` that makes
+/// (and prepares) the network of `archs[index]`.
+struct UserSpace {
+    name: String,
+    archs: Vec<String>,
+    build: Py<PyAny>,
+}
+
+impl Space for UserSpace {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn len(&self) -> usize {
+        self.archs.len()
+    }
+    fn arch(&self, index: usize) -> Result<String> {
+        self.archs.get(index).cloned().with_context(|| format!("index {index} is outside {}", self.name))
+    }
+    fn index_of(&self, arch: &str) -> Result<usize> {
+        self.archs.iter().position(|a| a == arch).with_context(|| format!("'{arch}' is not one of {}'s", self.name))
+    }
+    fn build(&self, arch: &str, _dataset: Dataset) -> Result<Box<dyn Net>> {
+        let index = self.index_of(arch)?;
+        Python::with_gil(|py| {
+            let prepared =
+                self.build.call1(py, (index,)).map_err(|e| anyhow!("building '{arch}': {}", py_message(py, &e)))?;
+            Ok(Box::new(PyNet::new(py, prepared)?) as Box<dyn Net>)
+        })
+    }
+    fn datasets(&self) -> &'static [Dataset] {
+        &[]
+    }
+}
+
+fn parse_device(name: &str) -> Result<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Ok(Device::Cuda(0)),
+        _ => match name.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {
+            Some(i) => Ok(Device::Cuda(i)),
+            None => bail!("unknown device '{name}' (cpu, cuda or cuda:N)"),
+        },
+    }
+}
+
+fn selection(proxies: &str, gamma_k: f64, gamma_q: f64) -> Result<Selection> {
+    let gammas = rbflex::proxies::rbflex::Gammas { gamma_k, gamma_q };
+    gammas.check()?;
+    Selection::parse(proxies, &Options { gammas, batch: None })
+}
+
+/// An engine error as a one-line Python exception (a Ctrl-C inside the
+/// model's forward stays a KeyboardInterrupt).
+fn to_py(e: anyhow::Error) -> PyErr {
+    let msg = format!("{e:#}");
+    if msg.contains("KeyboardInterrupt") {
+        return PyKeyboardInterrupt::new_err(msg);
+    }
+    PyValueError::new_err(msg)
+}
+
+/// Scores one model: `factory(init)` returns a fresh `Prepared` copy
+/// (`init` 0 default, else the proxy's re-draw follows). Returns every
+/// column's value and each proxy's note.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (factory, x, labels, proxies, gamma_k, gamma_q, seed, classes, device))]
+fn score(
+    py: Python,
+    factory: Py<PyAny>,
+    x: PyTensor,
+    labels: Option<PyTensor>,
+    proxies: &str,
+    gamma_k: f64,
+    gamma_q: f64,
+    seed: u64,
+    classes: i64,
+    device: &str,
+) -> PyResult<(Vec<(String, f64)>, Vec<(String, String)>)> {
+    let run = move || -> Result<_> {
+        let device = parse_device(device)?;
+        let sel = selection(proxies, gamma_k, gamma_q)?;
+        let batch =
+            Batch::new(&x.0.to_device(Device::Cpu), labels.as_ref().map(|l| l.0.to_device(Device::Cpu)).as_ref())?;
+        let build = Python::with_gil(|py| factory.clone_ref(py));
+        let space = UserSpace { name: "model".into(), archs: vec!["model".into()], build };
+        let space: Shared<dyn Space> = Shared::Owned(Arc::new(space));
+        let mut s = Setting::with_batch(space, Dataset::Cifar10, seed, sel, batch, "inputs".into()).on(device);
+        s.classes = Some(classes);
+        let build = |init: Init| -> Result<Box<dyn Net>> {
+            let code = match init {
+                Init::Default => 0,
+                Init::KaimingNormalFanIn => 1,
+                Init::Gaussian => 2,
+            };
+            let net = Python::with_gil(|py| {
+                let prepared = factory.call1(py, (code,)).map_err(|e| anyhow!("{}", py_message(py, &e)))?;
+                PyNet::new(py, prepared)
+            })?;
+            net.reinit(init)?;
+            Ok(Box::new(net))
+        };
+        let results = rbflex::run::score_with(&s, &build, seed as i64)?;
+        let mut values = Vec::new();
+        let mut notes = Vec::new();
+        for (name, m, cols) in results {
+            values.push((cols.value.clone(), m.value));
+            for (c, v) in cols.parts.iter().zip(&m.parts) {
+                values.push((c.clone(), *v));
+            }
+            if let Some(n) = m.note {
+                notes.push((name.to_string(), n));
+            }
+        }
+        Ok((values, notes))
+    };
+    // libtorch_python's autograd engine refuses to run while this thread holds the GIL
+    py.allow_threads(run).map_err(to_py)
+}
+
+/// A run over a user's design space (`build(index)` prepares
+/// `archs[index]`), scored network by network (Python checks Ctrl-C
+/// between them) through the engine's worker pool, into a results folder
+/// (`out`) or memory.
+#[pyclass(unsendable)]
+struct Run {
+    setting: Setting,
+    cache: ScoreCache,
+}
+
+#[pymethods]
+impl Run {
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (name, archs, build, x, labels, images, proxies, gamma_k, gamma_q, seed, classes, device, out))]
+    fn new(
+        name: String,
+        archs: Vec<String>,
+        build: Py<PyAny>,
+        x: PyTensor,
+        labels: Option<PyTensor>,
+        images: String,
+        proxies: &str,
+        gamma_k: f64,
+        gamma_q: f64,
+        seed: u64,
+        classes: i64,
+        device: &str,
+        out: Option<PathBuf>,
+    ) -> PyResult<Self> {
+        let make = || -> Result<Self> {
+            rbflex::run::check_run_seed(seed)?;
+            let device = parse_device(device)?;
+            let sel = selection(proxies, gamma_k, gamma_q)?;
+            let batch =
+                Batch::new(&x.0.to_device(Device::Cpu), labels.as_ref().map(|l| l.0.to_device(Device::Cpu)).as_ref())?;
+            let space: Shared<dyn Space> = Shared::Owned(Arc::new(UserSpace { name, archs, build }));
+            let mut setting = Setting::with_batch(space, Dataset::Cifar10, seed, sel, batch, images).on(device);
+            setting.classes = Some(classes);
+            let cache = match &out {
+                Some(dir) => ScoreCache::open(dir, &setting)?,
+                None => ScoreCache::in_memory(),
+            };
+            Ok(Self { setting, cache })
+        };
+        make().map_err(to_py)
+    }
+
+    /// Whether every proxy of the run has a value for `index` already.
+    fn done(&self, index: usize) -> bool {
+        self.cache
+            .get(index)
+            .is_some_and(|r| self.setting.selection.proxies.iter().all(|p| r.values.contains_key(&p.columns().value)))
+    }
+
+    /// Scores `index` (what is not yet known of it), appended to the folder.
+    fn score(&mut self, py: Python, index: usize) -> PyResult<()> {
+        let (s, cache) = (&self.setting, &mut self.cache);
+        let workers = Workers { jobs: 1, memory_budget_mb: 0 };
+        py.allow_threads(|| rbflex::run::score_many(s, &[index], workers, cache, true)).map_err(to_py)?;
+        Ok(())
+    }
+
+    /// Every known network: (index, arch, init seed, {column: value}), then
+    /// the asked proxies' and aggregations' values over those networks.
+    #[allow(clippy::type_complexity)]
+    fn table(&self) -> (Vec<(usize, String, i64, BTreeMap<String, f64>)>, Vec<(String, Vec<f64>)>) {
+        let n = self.setting.space.len();
+        let recs: Vec<&Record> = (0..n).filter_map(|i| self.cache.get(i)).collect();
+        let rows = recs.iter().map(|r| (r.index, r.arch.clone(), r.init_seed, r.values.clone())).collect();
+        let values = self.setting.selection.values(recs.len(), |p, i| recs[i].value(p));
+        (rows, values.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    }
+}
+
+/// The proxies: (name, needs labels, protocol batch or None, needs a
+/// classifier, description or ""), then the aggregations.
+#[pyfunction]
+fn proxies() -> Vec<(String, bool, Option<usize>, bool, String)> {
+    let o = Options::default();
+    let mut out: Vec<_> = rbflex::proxies::REGISTRY
+        .iter()
+        .map(|make| {
+            let p = make(&o);
+            let n = p.needs();
+            (p.name().to_string(), n.labels, n.batch, n.classifier, String::new())
+        })
+        .collect();
+    for a in rbflex::proxies::AGGREGATES {
+        out.push((a.name.to_string(), false, None, false, a.describe.to_string()));
+    }
+    out
+}
+
+/// The built-in design spaces' names.
+#[pyfunction]
+fn spaces() -> Vec<String> {
+    rbflex::catalog::names()
+}
+
+/// Expands a proxy list (`all`, aggregations) into the per-network proxies
+/// and the names asked for, or says what is unknown.
+#[pyfunction]
+fn selection_names(proxies: &str) -> PyResult<(Vec<String>, Vec<String>)> {
+    let sel = Selection::parse(proxies, &Options::default()).map_err(to_py)?;
+    Ok((sel.proxies.iter().map(|p| p.name().to_string()).collect(), sel.asked.iter().map(|s| s.to_string()).collect()))
+}
+
+/// RBFleX's default (gamma_k, gamma_q), as the CLI's.
+#[pyfunction]
+fn default_gammas() -> (f64, f64) {
+    let g = rbflex::proxies::rbflex::Gammas::default();
+    (g.gamma_k, g.gamma_q)
+}
+
+#[pymodule]
+fn _rbflex(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(score, m)?)?;
+    m.add_function(wrap_pyfunction!(proxies, m)?)?;
+    m.add_function(wrap_pyfunction!(spaces, m)?)?;
+    m.add_function(wrap_pyfunction!(selection_names, m)?)?;
+    m.add_function(wrap_pyfunction!(default_gammas, m)?)?;
+    m.add_class::<Run>()?;
+    Ok(())
+}
