@@ -86,7 +86,9 @@ def test_an_interrupted_folder_resumes_without_scoring_twice(tmp_path):
 
     df = rbflex.score_many((counted, ARCHS), x8(), proxies=["rbflex", "naswot"], out=str(out), progress=False)
     # the first build tells the classes; then only the three never scored
-    assert calls == [ARCHS[0], ARCHS[3], ARCHS[4], ARCHS[5]]
+    # (each proxy builds its own copy)
+    assert calls[0] == ARCHS[0]
+    assert calls[1:] == [a for a in ARCHS[3:] for _ in range(2)]
     fresh = rbflex.score_many((build, ARCHS), x8(), proxies=["rbflex", "naswot"], out=str(tmp_path / "b"),
                               progress=False)
     assert df[["arch", "score", "naswot"]].equals(fresh[["arch", "score", "naswot"]])
