@@ -108,6 +108,13 @@ class Prepared:
                 role = OTHER
             self._params.append((name, p, role))
         self.bns = [mod for mod in m.modules() if isinstance(mod, nn.modules.batchnorm._BatchNorm)]
+        # per-image statistics in one batched pass when every BatchNorm is 2-D
+        # (instance_norm with the BN's affine = BN on each image alone, bit
+        # for bit) and convolutions larger than 1x1 run image by image (as
+        # the CLI: libtorch picks another algorithm for a batch)
+        self.batched_per_image = all(type(b) is nn.BatchNorm2d for b in self.bns)
+        self.big_convs = [mod for mod in m.modules()
+                          if type(mod) is nn.Conv2d and tuple(mod.kernel_size) != (1, 1)]
         linears = [mod for mod in m.modules() if isinstance(mod, nn.Linear)]
         pools = [mod for mod in m.modules() if isinstance(mod, POOLS)]
         if stages is None:
@@ -126,10 +133,6 @@ class Prepared:
             elif "ReLU" in type(mod).__name__:
                 mod.register_forward_hook(self._hook(BLOCK))
                 self.n_acts += 1
-            if isinstance(mod, CONVS + (nn.Linear,)):
-                mod.register_forward_hook(self._layer_hook)
-            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
-                mod.register_forward_pre_hook(self._bn_hook)
         for s in stage_mods:
             s.register_forward_hook(self._hook(FEATURE))
         self.has_last = bool(linears)
@@ -173,11 +176,21 @@ class Prepared:
 
     def _run(self, x: torch.Tensor, layers: bool) -> tuple[torch.Tensor, list]:
         self.events, self.want_layers = [], layers
+        # Conv/Linear outputs and BatchNorm inputs only where a proxy may read them
+        handles = []
+        if layers:
+            for mod in self.model.modules():
+                if isinstance(mod, CONVS + (nn.Linear,)):
+                    handles.append(mod.register_forward_hook(self._layer_hook))
+                elif isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                    handles.append(mod.register_forward_pre_hook(self._bn_hook))
         try:
             out = output_tensor(self.model(x))
             return out, self.events
         finally:
             self.events = None
+            for h in handles:
+                h.remove()
 
     def forward(self, x: torch.Tensor, mode: str) -> tuple[torch.Tensor, list]:
         """Runs ``x`` in ``mode`` (``per_image``, ``batch`` or ``off``)."""
@@ -196,6 +209,8 @@ class Prepared:
                         del bn.forward
                     else:
                         bn.forward = f
+        if self.batched_per_image:
+            return self._per_image_batched(x)
         # per image: each alone (train-mode BN with its own statistics)
         outs, runs = [], []
         for i in range(x.shape[0]):
@@ -207,6 +222,32 @@ class Prepared:
             raise RuntimeError("the model's hooks fired a different number of times per image")
         events = [(k, torch.cat([r[j][1] for r in runs]), None, 0.0) for j, (k, *_rest) in enumerate(first)]
         return torch.cat(outs), events
+
+
+    def _per_image_batched(self, x: torch.Tensor) -> tuple[torch.Tensor, list]:
+        for bn in self.bns:
+            bn.forward = _instance_norm(bn)
+        for conv in self.big_convs:
+            conv.forward = _conv_per_image(conv)
+        try:
+            return self._run(x, False)
+        finally:
+            for mod in self.bns + self.big_convs:
+                del mod.forward
+
+
+def _instance_norm(bn: nn.BatchNorm2d):
+    def forward(x):
+        return torch.nn.functional.instance_norm(x, None, None, bn.weight, bn.bias, True, 0.1, bn.eps)
+    return forward
+
+
+def _conv_per_image(conv: nn.Conv2d):
+    def forward(x):
+        if x.shape[0] == 1:
+            return conv._conv_forward(x, conv.weight, conv.bias)
+        return torch.cat([conv._conv_forward(x[i:i + 1], conv.weight, conv.bias) for i in range(x.shape[0])])
+    return forward
 
 
 def _identity(x, *args, **kwargs):

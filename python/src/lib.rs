@@ -31,6 +31,12 @@ const PRE_POOL: u8 = 4;
 const LAYER: u8 = 5;
 const BN: u8 = 6;
 
+/// One hook record: kind, tensor, the layer's weight (LAYER), its multiply-adds.
+type Event = (u8, PyTensor, Option<PyTensor>, f64);
+
+/// Every column's value, and each proxy's note.
+type Scored = (Vec<(String, f64)>, Vec<(String, String)>);
+
 /// A Python exception as one line: its type and message.
 fn py_message(py: Python, e: &PyErr) -> String {
     let ty = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_else(|_| "Exception".into());
@@ -76,7 +82,7 @@ impl Net for PyNet {
         };
         Python::with_gil(|py| {
             let x = PyTensor(x.shallow_clone());
-            let (out, events): (PyTensor, Vec<(u8, PyTensor, Option<PyTensor>, f64)>) = self
+            let (out, events): (PyTensor, Vec<Event>) = self
                 .prepared
                 .call_method1(py, "forward", (x, mode))
                 .and_then(|v| v.extract(py))
@@ -185,7 +191,7 @@ fn score(
     seed: u64,
     classes: i64,
     device: &str,
-) -> PyResult<(Vec<(String, f64)>, Vec<(String, String)>)> {
+) -> PyResult<Scored> {
     let run = move || -> Result<_> {
         let device = parse_device(device)?;
         let sel = selection(proxies, gamma_k, gamma_q)?;
