@@ -41,6 +41,6 @@ def _check_torch() -> None:
 
 _check_torch()
 
-from ._api import proxies, score, score_many, spaces  # noqa: E402
+from ._api import correlate, proxies, score, score_many, spaces  # noqa: E402
 
-__all__ = ["score", "score_many", "proxies", "spaces"]
+__all__ = ["score", "score_many", "correlate", "proxies", "spaces"]

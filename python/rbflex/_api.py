@@ -297,3 +297,46 @@ def score_many(models, inputs: Inputs, proxies: Proxies = ("rbflex",), seed: int
                            index=pd.Index(list(errors), name="index"))
         df = pd.concat([df, err]).sort_index()
     return df
+
+
+def correlate(models, inputs: Inputs, accuracy, proxies: Proxies = ("rbflex",), seed: int = 0,
+              out: Optional[str] = None, **kwargs):
+    """Rank correlation of proxies with accuracy over a user's design space.
+
+    Args:
+        models: ``(build, archs)`` (or a list of modules), as :func:`score_many`.
+        accuracy: ``{arch: accuracy}`` (keys as ``str(arch)``), a
+            ``pandas.Series`` indexed by arch, or a CSV path with columns
+            ``arch,accuracy``.
+        proxies, seed, out, **kwargs: as :func:`score_many`.
+
+    Returns:
+        ``(table, scores)``: one row per proxy (``n``, ``n_nonfinite``,
+        ``kendall``, ``spearman``, ``pearson``, computed by the engine as the
+        CLI's ``correlate``) and :func:`score_many`'s frame with an
+        ``accuracy`` column.
+    """
+    import pandas as pd
+
+    if isinstance(accuracy, (str, bytes)) or hasattr(accuracy, "__fspath__"):
+        acc_df = pd.read_csv(accuracy, dtype={"arch": str})
+        missing = {"arch", "accuracy"} - set(acc_df.columns)
+        if missing:
+            raise ValueError(f"accuracy: the CSV needs columns arch,accuracy (missing {sorted(missing)})")
+        acc = dict(zip(acc_df["arch"], acc_df["accuracy"]))
+    else:
+        acc = {str(k): float(v) for k, v in dict(accuracy).items()}
+    df = score_many(models, inputs, proxies=proxies, seed=seed, out=out, **kwargs)
+    if "error" in df.columns:
+        df = df[df["error"].isna()]
+    lacking = [a for a in df["arch"] if a not in acc]
+    if lacking:
+        raise ValueError(f"accuracy: no value for {len(lacking)} arch(es), e.g. {lacking[0]!r}")
+    df = df.assign(accuracy=[float(acc[a]) for a in df["arch"]])
+    _needed, asked = _rbflex.selection_names(_proxy_spec(proxies))
+    rows = []
+    for name in asked:
+        col = "score" if name == "rbflex" else name
+        n, nn_, k, s, p = _rbflex.correlation([float(v) for v in df[col]], list(df["accuracy"]))
+        rows.append({"proxy": name, "n": n, "n_nonfinite": nn_, "kendall": k, "spearman": s, "pearson": p})
+    return pd.DataFrame(rows).set_index("proxy"), df

@@ -327,6 +327,17 @@ fn proxies() -> Vec<(String, bool, Option<usize>, bool, String)> {
     out
 }
 
+/// The engine's correlations of `scores` with `truth` (non-finite scores
+/// rank lowest): (n, non-finite, Kendall tau-b, Spearman, Pearson).
+#[pyfunction]
+fn correlation(scores: Vec<f64>, truth: Vec<f64>) -> PyResult<(usize, usize, f64, f64, f64)> {
+    if scores.len() != truth.len() {
+        return Err(PyValueError::new_err(format!("{} scores but {} accuracies", scores.len(), truth.len())));
+    }
+    let c = rbflex::stats::correlate(&scores, &truth);
+    Ok((c.n, c.n_nonfinite, c.kendall, c.spearman, c.pearson))
+}
+
 /// The built-in design spaces' names.
 #[pyfunction]
 fn spaces() -> Vec<String> {
@@ -355,6 +366,7 @@ fn _rbflex(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(spaces, m)?)?;
     m.add_function(wrap_pyfunction!(selection_names, m)?)?;
     m.add_function(wrap_pyfunction!(default_gammas, m)?)?;
+    m.add_function(wrap_pyfunction!(correlation, m)?)?;
     m.add_class::<Run>()?;
     Ok(())
 }

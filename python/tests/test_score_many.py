@@ -94,3 +94,16 @@ def test_an_interrupted_folder_resumes_without_scoring_twice(tmp_path):
     assert df[["arch", "score", "naswot"]].equals(fresh[["arch", "score", "naswot"]])
     lines = (out / "scores.csv").read_text().splitlines()
     assert len(lines) == 1 + len(ARCHS)
+
+
+def test_correlate_over_a_user_space(tmp_path):
+    df = rbflex.score_many((build, ARCHS), x8(), proxies=["rbflex", "naswot"], seed=3, progress=False)
+    acc = dict(zip(df["arch"], df["naswot"]))  # a "ground truth" that naswot ranks perfectly
+    table, scores = rbflex.correlate((build, ARCHS), x8(), acc, proxies=["naswot", "rbflex"], seed=3,
+                                     progress=False)
+    assert table.loc["naswot", "kendall"] == 1.0 and table.loc["naswot", "n"] == len(ARCHS)
+    assert list(scores["accuracy"]) == list(df["naswot"])
+    csv = tmp_path / "acc.csv"
+    csv.write_text("arch,accuracy\n" + "".join(f"{a},1.0\n" for a in ARCHS[:-1]))
+    with pytest.raises(ValueError, match=r"^accuracy: no value for 1 arch\(es\), e\.g\. "):
+        rbflex.correlate((build, ARCHS), x8(), csv, seed=3, progress=False)
