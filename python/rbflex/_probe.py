@@ -43,22 +43,23 @@ POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
 
 
 def default_stages(model: nn.Module) -> list[nn.Module]:
-    """Top-level children that hold a convolution or attention; a top-level
-    ``ModuleList``, or ``Sequential`` of blocks (not of single layers), counts
-    as its items (NB201: the stem, then each cell)."""
-    items: list[nn.Module] = []
-    for child in model.children():
-        subs = list(child.children())
-        blocks = isinstance(child, nn.Sequential) and subs and all(list(c.children()) for c in subs)
-        if isinstance(child, nn.ModuleList) or blocks:
-            items.extend(subs)
-        else:
-            items.append(child)
+    """The blocks of a top-level ``ModuleList``, or ``Sequential`` of blocks
+    (not of single layers), each a stage (NB201: every cell, even one
+    without a convolution), and the other top-level children that hold a
+    convolution or attention (NB201: the stem), in order."""
 
     def deep(m: nn.Module) -> bool:
         return any(isinstance(s, CONVS + (nn.MultiheadAttention,)) for s in m.modules())
 
-    return [m for m in items if deep(m)]
+    stages: list[nn.Module] = []
+    for child in model.children():
+        subs = list(child.children())
+        blocks = isinstance(child, nn.Sequential) and subs and all(list(c.children()) for c in subs)
+        if isinstance(child, nn.ModuleList) or blocks:
+            stages.extend(subs)
+        elif deep(child):
+            stages.append(child)
+    return stages
 
 
 def output_tensor(out: Any) -> torch.Tensor:
