@@ -191,7 +191,8 @@ def _digest(x: torch.Tensor, labels: Optional[torch.Tensor]) -> str:
 def score_many(models, inputs: Inputs, proxies: Proxies = ("rbflex",), seed: int = 0,
                out: Optional[str] = None, labels: Optional[torch.Tensor] = None,
                gammas: Optional["tuple[float, float]"] = None, device: Union[str, torch.device, None] = None,
-               name: str = "user", stages: Optional[Sequence[str]] = None, progress: bool = True):
+               name: str = "user", stages: Optional[Sequence[str]] = None, progress: bool = True,
+               indices: Optional[Sequence[int]] = None):
     """Scores a set of networks; returns a ``pandas.DataFrame`` with one row
     per network and a column per asked proxy (and rank aggregation such as
     ``az`` or ``ensemble``, ranked over this set), plus every part.
@@ -208,6 +209,8 @@ def score_many(models, inputs: Inputs, proxies: Proxies = ("rbflex",), seed: int
             lock): an interrupted call resumes there, nothing scored twice.
         name: the space's name recorded in ``run.json``.
         progress: print a progress line on stderr.
+        indices: score only these positions of ``archs`` (a sample of a large
+            space; each keeps its own seed ``seed * 1_000_000 + i``).
 
     A network whose build or forward fails is reported (column ``error``)
     and the others are scored; Ctrl-C stops after the current network and
@@ -257,8 +260,9 @@ def score_many(models, inputs: Inputs, proxies: Proxies = ("rbflex",), seed: int
     state = torch.get_rng_state()
     try:
         if first is None:
-            torch.manual_seed(int(seed) * 1_000_000)
-            first = build_fn(archs[0])
+            i0 = 0 if indices is None or not len(indices) else int(min(indices))
+            torch.manual_seed(int(seed) * 1_000_000 + i0)
+            first = build_fn(archs[i0])
         prep = Prepared(first, dev, stages=stages)
         classes = _check_model(prep, x.to(dev), needed)
     finally:
@@ -266,7 +270,11 @@ def score_many(models, inputs: Inputs, proxies: Proxies = ("rbflex",), seed: int
     run = _rbflex.Run(name, names, build, x, labels, _digest(x, labels), spec, float(gk), float(gq),
                       int(seed), classes, str(dev), None if out is None else str(out))
     errors: "dict[int, str]" = {}
-    todo = [i for i in range(len(names)) if not run.done(i)]
+    chosen = range(len(names)) if indices is None else sorted(set(int(i) for i in indices))
+    bad = [i for i in chosen if not 0 <= i < len(names)]
+    if bad:
+        raise ValueError(f"indices: {bad[0]} is outside the {len(names)} archs")
+    todo = [i for i in chosen if not run.done(i)]
     import time
 
     t0 = time.time()
@@ -285,7 +293,7 @@ def score_many(models, inputs: Inputs, proxies: Proxies = ("rbflex",), seed: int
             print(f"\rscoring {k + 1}/{len(todo)} ({rate:.1f} nets/s)", end="", file=sys.stderr, flush=True)
     if progress and todo:
         print(file=sys.stderr)
-    rows, values = run.table()
+    rows, values = run.table(list(chosen))
     df = pd.DataFrame([{"index": i, "arch": a, "init_seed": s, **v} for i, a, s, v in rows])
     if len(df):
         for col, vals in values:
@@ -299,7 +307,7 @@ def score_many(models, inputs: Inputs, proxies: Proxies = ("rbflex",), seed: int
     return df
 
 
-def correlate(models, inputs: Inputs, accuracy, proxies: Proxies = ("rbflex",), seed: int = 0,
+def correlate(models=None, inputs: Optional[Inputs] = None, accuracy=None, proxies: Proxies = ("rbflex",), seed: int = 0,
               out: Optional[str] = None, **kwargs):
     """Rank correlation of proxies with accuracy over a user's design space.
 
@@ -318,6 +326,12 @@ def correlate(models, inputs: Inputs, accuracy, proxies: Proxies = ("rbflex",), 
     """
     import pandas as pd
 
+    if isinstance(models, str) or "space" in kwargs:
+        # a built-in space: rbflex.correlate(space="nb201", sample=1000, proxies=[...])
+        space = kwargs.pop("space", models)
+        return correlate_space(space, proxies=proxies, seed=seed if seed else 1, out=out, **kwargs)
+    if models is None or inputs is None or accuracy is None:
+        raise TypeError("correlate: give (build, archs), inputs and accuracy, or space=NAME")
     if isinstance(accuracy, (str, bytes)) or hasattr(accuracy, "__fspath__"):
         acc_df = pd.read_csv(accuracy, dtype={"arch": str})
         missing = {"arch", "accuracy"} - set(acc_df.columns)
@@ -340,3 +354,42 @@ def correlate(models, inputs: Inputs, accuracy, proxies: Proxies = ("rbflex",), 
         n, nn_, k, s, p = _rbflex.correlation([float(v) for v in df[col]], list(df["accuracy"]))
         rows.append({"proxy": name, "n": n, "n_nonfinite": nn_, "kendall": k, "spearman": s, "pearson": p})
     return pd.DataFrame(rows).set_index("proxy"), df
+
+
+def space_archs(space: str) -> "list[str]":
+    """Every architecture of a built-in space, in its official index order."""
+    return list(_rbflex.space_archs(space))
+
+
+def images(dataset: str = "cifar10", n: int = 3, seed: int = 1) -> "tuple[torch.Tensor, Optional[torch.Tensor]]":
+    """``n`` images of ``dataset``'s embedded sample chosen with ``seed`` and
+    transformed as the CLI's runs draw them (``--batch n --seed seed``), and
+    their labels (``None`` where the sample has none)."""
+    return _rbflex.images(dataset, int(n), int(seed))
+
+
+def correlate_space(space: str = "nb201", sample: Optional[int] = 1000, proxies: Proxies = ("rbflex",),
+                    seed: int = 1, batch: int = 3, gammas: Optional["tuple[float, float]"] = None,
+                    dataset: Optional[str] = None, jobs: int = 0, out: Optional[str] = None):
+    """The CLI's ``correlate`` on a built-in space (see :func:`spaces`):
+    ``sample`` networks (None: all) scored with ``proxies`` and correlated
+    with the space's benchmark accuracy, in ``out`` (the CLI's results
+    folder, resumable, with ``correlate.csv``/``.png``; default: a new
+    temporary folder). Returns one row per proxy (``kendall``, ``spearman``,
+    ``pearson``, ``n``) with the report's ``csv``/``plot`` paths in ``.attrs``."""
+    import json
+    import os
+    import tempfile
+
+    import pandas as pd
+
+    gk, gq = gammas if gammas is not None else _rbflex_gammas()
+    out = out if out is not None else tempfile.mkdtemp(prefix="rbflex-correlate-")
+    jobs = jobs or os.cpu_count() or 1
+    rep = json.loads(_rbflex.correlate_space(space, sample, _proxy_spec(proxies), int(seed), int(batch), float(gk),
+                                             float(gq), dataset, int(jobs), str(out)))
+    df = pd.DataFrame([{"proxy": k, "n": v["n"], "n_nonfinite": v["n_nonfinite"], "kendall": v["kendall"],
+                        "spearman": v["spearman"], "pearson": v["pearson"]} for k, v in rep["proxies"].items()])
+    df = df.set_index("proxy")
+    df.attrs.update({k: rep[k] for k in ("space", "dataset", "csv", "plot", "seconds")})
+    return df

@@ -9,8 +9,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
 use pyo3::prelude::*;
 use pyo3_tch::PyTensor;
-use rbflex::catalog::Shared;
+use rbflex::catalog::{Shared, SpaceOptions};
 use rbflex::dataset::Dataset;
+use rbflex::inputs::{InputOptions, Source};
 use rbflex::nets::layers::{bn_stats, flops, layer_outputs};
 use rbflex::nets::params::Role;
 use rbflex::nets::{BnStats, Init, Net, Params, Sink};
@@ -296,12 +297,14 @@ impl Run {
         Ok(())
     }
 
-    /// Every known network: (index, arch, init seed, {column: value}), then
-    /// the asked proxies' and aggregations' values over those networks.
+    /// The known networks of `indices`: (index, arch, init seed, {column:
+    /// value}), then the asked proxies' and aggregations' values over them.
     #[allow(clippy::type_complexity)]
-    fn table(&self) -> (Vec<(usize, String, i64, BTreeMap<String, f64>)>, Vec<(String, Vec<f64>)>) {
-        let n = self.setting.space.len();
-        let recs: Vec<&Record> = (0..n).filter_map(|i| self.cache.get(i)).collect();
+    fn table(
+        &self,
+        indices: Vec<usize>,
+    ) -> (Vec<(usize, String, i64, BTreeMap<String, f64>)>, Vec<(String, Vec<f64>)>) {
+        let recs: Vec<&Record> = indices.iter().filter_map(|i| self.cache.get(*i)).collect();
         let rows = recs.iter().map(|r| (r.index, r.arch.clone(), r.init_seed, r.values.clone())).collect();
         let values = self.setting.selection.values(recs.len(), |p, i| recs[i].value(p));
         (rows, values.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
@@ -338,6 +341,87 @@ fn correlation(scores: Vec<f64>, truth: Vec<f64>) -> PyResult<(usize, usize, f64
     Ok((c.n, c.n_nonfinite, c.kendall, c.spearman, c.pearson))
 }
 
+/// A dataset by its CLI or key name.
+fn dataset_by_name(n: &str) -> Result<Dataset> {
+    use clap::ValueEnum;
+    let all = Dataset::value_variants();
+    all.iter().copied().find(|d| d.key() == n || d.cli_name() == n).with_context(|| {
+        let names: Vec<&str> = all.iter().map(|d| d.cli_name()).collect();
+        format!("unknown dataset '{n}' (known: {})", names.join(", "))
+    })
+}
+
+/// A dataset by name, or the space's first.
+fn dataset_named(name: Option<&str>, space: &dyn Space) -> Result<Dataset> {
+    match name {
+        None => space.datasets().first().copied().with_context(|| format!("{} has no dataset", space.name())),
+        Some(n) => dataset_by_name(n),
+    }
+}
+
+fn no_input_options() -> InputOptions<'static> {
+    InputOptions { images: None, sentences: None, no_sep: false }
+}
+
+/// `correlate` on a built-in space, as the CLI's (its report as JSON; the
+/// results folder, `correlate.csv` and `.png` in `out`).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (space, sample, proxies, seed, batch, gamma_k, gamma_q, dataset, jobs, out))]
+fn correlate_space(
+    py: Python,
+    space: &str,
+    sample: Option<usize>,
+    proxies: &str,
+    seed: u64,
+    batch: usize,
+    gamma_k: f64,
+    gamma_q: f64,
+    dataset: Option<&str>,
+    jobs: usize,
+    out: PathBuf,
+) -> PyResult<String> {
+    let run = move || -> Result<String> {
+        let opened = rbflex::catalog::open(space, &SpaceOptions::default(), true)?;
+        let truth = opened.truth()?;
+        let ds = dataset_named(dataset, &*opened.space)?;
+        let src = Source::for_run(ds, &no_input_options())?;
+        let s = Setting::new(opened.space.clone(), ds, seed, selection(proxies, gamma_k, gamma_q)?, &src, batch)?;
+        let idx = rbflex::correlate::sample_indices(s.space.len(), sample, seed)?;
+        truth.require(&idx, s.dataset)?;
+        let mut cache = ScoreCache::open(&out, &s)?;
+        let workers = Workers { jobs: jobs.max(1), memory_budget_mb: 0 };
+        let rep = rbflex::correlate::run(&s, &*truth, &idx, workers, &mut cache, &out, true)?;
+        Ok(serde_json::to_string(&rep)?)
+    };
+    py.allow_threads(run).map_err(to_py)
+}
+
+/// `n` images of `dataset`'s embedded sample chosen with `seed`, with the
+/// dataset's transforms (as the CLI's runs draw them), and their labels.
+#[pyfunction]
+fn images(dataset: &str, n: usize, seed: u64) -> PyResult<(PyTensor, Option<PyTensor>)> {
+    let run = || -> Result<_> {
+        let ds = dataset_named(
+            Some(dataset),
+            &UserSpace { name: String::new(), archs: vec![], build: Python::with_gil(|py| py.None()) },
+        )?;
+        let (x, y) = Source::for_run(ds, &no_input_options())?.batch(n, seed)?;
+        Ok((PyTensor(x), y.map(PyTensor)))
+    };
+    run().map_err(to_py)
+}
+
+/// Every architecture of built-in space `name`, in its official index order.
+#[pyfunction]
+fn space_archs(name: &str) -> PyResult<Vec<String>> {
+    let run = || -> Result<Vec<String>> {
+        let space = rbflex::catalog::space(name)?;
+        (0..space.len()).map(|i| space.arch(i)).collect()
+    };
+    run().map_err(to_py)
+}
+
 /// The built-in design spaces' names.
 #[pyfunction]
 fn spaces() -> Vec<String> {
@@ -367,6 +451,9 @@ fn _rbflex(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(selection_names, m)?)?;
     m.add_function(wrap_pyfunction!(default_gammas, m)?)?;
     m.add_function(wrap_pyfunction!(correlation, m)?)?;
+    m.add_function(wrap_pyfunction!(correlate_space, m)?)?;
+    m.add_function(wrap_pyfunction!(images, m)?)?;
+    m.add_function(wrap_pyfunction!(space_archs, m)?)?;
     m.add_class::<Run>()?;
     Ok(())
 }
