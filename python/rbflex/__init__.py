@@ -41,7 +41,7 @@ def _check_torch() -> None:
 
 _check_torch()
 
-from ._api import (correlate, correlate_space, images, proxies, score, score_many,  # noqa: E402
+from ._api import (correlate, correlate_space, hda, images, proxies, score, score_many,  # noqa: E402
                    space_archs, spaces)
 
-__all__ = ["score", "score_many", "correlate", "correlate_space", "images", "proxies", "space_archs", "spaces"]
+__all__ = ["score", "score_many", "correlate", "correlate_space", "hda", "images", "proxies", "space_archs", "spaces"]

@@ -87,7 +87,8 @@ def _check_model(prep: Prepared, x: torch.Tensor, needed: "list[str]") -> int:
         with torch.no_grad():
             out = output_tensor(prep.model(x[: min(2, x.shape[0])]))
     except Exception as e:  # the model's own message
-        raise ValueError(f"the model's forward raised {type(e).__name__}: {e}") from None
+        first = (str(e).splitlines() or [""])[0]
+        raise ValueError(f"the model's forward raised {type(e).__name__}: {first}") from None
     if out.dim() < 2 and any(p not in ("rbflex", "naswot") for p in needed):
         raise ValueError(f"the model's output has shape {list(out.shape)}; proxies need [N, classes] logits")
     for p in ("rbflex", "naswot"):
@@ -393,3 +394,29 @@ def correlate_space(space: str = "nb201", sample: Optional[int] = 1000, proxies:
     df = df.set_index("proxy")
     df.attrs.update({k: rep[k] for k in ("space", "dataset", "csv", "plot", "seconds")})
     return df
+
+
+def hda(models, inputs: Inputs, networks: Optional[int] = None, seed: int = 0,
+        device: Union[str, torch.device, None] = None, stages: Optional[Sequence[str]] = None) -> "dict":
+    """HDA, the paper's detection of RBFleX's kernel widths, over a user's
+    networks: ``networks`` of them (default: all) drawn as the CLI's search
+    trial 0 draws them, each built as :func:`score_many` builds it, the
+    batch forwarded at once. Returns ``{"gamma_k", "gamma_q", "indices"}``:
+    pass ``gammas=(gamma_k, gamma_q)`` to :func:`score` / :func:`score_many`."""
+    x, _ = _batch(inputs, None)
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if isinstance(models, tuple) and len(models) == 2 and callable(models[0]):
+        build_fn, archs = models[0], list(models[1])
+
+        def build(i: int) -> Prepared:
+            return Prepared(build_fn(archs[i]), dev, own=True, stages=stages)
+    else:
+        mods = list(models)
+        archs = [f"model{i}" for i in range(len(mods))]
+
+        def build(i: int) -> Prepared:
+            return Prepared(mods[i], dev, stages=stages)
+    names = [str(a) for a in archs]
+    n = len(names) if networks is None else int(networks)
+    gk, gq, idx = _rbflex.hda("user", names, build, x, int(seed), n, str(dev))
+    return {"gamma_k": gk, "gamma_q": gq, "indices": idx}

@@ -168,7 +168,9 @@ fn selection(proxies: &str, gamma_k: f64, gamma_q: f64) -> Result<Selection> {
 /// An engine error as a one-line Python exception (a Ctrl-C inside the
 /// model's forward stays a KeyboardInterrupt).
 fn to_py(e: anyhow::Error) -> PyErr {
-    let msg = format!("{e:#}");
+    // libtorch's messages carry a C++ backtrace after their first line
+    let full = format!("{e:#}");
+    let msg = full.lines().next().unwrap_or_default().trim_end().to_string();
     if msg.contains("KeyboardInterrupt") {
         return PyKeyboardInterrupt::new_err(msg);
     }
@@ -412,6 +414,30 @@ fn images(dataset: &str, n: usize, seed: u64) -> PyResult<(PyTensor, Option<PyTe
     run().map_err(to_py)
 }
 
+/// HDA (the paper's kernel-width detection) over a user's space:
+/// `networks` archs drawn as search trial 0 draws them (all when equal to
+/// the space's size), each built with its init seed; the smallest positive
+/// (gamma_k, gamma_q) candidates.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (name, archs, build, x, seed, networks, device))]
+fn hda(
+    name: String,
+    archs: Vec<String>,
+    build: Py<PyAny>,
+    x: PyTensor,
+    seed: u64,
+    networks: usize,
+    device: &str,
+) -> PyResult<(f64, f64, Vec<usize>)> {
+    let run = || -> Result<_> {
+        let space = UserSpace { name, archs, build };
+        let d = rbflex::hda::detect(&space, Dataset::Cifar10, seed, networks, &x.0, parse_device(device)?)?;
+        Ok((d.gamma_k, d.gamma_q, d.networks.iter().map(|n| n.0).collect()))
+    };
+    run().map_err(to_py)
+}
+
 /// Every architecture of built-in space `name`, in its official index order.
 #[pyfunction]
 fn space_archs(name: &str) -> PyResult<Vec<String>> {
@@ -454,6 +480,7 @@ fn _rbflex(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(correlate_space, m)?)?;
     m.add_function(wrap_pyfunction!(images, m)?)?;
     m.add_function(wrap_pyfunction!(space_archs, m)?)?;
+    m.add_function(wrap_pyfunction!(hda, m)?)?;
     m.add_class::<Run>()?;
     Ok(())
 }

@@ -48,3 +48,12 @@ def test_correlate_on_a_builtin_space_is_the_clis(tmp_path):
     table = rbflex.correlate(space="nb201", sample=12, proxies=["rbflex"], seed=1, out=str(tmp_path / "py"), jobs=1)
     assert table.loc["rbflex", "kendall"] == rep["kendall"]
     assert table.attrs["csv"].endswith("correlate.csv")
+
+
+def test_hda_over_nb201_as_a_user_space_is_the_clis():
+    want = json.loads(subprocess.run([str(CLI), "hda", "--networks", "5", "--seed", "1", "--json", "--device", "cpu"],
+                                     check=True, capture_output=True, text=True).stdout)
+    x, _ = rbflex.images("cifar10", 3, 1)
+    got = rbflex.hda((build, rbflex.space_archs("nb201")), x, networks=5, seed=1)
+    assert got["indices"] == [n["index"] for n in want["networks"]]
+    assert (got["gamma_k"], got["gamma_q"]) == (want["gamma_k"], want["gamma_q"])
