@@ -1,6 +1,7 @@
 """Every proxy on torchvision models at 224x224 with 8 images: the value,
 or the one-line reason; the model unchanged afterwards; peak RSS.
 
+    .venv-py/bin/pip install torchvision==0.28.0
     .venv-py/bin/python python/benches/torchvision_models.py resnet18 [...]
 
 Each model runs in its own process (peak RSS per model)."""

@@ -1,5 +1,6 @@
 """A torchvision model scored with every proxy (8 images at 224x224).
 
+    pip install torchvision==0.28.0   # the release paired with torch 2.13
     python python/examples/torchvision_all.py [resnet18]
 """
 
