@@ -286,7 +286,8 @@ def score_many(models, inputs: Inputs, proxies: Proxies = ("rbflex",), seed: int
             errors[i] = str(e)
             print(f"rbflex: {names[i]}: {e}", file=sys.stderr)
         except KeyboardInterrupt:
-            print(f"\nrbflex: interrupted; {k} of {len(todo)} networks scored, kept"
+            kept = sum(run.done(j) for j in todo)
+            print(f"\nrbflex: interrupted; {kept} of {len(todo)} networks scored, kept"
                   + (f" in {out}" if out is not None else ""), file=sys.stderr)
             break
         if progress:

@@ -107,3 +107,27 @@ def test_correlate_over_a_user_space(tmp_path):
     csv.write_text("arch,accuracy\n" + "".join(f"{a},1.0\n" for a in ARCHS[:-1]))
     with pytest.raises(ValueError, match=r"^accuracy: no value for 1 arch\(es\), e\.g\. "):
         rbflex.correlate((build, ARCHS), x8(), csv, seed=3, progress=False)
+
+
+INTERRUPTED = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, {here!r})
+    import rbflex
+    from test_score_many import ARCHS, build, x8
+    def stops(arch):
+        if arch == ARCHS[2]:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while this network is scored
+        return build(arch)
+    df = rbflex.score_many((stops, ARCHS), x8(), out={out!r}, progress=False)
+    print(len(df), list(df["arch"]) == ARCHS[:3])
+""")
+
+
+def test_ctrl_c_stops_after_the_current_network_and_keeps_the_scores(tmp_path):
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-c", INTERRUPTED.format(here=str(HERE), out=str(out))],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "3 True\n"
+    assert "rbflex: interrupted; 3 of 6 networks scored, kept in" in r.stderr
+    assert len((out / "scores.csv").read_text().splitlines()) == 1 + 3
