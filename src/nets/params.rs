@@ -63,6 +63,13 @@ impl Params {
         Self::default()
     }
 
+    /// A store of existing tensors (a network made elsewhere, e.g. a user's
+    /// PyTorch module), by name and role in creation order; the store shares
+    /// them, so re-draws and moves reach their owner.
+    pub fn from_tensors(entries: Vec<(String, Tensor, Role)>) -> Self {
+        Self { entries }
+    }
+
     fn push(&mut self, name: String, t: Tensor, role: Role) -> Tensor {
         let alias = t.shallow_clone();
         self.entries.push((name, t, role));

@@ -112,7 +112,7 @@ fn score_some(
             build,
             x: &x,
             labels: labels.as_ref(),
-            classes: s.dataset.num_classes(),
+            classes: s.classes(),
             seed,
             shared: &shared,
             pending: &pending,

@@ -72,6 +72,9 @@ pub struct Setting {
     /// The shard of a sharded run this process scores, as `run.json`
     /// records it (see [`crate::shard`]); `None` for a whole run.
     pub shard: Option<serde_json::Value>,
+    /// Classes of the networks' classifier when not the dataset's (a
+    /// user's model); `None`: the dataset's.
+    pub classes: Option<i64>,
 }
 
 impl Setting {
@@ -136,6 +139,7 @@ impl Setting {
             inputs_digest: Some(source.digest()),
             device: tch::Device::Cpu,
             shard: None,
+            classes: None,
         })
     }
 
@@ -164,12 +168,18 @@ impl Setting {
             inputs_digest: None,
             device: tch::Device::Cpu,
             shard: None,
+            classes: None,
         }
     }
 
     /// The same setting with its networks and inputs on `device`.
     pub fn on(self, device: tch::Device) -> Self {
         Self { device, ..self }
+    }
+
+    /// The classes the proxies see (random labels): the override, else the dataset's.
+    pub fn classes(&self) -> i64 {
+        self.classes.unwrap_or_else(|| self.dataset.num_classes())
     }
 
     /// The batch proxy `p` is fed.

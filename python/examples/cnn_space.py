@@ -1,0 +1,40 @@
+"""A user-defined design space searched and ranked end to end.
+
+A small CNN family (depth, width, kernel, activation): every network is
+scored with RBFleX, AZ-NAS and the ensemble, ranked, and the run kept in a
+results folder that a rerun (or an interrupted run) resumes.
+
+    python python/examples/cnn_space.py [OUT]
+"""
+
+import itertools
+import sys
+
+import torch
+from torch import nn
+
+import rbflex
+
+ACTS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+
+
+def build(arch: str) -> nn.Module:
+    """``d{depth}-w{width}-k{kernel}-{act}`` -> a CNN for 32x32 images, 10 classes."""
+    d, w, k, act = arch.split("-")
+    depth, width, kernel = int(d[1:]), int(w[1:]), int(k[1:])
+    layers, c = [], 3
+    for i in range(depth):
+        stride = 2 if i in (depth // 3, 2 * depth // 3) else 1
+        layers.append(nn.Sequential(nn.Conv2d(c, width, kernel, stride, kernel // 2, bias=False),
+                                    nn.BatchNorm2d(width), ACTS[act]()))
+        c = width
+    return nn.Sequential(nn.Sequential(*layers), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
+
+
+archs = [f"d{d}-w{w}-k{k}-{a}" for d, w, k, a in itertools.product((3, 6), (16, 32), (3, 5), ACTS)]
+x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))  # or real images
+out = sys.argv[1] if len(sys.argv) > 1 else None
+df = rbflex.score_many((build, archs), x, proxies=["rbflex", "az", "ensemble"], seed=1, out=out)
+ranked = df.sort_values("ensemble", ascending=False)
+print(ranked[["arch", "score", "az", "ensemble"]].head(10).to_string())
+print("best by the ensemble:", ranked.iloc[0]["arch"])

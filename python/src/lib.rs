@@ -1,0 +1,486 @@
+//! `rbflex._rbflex`: the engine behind `import rbflex`. A user's
+//! `torch.nn.Module` is one more [`Net`] ([`PyNet`]): its Python side
+//! (`rbflex/_probe.py`) runs the module with forward hooks and hands back
+//! what they recorded, replayed here into the proxies' sink in firing order.
+//! A user's design space is one more [`Space`] ([`UserSpace`]). Everything
+//! else (proxies, seeds, run folders) is the engine's own code.
+
+use anyhow::{anyhow, bail, Context, Result};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
+use pyo3::prelude::*;
+use pyo3_tch::PyTensor;
+use rbflex::catalog::{Shared, SpaceOptions};
+use rbflex::dataset::Dataset;
+use rbflex::inputs::{InputOptions, Source};
+use rbflex::nets::layers::{bn_stats, flops, layer_outputs};
+use rbflex::nets::params::Role;
+use rbflex::nets::{BnStats, Init, Net, Params, Sink};
+use rbflex::proxies::{Options, Selection};
+use rbflex::run::{Batch, Record, ScoreCache, Setting, Workers};
+use rbflex::spaces::Space;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tch::{Device, Tensor};
+
+/// What a hook recorded (codes shared with `_probe.py`).
+const ACT: u8 = 0;
+const BLOCK: u8 = 1;
+const LAST: u8 = 2;
+const FEATURE: u8 = 3;
+const PRE_POOL: u8 = 4;
+const LAYER: u8 = 5;
+const BN: u8 = 6;
+
+/// One hook record: kind, tensor, the layer's weight (LAYER), its multiply-adds.
+type Event = (u8, PyTensor, Option<PyTensor>, f64);
+
+/// Every column's value, and each proxy's note.
+type Scored = (Vec<(String, f64)>, Vec<(String, String)>);
+
+/// A Python exception as one line: its type and message.
+fn py_message(py: Python, e: &PyErr) -> String {
+    let ty = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_else(|_| "Exception".into());
+    format!("{ty}: {}", e.value(py))
+}
+
+/// A user's module, prepared by `_probe.Prepared` (a private copy on the
+/// asked device, hooks registered); its parameters are shared with it.
+struct PyNet {
+    prepared: Py<PyAny>,
+    params: Params,
+}
+
+impl PyNet {
+    fn new(py: Python, prepared: Py<PyAny>) -> Result<Self> {
+        let list: Vec<(String, PyTensor, u8)> = prepared
+            .call_method0(py, "params")
+            .and_then(|v| v.extract(py))
+            .map_err(|e| anyhow!("reading the model's parameters: {}", py_message(py, &e)))?;
+        let entries = list
+            .into_iter()
+            .map(|(n, t, r)| {
+                let role = match r {
+                    0 => Role::ConvWeight,
+                    1 => Role::LinearWeight,
+                    2 => Role::Bias,
+                    3 => Role::Norm,
+                    _ => Role::Embedding,
+                };
+                (n, t.0, role)
+            })
+            .collect();
+        Ok(Self { prepared, params: Params::from_tensors(entries) })
+    }
+}
+
+impl Net for PyNet {
+    fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Result<Tensor> {
+        let mode = match stats {
+            BnStats::PerImage => "per_image",
+            BnStats::Batch => "batch",
+            BnStats::Off => "off",
+        };
+        Python::with_gil(|py| {
+            let x = PyTensor(x.shallow_clone());
+            let (out, events): (PyTensor, Vec<Event>) = self
+                .prepared
+                .call_method1(py, "forward", (x, mode))
+                .and_then(|v| v.extract(py))
+                .map_err(|e| anyhow!("{}", py_message(py, &e)))?;
+            for (kind, t, w, macs) in &events {
+                match *kind {
+                    ACT => sink.activation(t),
+                    BLOCK => sink.block_output(t),
+                    LAST => sink.last_input(t),
+                    FEATURE => sink.feature(t),
+                    PRE_POOL => sink.pre_pool(t),
+                    LAYER => {
+                        flops::add(*macs);
+                        if let Some(w) = w {
+                            layer_outputs::record(t, w);
+                        }
+                    }
+                    BN => bn_stats::record(t),
+                    other => bail!("unknown probe kind {other}"),
+                }
+            }
+            Ok(out.0)
+        })
+    }
+
+    fn params(&self) -> &Params {
+        &self.params
+    }
+}
+
+/// A user's design space: `archs` and a Python `build(index)` that makes
+/// (and prepares) the network of `archs[index]`.
+struct UserSpace {
+    name: String,
+    archs: Vec<String>,
+    build: Py<PyAny>,
+}
+
+impl Space for UserSpace {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn len(&self) -> usize {
+        self.archs.len()
+    }
+    fn arch(&self, index: usize) -> Result<String> {
+        self.archs.get(index).cloned().with_context(|| format!("index {index} is outside {}", self.name))
+    }
+    fn index_of(&self, arch: &str) -> Result<usize> {
+        self.archs.iter().position(|a| a == arch).with_context(|| format!("'{arch}' is not one of {}'s", self.name))
+    }
+    fn build(&self, arch: &str, _dataset: Dataset) -> Result<Box<dyn Net>> {
+        let index = self.index_of(arch)?;
+        Python::with_gil(|py| {
+            let prepared =
+                self.build.call1(py, (index,)).map_err(|e| anyhow!("building '{arch}': {}", py_message(py, &e)))?;
+            Ok(Box::new(PyNet::new(py, prepared)?) as Box<dyn Net>)
+        })
+    }
+    fn datasets(&self) -> &'static [Dataset] {
+        &[]
+    }
+}
+
+fn parse_device(name: &str) -> Result<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Ok(Device::Cuda(0)),
+        _ => match name.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {
+            Some(i) => Ok(Device::Cuda(i)),
+            None => bail!("unknown device '{name}' (cpu, cuda or cuda:N)"),
+        },
+    }
+}
+
+fn selection(proxies: &str, gamma_k: f64, gamma_q: f64) -> Result<Selection> {
+    let gammas = rbflex::proxies::rbflex::Gammas { gamma_k, gamma_q };
+    gammas.check()?;
+    Selection::parse(proxies, &Options { gammas, batch: None })
+}
+
+/// An engine error as a one-line Python exception (a Ctrl-C inside the
+/// model's forward stays a KeyboardInterrupt).
+fn to_py(e: anyhow::Error) -> PyErr {
+    // libtorch's messages carry a C++ backtrace after their first line
+    let full = format!("{e:#}");
+    let msg = full.lines().next().unwrap_or_default().trim_end().to_string();
+    if msg.contains("KeyboardInterrupt") {
+        return PyKeyboardInterrupt::new_err(msg);
+    }
+    PyValueError::new_err(msg)
+}
+
+/// Scores one model: `factory(init)` returns a fresh `Prepared` copy
+/// (`init` 0 default, else the proxy's re-draw follows). Returns every
+/// column's value and each proxy's note.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (factory, x, labels, proxies, gamma_k, gamma_q, seed, classes, device))]
+fn score(
+    py: Python,
+    factory: Py<PyAny>,
+    x: PyTensor,
+    labels: Option<PyTensor>,
+    proxies: &str,
+    gamma_k: f64,
+    gamma_q: f64,
+    seed: u64,
+    classes: i64,
+    device: &str,
+) -> PyResult<Scored> {
+    let run = move || -> Result<_> {
+        let device = parse_device(device)?;
+        let sel = selection(proxies, gamma_k, gamma_q)?;
+        let batch =
+            Batch::new(&x.0.to_device(Device::Cpu), labels.as_ref().map(|l| l.0.to_device(Device::Cpu)).as_ref())?;
+        let build = Python::with_gil(|py| factory.clone_ref(py));
+        let space = UserSpace { name: "model".into(), archs: vec!["model".into()], build };
+        let space: Shared<dyn Space> = Shared::Owned(Arc::new(space));
+        let mut s = Setting::with_batch(space, Dataset::Cifar10, seed, sel, batch, "inputs".into()).on(device);
+        s.classes = Some(classes);
+        let build = |init: Init| -> Result<Box<dyn Net>> {
+            let code = match init {
+                Init::Default => 0,
+                Init::KaimingNormalFanIn => 1,
+                Init::Gaussian => 2,
+            };
+            let net = Python::with_gil(|py| {
+                let prepared = factory.call1(py, (code,)).map_err(|e| anyhow!("{}", py_message(py, &e)))?;
+                PyNet::new(py, prepared)
+            })?;
+            net.reinit(init)?;
+            Ok(Box::new(net))
+        };
+        let results = rbflex::run::score_with(&s, &build, seed as i64)?;
+        let mut values = Vec::new();
+        let mut notes = Vec::new();
+        for (name, m, cols) in results {
+            values.push((cols.value.clone(), m.value));
+            for (c, v) in cols.parts.iter().zip(&m.parts) {
+                values.push((c.clone(), *v));
+            }
+            if let Some(n) = m.note {
+                notes.push((name.to_string(), n));
+            }
+        }
+        Ok((values, notes))
+    };
+    // libtorch_python's autograd engine refuses to run while this thread holds the GIL
+    py.allow_threads(run).map_err(to_py)
+}
+
+/// A run over a user's design space (`build(index)` prepares
+/// `archs[index]`), scored network by network (Python checks Ctrl-C
+/// between them) through the engine's worker pool, into a results folder
+/// (`out`) or memory.
+#[pyclass(unsendable)]
+struct Run {
+    setting: Setting,
+    cache: ScoreCache,
+}
+
+#[pymethods]
+impl Run {
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (name, archs, build, x, labels, images, proxies, gamma_k, gamma_q, seed, classes, device, out))]
+    fn new(
+        name: String,
+        archs: Vec<String>,
+        build: Py<PyAny>,
+        x: PyTensor,
+        labels: Option<PyTensor>,
+        images: String,
+        proxies: &str,
+        gamma_k: f64,
+        gamma_q: f64,
+        seed: u64,
+        classes: i64,
+        device: &str,
+        out: Option<PathBuf>,
+    ) -> PyResult<Self> {
+        let make = || -> Result<Self> {
+            rbflex::run::check_run_seed(seed)?;
+            let device = parse_device(device)?;
+            let sel = selection(proxies, gamma_k, gamma_q)?;
+            let batch =
+                Batch::new(&x.0.to_device(Device::Cpu), labels.as_ref().map(|l| l.0.to_device(Device::Cpu)).as_ref())?;
+            let space: Shared<dyn Space> = Shared::Owned(Arc::new(UserSpace { name, archs, build }));
+            let mut setting = Setting::with_batch(space, Dataset::Cifar10, seed, sel, batch, images).on(device);
+            setting.classes = Some(classes);
+            let cache = match &out {
+                Some(dir) => ScoreCache::open(dir, &setting)?,
+                None => ScoreCache::in_memory(),
+            };
+            Ok(Self { setting, cache })
+        };
+        make().map_err(to_py)
+    }
+
+    /// Whether every proxy of the run has a value for `index` already.
+    fn done(&self, index: usize) -> bool {
+        self.cache
+            .get(index)
+            .is_some_and(|r| self.setting.selection.proxies.iter().all(|p| r.values.contains_key(&p.columns().value)))
+    }
+
+    /// Scores `index` (what is not yet known of it), appended to the folder.
+    fn score(&mut self, py: Python, index: usize) -> PyResult<()> {
+        let (s, cache) = (&self.setting, &mut self.cache);
+        let workers = Workers { jobs: 1, memory_budget_mb: 0 };
+        py.allow_threads(|| rbflex::run::score_many(s, &[index], workers, cache, true)).map_err(to_py)?;
+        Ok(())
+    }
+
+    /// The known networks of `indices`: (index, arch, init seed, {column:
+    /// value}), then the asked proxies' and aggregations' values over them.
+    #[allow(clippy::type_complexity)]
+    fn table(
+        &self,
+        indices: Vec<usize>,
+    ) -> (Vec<(usize, String, i64, BTreeMap<String, f64>)>, Vec<(String, Vec<f64>)>) {
+        let recs: Vec<&Record> = indices.iter().filter_map(|i| self.cache.get(*i)).collect();
+        let rows = recs.iter().map(|r| (r.index, r.arch.clone(), r.init_seed, r.values.clone())).collect();
+        let values = self.setting.selection.values(recs.len(), |p, i| recs[i].value(p));
+        (rows, values.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    }
+}
+
+/// The proxies: (name, needs labels, protocol batch or None, needs a
+/// classifier, description or ""), then the aggregations.
+#[pyfunction]
+fn proxies() -> Vec<(String, bool, Option<usize>, bool, String)> {
+    let o = Options::default();
+    let mut out: Vec<_> = rbflex::proxies::REGISTRY
+        .iter()
+        .map(|make| {
+            let p = make(&o);
+            let n = p.needs();
+            (p.name().to_string(), n.labels, n.batch, n.classifier, String::new())
+        })
+        .collect();
+    for a in rbflex::proxies::AGGREGATES {
+        out.push((a.name.to_string(), false, None, false, a.describe.to_string()));
+    }
+    out
+}
+
+/// The engine's correlations of `scores` with `truth` (non-finite scores
+/// rank lowest): (n, non-finite, Kendall tau-b, Spearman, Pearson).
+#[pyfunction]
+fn correlation(scores: Vec<f64>, truth: Vec<f64>) -> PyResult<(usize, usize, f64, f64, f64)> {
+    if scores.len() != truth.len() {
+        return Err(PyValueError::new_err(format!("{} scores but {} accuracies", scores.len(), truth.len())));
+    }
+    let c = rbflex::stats::correlate(&scores, &truth);
+    Ok((c.n, c.n_nonfinite, c.kendall, c.spearman, c.pearson))
+}
+
+/// A dataset by its CLI or key name.
+fn dataset_by_name(n: &str) -> Result<Dataset> {
+    use clap::ValueEnum;
+    let all = Dataset::value_variants();
+    all.iter().copied().find(|d| d.key() == n || d.cli_name() == n).with_context(|| {
+        let names: Vec<&str> = all.iter().map(|d| d.cli_name()).collect();
+        format!("unknown dataset '{n}' (known: {})", names.join(", "))
+    })
+}
+
+/// A dataset by name, or the space's first.
+fn dataset_named(name: Option<&str>, space: &dyn Space) -> Result<Dataset> {
+    match name {
+        None => space.datasets().first().copied().with_context(|| format!("{} has no dataset", space.name())),
+        Some(n) => dataset_by_name(n),
+    }
+}
+
+fn no_input_options() -> InputOptions<'static> {
+    InputOptions { images: None, sentences: None, no_sep: false }
+}
+
+/// `correlate` on a built-in space, as the CLI's (its report as JSON; the
+/// results folder, `correlate.csv` and `.png` in `out`).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (space, sample, proxies, seed, batch, gamma_k, gamma_q, dataset, jobs, out))]
+fn correlate_space(
+    py: Python,
+    space: &str,
+    sample: Option<usize>,
+    proxies: &str,
+    seed: u64,
+    batch: usize,
+    gamma_k: f64,
+    gamma_q: f64,
+    dataset: Option<&str>,
+    jobs: usize,
+    out: PathBuf,
+) -> PyResult<String> {
+    let run = move || -> Result<String> {
+        let opened = rbflex::catalog::open(space, &SpaceOptions::default(), true)?;
+        let truth = opened.truth()?;
+        let ds = dataset_named(dataset, &*opened.space)?;
+        let src = Source::for_run(ds, &no_input_options())?;
+        let s = Setting::new(opened.space.clone(), ds, seed, selection(proxies, gamma_k, gamma_q)?, &src, batch)?;
+        let idx = rbflex::correlate::sample_indices(s.space.len(), sample, seed)?;
+        truth.require(&idx, s.dataset)?;
+        let mut cache = ScoreCache::open(&out, &s)?;
+        let workers = Workers { jobs: jobs.max(1), memory_budget_mb: 0 };
+        let rep = rbflex::correlate::run(&s, &*truth, &idx, workers, &mut cache, &out, true)?;
+        Ok(serde_json::to_string(&rep)?)
+    };
+    py.allow_threads(run).map_err(to_py)
+}
+
+/// `n` images of `dataset`'s embedded sample chosen with `seed`, with the
+/// dataset's transforms (as the CLI's runs draw them), and their labels.
+#[pyfunction]
+fn images(dataset: &str, n: usize, seed: u64) -> PyResult<(PyTensor, Option<PyTensor>)> {
+    let run = || -> Result<_> {
+        let ds = dataset_named(
+            Some(dataset),
+            &UserSpace { name: String::new(), archs: vec![], build: Python::with_gil(|py| py.None()) },
+        )?;
+        let (x, y) = Source::for_run(ds, &no_input_options())?.batch(n, seed)?;
+        Ok((PyTensor(x), y.map(PyTensor)))
+    };
+    run().map_err(to_py)
+}
+
+/// HDA (the paper's kernel-width detection) over a user's space:
+/// `networks` archs drawn as search trial 0 draws them (all when equal to
+/// the space's size), each built with its init seed; the smallest positive
+/// (gamma_k, gamma_q) candidates.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (name, archs, build, x, seed, networks, device))]
+fn hda(
+    name: String,
+    archs: Vec<String>,
+    build: Py<PyAny>,
+    x: PyTensor,
+    seed: u64,
+    networks: usize,
+    device: &str,
+) -> PyResult<(f64, f64, Vec<usize>)> {
+    let run = || -> Result<_> {
+        let space = UserSpace { name, archs, build };
+        let d = rbflex::hda::detect(&space, Dataset::Cifar10, seed, networks, &x.0, parse_device(device)?)?;
+        Ok((d.gamma_k, d.gamma_q, d.networks.iter().map(|n| n.0).collect()))
+    };
+    run().map_err(to_py)
+}
+
+/// Every architecture of built-in space `name`, in its official index order.
+#[pyfunction]
+fn space_archs(name: &str) -> PyResult<Vec<String>> {
+    let run = || -> Result<Vec<String>> {
+        let space = rbflex::catalog::space(name)?;
+        (0..space.len()).map(|i| space.arch(i)).collect()
+    };
+    run().map_err(to_py)
+}
+
+/// The built-in design spaces' names.
+#[pyfunction]
+fn spaces() -> Vec<String> {
+    rbflex::catalog::names()
+}
+
+/// Expands a proxy list (`all`, aggregations) into the per-network proxies
+/// and the names asked for, or says what is unknown.
+#[pyfunction]
+fn selection_names(proxies: &str) -> PyResult<(Vec<String>, Vec<String>)> {
+    let sel = Selection::parse(proxies, &Options::default()).map_err(to_py)?;
+    Ok((sel.proxies.iter().map(|p| p.name().to_string()).collect(), sel.asked.iter().map(|s| s.to_string()).collect()))
+}
+
+/// RBFleX's default (gamma_k, gamma_q), as the CLI's.
+#[pyfunction]
+fn default_gammas() -> (f64, f64) {
+    let g = rbflex::proxies::rbflex::Gammas::default();
+    (g.gamma_k, g.gamma_q)
+}
+
+#[pymodule]
+fn _rbflex(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(score, m)?)?;
+    m.add_function(wrap_pyfunction!(proxies, m)?)?;
+    m.add_function(wrap_pyfunction!(spaces, m)?)?;
+    m.add_function(wrap_pyfunction!(selection_names, m)?)?;
+    m.add_function(wrap_pyfunction!(default_gammas, m)?)?;
+    m.add_function(wrap_pyfunction!(correlation, m)?)?;
+    m.add_function(wrap_pyfunction!(correlate_space, m)?)?;
+    m.add_function(wrap_pyfunction!(images, m)?)?;
+    m.add_function(wrap_pyfunction!(space_archs, m)?)?;
+    m.add_function(wrap_pyfunction!(hda, m)?)?;
+    m.add_class::<Run>()?;
+    Ok(())
+}
