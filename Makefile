@@ -22,7 +22,7 @@ python:
 	@echo "  . .venv-py/bin/activate && python -c 'import rbflex; help(rbflex.score)'"
 
 test-python: python
-	cd python && $(PY)/bin/python -m pytest -q tests
+	$(PY)/bin/python -m pytest -q python/tests  # from the root: python/rbflex (the sources) must not shadow the installed package
 
 # GPU machines: also install the CUDA libraries (then `--device auto` uses
 # the GPU; see README "GPU").
