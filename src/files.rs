@@ -290,14 +290,16 @@ pub fn check_apart(out: &Path, input: &Path, option: &str) -> Result<()> {
 /// (which could point anywhere): rbflex reads and writes only regular files
 /// there.
 pub fn refuse_links(dir: &Path, names: &[&str]) -> Result<()> {
-    for name in names {
-        let p = dir.join(name);
-        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
-            bail!(
-                "{} is a symbolic link: rbflex reads and writes only regular files inside its results folder; remove the link",
-                p.display()
-            );
-        }
+    names.iter().try_for_each(|name| refuse_link(&dir.join(name)))
+}
+
+/// Refuses `path` when it is a symbolic link (see [`refuse_links`]).
+fn refuse_link(path: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        bail!(
+            "{} is a symbolic link: rbflex reads and writes only regular files inside its results folder; remove the link",
+            path.display()
+        );
     }
     Ok(())
 }
@@ -307,12 +309,7 @@ pub fn refuse_links(dir: &Path, names: &[&str]) -> Result<()> {
 /// symbolic link: a link there (which could point anywhere) is an error
 /// naming it.
 pub fn open_in_folder(path: &Path, append: bool) -> Result<File> {
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        bail!(
-            "{} is a symbolic link: rbflex writes only regular files inside its results folder; remove the link",
-            path.display()
-        );
-    }
+    refuse_link(path)?;
     let mut o = std::fs::OpenOptions::new();
     if append {
         o.append(true);

@@ -15,6 +15,7 @@
 
 use crate::files::write_atomic;
 use crate::proxies;
+use crate::run::folder::{check_arch, check_init_seed, RESULT_FILES};
 use crate::run::scores_file::{merge, parse_scores, scores_text};
 use crate::run::{unsharded_header, Record, RunLock, MAX_RUN_JSON};
 use crate::shard::{self, ShardRecord};
@@ -118,7 +119,7 @@ pub fn run(out: &Path, dirs: &[PathBuf], allow_missing: bool) -> Result<MergeRep
 }
 
 fn merge_locked(out: &Path, dirs: &[PathBuf], allow_missing: bool) -> Result<MergeReport> {
-    crate::files::refuse_links(out, &["run.json", "scores.csv"])?;
+    crate::files::refuse_links(out, &RESULT_FILES)?;
     let dirs = if dirs.is_empty() { shard::folders_in(out)? } else { dirs.to_vec() };
     if dirs.is_empty() {
         bail!(
@@ -444,29 +445,8 @@ impl RowCheck {
             }
         }
         if let Some(space) = &self.space {
-            if r.index >= space.len() {
-                bail!("index {} is out of {} (0..{})", r.index, space.name(), space.len());
-            }
-            let arch = space.arch(r.index)?;
-            if r.arch != arch {
-                bail!(
-                    "index {} has arch '{}' but {}'s is '{}'",
-                    r.index,
-                    crate::shown::shorten(&r.arch),
-                    space.name(),
-                    crate::shown::shorten(&arch)
-                );
-            }
+            check_arch(&**space, r)?;
         }
-        let seed = crate::run::init_seed(self.seed, r.index);
-        if r.init_seed != seed {
-            bail!(
-                "index {} has init_seed {} but this run builds it with {seed} (seed {})",
-                r.index,
-                r.init_seed,
-                self.seed
-            );
-        }
-        Ok(())
+        check_init_seed(self.seed, r)
     }
 }

@@ -9,11 +9,15 @@ use super::seeds::init_seed;
 use super::setting::{device_kind, proxy_settings, Setting};
 use crate::files::write_atomic;
 use crate::proxies::Selection;
+use crate::spaces::Space;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+
+/// The files of a results folder that runs and merges read and rewrite.
+pub const RESULT_FILES: [&str; 2] = ["run.json", "scores.csv"];
 
 /// Largest `run.json` read (a real one is a few hundred bytes per proxy).
 pub const MAX_RUN_JSON: u64 = 1 << 20;
@@ -183,7 +187,7 @@ impl ScoreCache {
         }
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create results folder {}", dir.display()))?;
         let lock = RunLock::take(dir)?;
-        crate::files::refuse_links(dir, &["run.json", "scores.csv"])?;
+        crate::files::refuse_links(dir, &RESULT_FILES)?;
         let mut header = header_of(s);
         let run = dir.join("run.json");
         let path = dir.join("scores.csv");
@@ -292,22 +296,33 @@ impl ScoreCache {
 /// Whether a cached row is one `s` would have written: its index in the
 /// space, its arch the space's for that index, its init seed the run's.
 fn check_row(s: &Setting, r: &Record) -> Result<()> {
-    if r.index >= s.space.len() {
-        bail!("index {} is out of {} (0..{})", r.index, s.space.name(), s.space.len());
+    check_arch(&*s.space, r)?;
+    check_init_seed(s.seed, r)
+}
+
+/// Whether a row's index is in `space` and its arch the space's for it.
+pub(crate) fn check_arch(space: &dyn Space, r: &Record) -> Result<()> {
+    if r.index >= space.len() {
+        bail!("index {} is out of {} (0..{})", r.index, space.name(), space.len());
     }
-    let arch = s.space.arch(r.index)?;
+    let arch = space.arch(r.index)?;
     if r.arch != arch {
         bail!(
             "index {} has arch '{}' but {}'s is '{}'",
             r.index,
             crate::shown::shorten(&r.arch),
-            s.space.name(),
+            space.name(),
             crate::shown::shorten(&arch)
         );
     }
-    let seed = init_seed(s.seed, r.index);
+    Ok(())
+}
+
+/// Whether a row's init seed is the one a run of `run_seed` builds it with.
+pub(crate) fn check_init_seed(run_seed: u64, r: &Record) -> Result<()> {
+    let seed = init_seed(run_seed, r.index);
     if r.init_seed != seed {
-        bail!("index {} has init_seed {} but this run builds it with {seed} (seed {})", r.index, r.init_seed, s.seed);
+        bail!("index {} has init_seed {} but this run builds it with {seed} (seed {run_seed})", r.index, r.init_seed);
     }
     Ok(())
 }
