@@ -90,12 +90,79 @@ pub fn release_free_memory() {
     }
 }
 
+/// Bytes this process can still allocate: the least of the system's
+/// available memory (`MemAvailable`), what its address-space limit
+/// (`ulimit -v`) leaves beside what it maps now, and what its cgroup's
+/// memory limit (a Slurm job's, a container's) leaves; `None` where none of
+/// them can be read (not Linux). What a run would need beyond it is refused
+/// before it starts (see [`check_fits`]), instead of ending in an
+/// allocation failure or the kernel's OOM killer.
+pub fn available() -> Option<u64> {
+    let mut least: Option<u64> = None;
+    let mut take = |v: u64| least = Some(least.map_or(v, |l| l.min(v)));
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    if let Some(kb) = read("/proc/meminfo").as_deref().and_then(|m| meminfo_field(m, "MemAvailable:")) {
+        take(kb.saturating_mul(1024));
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit writes the limit into `lim`.
+        if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } == 0 && lim.rlim_cur != libc::RLIM_INFINITY {
+            let mapped = read("/proc/self/statm")
+                .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<u64>().ok()))
+                .map_or(0, |pages| pages.saturating_mul(4096));
+            take(lim.rlim_cur.saturating_sub(mapped));
+        }
+    }
+    if let (Some(max), Some(cur)) = (read("/sys/fs/cgroup/memory.max"), read("/sys/fs/cgroup/memory.current")) {
+        if let (Ok(max), Ok(cur)) = (max.trim().parse::<u64>(), cur.trim().parse::<u64>()) {
+            take(max.saturating_sub(cur));
+        }
+    }
+    least
+}
+
+/// A `/proc/meminfo` field's value (kB).
+fn meminfo_field(meminfo: &str, name: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with(name))?;
+    line[name.len()..].split_whitespace().next()?.parse().ok()
+}
+
+/// Refuses `need` bytes (what `what` would hold) when more than `available`
+/// is: one line naming the estimate, what is available and what to change.
+pub fn check_fits(need: u64, available: Option<u64>, what: &str, advice: &str) -> anyhow::Result<()> {
+    match available {
+        Some(free) if need > free => {
+            anyhow::bail!("{what} needs about {} of memory, more than the {} available: {advice}", gb(need), gb(free))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Bytes as gigabytes for messages (`21.3 GB`).
+pub fn gb(bytes: u64) -> String {
+    format!("{:.1} GB", bytes as f64 / 1e9)
+}
+
 /// Reservations from which [`release_free_memory`] runs after the network.
 pub const TRIM_FROM_BYTES: u64 = 256 << 20;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_does_not_fit_is_refused_with_the_figures() {
+        let e = check_fits(21_300_000_000, Some(15_000_000_000), "proxy snip", "use --proxy-batch 2100 or less");
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "proxy snip needs about 21.3 GB of memory, more than the 15.0 GB available: use --proxy-batch 2100 or less"
+        );
+        assert!(check_fits(5, Some(5), "x", "y").is_ok() && check_fits(u64::MAX, None, "x", "y").is_ok());
+        assert_eq!(meminfo_field("MemTotal:  10 kB\nMemAvailable:   2048 kB\n", "MemAvailable:"), Some(2048));
+        assert!(available().is_some_and(|b| b > 0), "Linux: /proc/meminfo");
+    }
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 

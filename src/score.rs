@@ -160,7 +160,8 @@ pub fn run(r: Request) -> Result<ScoreReport> {
         crate::inputs::check_runs(net.as_ref(), x, BnStats::PerImage, &format!("input file {name}"))?;
     }
     let params = net.params().count();
-    let results = score_with(&s, &build, r.seed as i64)?
+    s.check_memory(&r.arch, None)?;
+    let results = crate::run::pool::guarded(|| score_with(&s, &build, r.seed as i64))?
         .into_iter()
         .map(|(proxy, measure, columns)| ProxyScore { proxy, measure, columns })
         .collect::<Vec<_>>();

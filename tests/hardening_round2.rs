@@ -288,3 +288,129 @@ fn results_inside_the_inputs_are_refused_before_anything_runs() {
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn proxies_that_read_no_images_take_any_batch() {
+    // they read only the batch's shape (their own noise or ones): no image
+    // is drawn for them, so a batch beyond the 200-image sample runs
+    let d = tmp();
+    let args = ["--sample", "2", "--proxy", "l2_norm,params,synflow,naswot", "--proxy-batch", "250"];
+    let mut v = vec!["correlate", "--quiet", "--json", "--out", s(d.path())];
+    v.extend_from_slice(&args);
+    let j = ok_json(&v);
+    assert_eq!(j["n"], 2, "{j}");
+    // a proxy that reads the images still needs them, and says so
+    let e = fails(&["correlate", "--sample", "2", "--proxy", "snip", "--proxy-batch", "250", "--quiet"]);
+    assert!(e.contains("asked for a batch of 250 images but embedded cifar10 sample holds only 200"), "{e}");
+}
+
+#[test]
+fn an_image_folder_is_decoded_only_where_a_run_draws() {
+    // 20 good images and one whose header is sound but whose pixels are
+    // not: a run that does not draw it never decodes it (memory does not
+    // grow with the folder); one that draws it names it
+    let d = tmp();
+    let imgs = d.path().join("imgs");
+    for (k, class) in ["a", "b"].iter().enumerate() {
+        std::fs::create_dir_all(imgs.join(class)).unwrap();
+        for i in 0..10u32 {
+            let img = image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([(x * 7 + i) as u8, (y * 5) as u8, k as u8]));
+            img.save(imgs.join(class).join(format!("{i}.png"))).unwrap();
+        }
+    }
+    let bad = imgs.join("b").join("zz-bad.png");
+    let noise = image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([(x * 131 + y * 17) as u8, (x ^ y) as u8, 9]));
+    noise.save(&bad).unwrap();
+    let mut bytes = std::fs::read(&bad).unwrap();
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 40] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&bad, bytes).unwrap();
+    // image seed 0 draws three good images (seed 1 draws the bad one)
+    let j = ok_json(&["score", "--index", "1", "--batch", "3", "--image-seed", "0", "--images", s(&imgs), "--json"]);
+    assert!(j["score"].as_f64().is_some_and(f64::is_finite), "{j}");
+    let e = fails(&["score", "--index", "1", "--batch", "21", "--images", s(&imgs)]);
+    assert!(e.contains("cannot decode image") && e.contains("zz-bad.png"), "{e}");
+}
+
+/// Runs `rbflex args` under an address-space limit (`ulimit -v`) of 1.5 GB.
+fn within_1_5_gb(args: &[&str]) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rbflex"));
+    cmd.args(args);
+    // SAFETY: setrlimit only changes the child's own limit, before exec
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit { rlim_cur: 1_500_000_000, rlim_max: libc::RLIM_INFINITY };
+            libc::setrlimit(libc::RLIMIT_AS, &lim);
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
+}
+
+/// [`within_1_5_gb`], which must fail with one line: its stderr.
+fn fails_within_1_5_gb(args: &[&str]) -> String {
+    let o = within_1_5_gb(args);
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success() && e.trim().lines().count() == 1 && e.starts_with("error: "), "{args:?}: {e}");
+    e
+}
+
+#[test]
+fn what_cannot_fit_in_memory_is_refused_before_anything_runs() {
+    // AZ-NAS at 10,000 noise inputs (80 GB by its measured figure) within
+    // 1.5 GB: refused with a batch that fits, before a results folder is made
+    let d = tmp();
+    let out = d.path().join("o");
+    let e = fails_within_1_5_gb(&[
+        "correlate",
+        "--sample",
+        "2",
+        "--proxy",
+        "az",
+        "--proxy-batch",
+        "10000",
+        "--out",
+        s(&out),
+    ]);
+    assert!(
+        e.contains("proxy az_expressivity at --proxy-batch 10000 (an estimate: 2600 bytes per input value) needs about 79.9 GB of memory, more than the"),
+        "{e}"
+    );
+    let fits: u64 = e.rsplit("use --proxy-batch ").next().and_then(|t| t.split(' ').next()).unwrap().parse().unwrap();
+    assert!((2..200).contains(&fits), "{e}");
+    assert!(!out.exists(), "nothing is written before the refusal");
+    let e = fails_within_1_5_gb(&[
+        "correlate",
+        "--sample",
+        "2",
+        "--proxy",
+        "grasp",
+        "--proxy-batch",
+        "150",
+        "--out",
+        s(&out),
+    ]);
+    assert!(
+        e.contains("proxy grasp at --proxy-batch 150 (an estimate: 6000 bytes per input value) needs about 2.8 GB"),
+        "{e}"
+    );
+    // a third of the batch it named runs within the limit (an address-space
+    // limit also counts what is mapped but never touched: allocator arenas,
+    // thread stacks, so the full batch may not)
+    let o = within_1_5_gb(&[
+        "correlate",
+        "--sample",
+        "2",
+        "--proxy",
+        "az",
+        "--proxy-batch",
+        &(fits / 3).to_string(),
+        "--quiet",
+        "--out",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

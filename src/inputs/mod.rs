@@ -13,21 +13,55 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
 
-/// 8-bit RGB images of one size, stored HWC.
+/// One image of a pool: its pixels in memory (the embedded samples, CIFAR
+/// batches) or a file decoded only when a batch draws it (a user's folder:
+/// memory independent of the folder's size).
+#[derive(Debug, Clone)]
+pub enum Image {
+    /// 8-bit RGB pixels, HWC, with the width and height.
+    Pixels(Vec<u8>, u32, u32),
+    /// A file whose header gave its width and height.
+    File(PathBuf, u32, u32),
+}
+
+impl Image {
+    /// Width and height.
+    pub fn dimensions(&self) -> (u32, u32) {
+        match self {
+            Image::Pixels(_, w, h) | Image::File(_, w, h) => (*w, *h),
+        }
+    }
+
+    /// The 8-bit RGB pixels (HWC), decoding a file now.
+    fn pixels(&self) -> Result<std::borrow::Cow<'_, [u8]>> {
+        match self {
+            Image::Pixels(px, ..) => Ok(std::borrow::Cow::Borrowed(px)),
+            Image::File(p, w, h) => {
+                let img = open_image(p)?;
+                if (img.width(), img.height()) != (*w, *h) {
+                    bail!("image {} changed while in use: it is now {}x{}", p.display(), img.width(), img.height());
+                }
+                Ok(std::borrow::Cow::Owned(img.to_rgb8().into_raw()))
+            }
+        }
+    }
+}
+
+/// 8-bit RGB images, of the dataset's size or (ImageNet) of any size.
 #[derive(Debug, Clone)]
 pub struct ImagePool {
-    /// Height and width.
+    /// Height and width the networks take.
     pub size: (usize, usize),
-    /// Pixels, `h * w * 3` bytes each.
-    pub images: Vec<Vec<u8>>,
-    /// Images of any size (ImageNet), as (pixels, width, height); cropped to
-    /// `size` by the transform.
-    pub any: Vec<(Vec<u8>, u32, u32)>,
+    /// The images, in pool order.
+    pub images: Vec<Image>,
+    /// Whether the images are of any size and cropped to `size` by
+    /// RandomResizedCrop (ImageNet); else each is `size` already.
+    pub crop: bool,
     /// Where the images came from (shown in reports).
     pub source: String,
-    /// Class label of each image (`images` then `any`), when known: the
-    /// embedded samples' classes, a folder's class sub-folders
-    /// (torchvision's ImageFolder layout) or CIFAR batches' label bytes.
+    /// Class label of each image, when known: the embedded samples'
+    /// classes, a folder's class sub-folders (torchvision's ImageFolder
+    /// layout) or CIFAR batches' label bytes.
     pub labels: Option<Vec<i64>>,
     /// Why a folder's images have no labels (shown when a proxy needs them).
     pub unlabelled: Option<String>,
@@ -65,15 +99,15 @@ impl ImagePool {
                 .map(|(name, bytes)| {
                     let img =
                         image::load_from_memory(bytes).with_context(|| format!("embedded image {name} is corrupt"))?;
-                    Ok(raw_with_size(img.to_rgb8()))
+                    Ok(in_memory(img.to_rgb8()))
                 })
                 .collect::<Result<Vec<_>>>()?;
             // one image per class: its position stands for its class
             let labels = Some((0..images.len() as i64).collect());
             return Ok(ImagePool {
                 size: (224, 224),
-                images: Vec::new(),
-                any: images,
+                images,
+                crop: true,
                 source: format!("embedded {d} sample"),
                 labels,
                 unlabelled: None,
@@ -85,13 +119,13 @@ impl ImagePool {
                 .map(|(name, bytes)| {
                     let img =
                         image::load_from_memory(bytes).with_context(|| format!("embedded image {name} is corrupt"))?;
-                    Ok(img.to_rgb8().into_raw())
+                    Ok(in_memory(img.to_rgb8()))
                 })
                 .collect::<Result<Vec<_>>>()?;
             return Ok(ImagePool {
                 size: (512, 512),
                 images,
-                any: Vec::new(),
+                crop: false,
                 source: format!("embedded {d} sample"),
                 labels: None,
                 unlabelled: Some("the embedded Taskonomy sample has no class labels".into()),
@@ -116,7 +150,8 @@ impl ImagePool {
         let mut raw = Vec::new();
         flate2::read::GzDecoder::new(gz).read_to_end(&mut raw).context("embedded images are corrupt")?;
         let (h, w) = native_size(d).context("no image size")?;
-        let images: Vec<Vec<u8>> = raw.chunks_exact(h * w * 3).map(|c| c.to_vec()).collect();
+        let images: Vec<Image> =
+            raw.chunks_exact(h * w * 3).map(|c| Image::Pixels(c.to_vec(), w as u32, h as u32)).collect();
         let labels = embedded_labels(d, files);
         if labels.len() != images.len() {
             bail!("embedded {d} sample: {} images but {} file names", images.len(), labels.len());
@@ -124,7 +159,7 @@ impl ImagePool {
         Ok(ImagePool {
             size: (h, w),
             images,
-            any: Vec::new(),
+            crop: false,
             source: format!("embedded {d} sample"),
             labels: Some(labels),
             unlabelled: None,
@@ -133,7 +168,10 @@ impl ImagePool {
 
     /// Reads a folder of images (PNG/JPEG, searched recursively, in path
     /// order) or of official CIFAR-10/100 binary batches (`*.bin`). Every image
-    /// must be `size`; anything else is an error naming the file.
+    /// must be `size` (any size for ImageNet); anything else is an error
+    /// naming the file. Only the image files' headers are read here: an
+    /// image is decoded when a batch draws it, so memory does not grow with
+    /// the folder.
     pub fn from_dir(dir: &Path, d: Dataset) -> Result<ImagePool> {
         let size = native_size(d).with_context(|| format!("{d} takes sentences, not images"))?;
         if !dir.is_dir() {
@@ -143,43 +181,46 @@ impl ImagePool {
         collect_files(dir, &mut files)?;
         files.sort();
         let bins: Vec<&PathBuf> = files.iter().filter(|p| has_ext(p, &["bin"])).collect();
-        let pictures = files.iter().filter(|p| has_ext(p, &["png", "jpg", "jpeg"])).count();
-        if !bins.is_empty() && pictures > 0 && !any_size(d) {
+        let pics: Vec<&PathBuf> = files.iter().filter(|p| has_ext(p, &["png", "jpg", "jpeg"])).collect();
+        if !bins.is_empty() && !pics.is_empty() {
             bail!(
-                "image folder {} holds both CIFAR .bin batches ({}) and image files ({pictures}): use one kind per folder",
+                "image folder {} holds both CIFAR .bin batches ({}) and image files ({}): use one kind per folder",
                 dir.display(),
-                bins.len()
+                bins.len(),
+                pics.len()
             );
         }
-        if any_size(d) {
-            let pics: Vec<&PathBuf> = files.iter().filter(|p| has_ext(p, &["png", "jpg", "jpeg"])).collect();
-            if pics.is_empty() {
-                bail!("image folder {} holds no images (.png, .jpg, .jpeg)", dir.display());
-            }
-            let any = pics.iter().map(|p| Ok(raw_with_size(open_image(p)?.to_rgb8()))).collect::<Result<Vec<_>>>()?;
-            let (labels, unlabelled) = folder_labels(dir, &pics);
-            return Ok(ImagePool { size, images: Vec::new(), any, source: canonical(dir), labels, unlabelled });
-        }
+        let crop = any_size(d);
         let (images, (labels, unlabelled)) = if !bins.is_empty() {
             let (mut all, mut labels) = (Vec::new(), Vec::new());
             for b in bins {
                 for (label, img) in read_cifar_bin(b, size)? {
                     labels.push(label);
-                    all.push(img);
+                    all.push(Image::Pixels(img, 32, 32));
                 }
             }
             (all, (Some(labels), None))
         } else {
-            let pics: Vec<&PathBuf> = files.iter().filter(|p| has_ext(p, &["png", "jpg", "jpeg"])).collect();
-            let labels = folder_labels(dir, &pics);
-            let images =
-                pics.iter().map(|p| read_image(p, size, d == Dataset::Taskonomy)).collect::<Result<Vec<_>>>()?;
-            (images, labels)
+            let images = pics
+                .iter()
+                .map(|p| {
+                    let (w, h, channels) = image_header(p)?;
+                    if !crop && (h as usize, w as usize) != size {
+                        bail!("image {} is {w}x{h}, expected {}x{}", p.display(), size.1, size.0);
+                    }
+                    if d == Dataset::Taskonomy && channels != 3 {
+                        bail!("image {} is not RGB ({channels} channels)", p.display());
+                    }
+                    Ok(Image::File(p.to_path_buf(), w, h))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            (images, folder_labels(dir, &pics))
         };
         if images.is_empty() {
-            bail!("image folder {} holds no images (.png, .jpg, .jpeg or CIFAR .bin batches)", dir.display());
+            let kinds = if crop { ".png, .jpg, .jpeg" } else { ".png, .jpg, .jpeg or CIFAR .bin batches" };
+            bail!("image folder {} holds no images ({kinds})", dir.display());
         }
-        Ok(ImagePool { size, images, any: Vec::new(), source: canonical(dir), labels, unlabelled })
+        Ok(ImagePool { size, images, crop, source: canonical(dir), labels, unlabelled })
     }
 
     /// A batch of `n` distinct images chosen with `seed`, transformed as the
@@ -191,7 +232,7 @@ impl ImagePool {
     /// The same batch with its images' labels (`[n]` int64, taken modulo the
     /// dataset's classes) when the pool has labels.
     pub fn labelled_batch(&self, d: Dataset, n: usize, seed: u64) -> Result<(Tensor, Option<Tensor>)> {
-        let count = self.images.len() + self.any.len();
+        let count = self.images.len();
         if n > count {
             bail!("asked for a batch of {n} images but {} holds only {count}", self.source);
         }
@@ -205,10 +246,12 @@ impl ImagePool {
             Tensor::from_slice(&v)
         });
         for i in picks {
-            if let Some((px, iw, ih)) = self.any.get(i) {
-                data.extend(transforms::random_resized_crop(d, px, (*iw, *ih), self.size, &mut rng));
+            let img = &self.images[i];
+            let px = img.pixels()?;
+            if self.crop {
+                data.extend(transforms::random_resized_crop(d, &px, img.dimensions(), self.size, &mut rng));
             } else {
-                data.extend(transforms::train_transform(d, &self.images[i], self.size, &mut rng));
+                data.extend(transforms::train_transform(d, &px, self.size, &mut rng));
             }
         }
         Ok((Tensor::from_slice(&data).reshape([n as i64, 3, h as i64, w as i64]), labels))
@@ -252,9 +295,9 @@ fn folder_labels(root: &Path, files: &[&PathBuf]) -> (Option<Vec<i64>>, Option<S
     }
 }
 
-fn raw_with_size(rgb: image::RgbImage) -> (Vec<u8>, u32, u32) {
+fn in_memory(rgb: image::RgbImage) -> Image {
     let (w, h) = rgb.dimensions();
-    (rgb.into_raw(), w, h)
+    Image::Pixels(rgb.into_raw(), w, h)
 }
 
 /// The folder's canonical path (so `./imgs`, `imgs/` and its absolute path
@@ -303,29 +346,61 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Decodes an image, with one message naming the file (the image crate's
-/// errors repeat their cause in their source chain).
-fn open_image(p: &Path) -> Result<image::DynamicImage> {
-    let (file, _) = crate::files::open_regular(p, "image", 1 << 30)?;
-    let bad = |e: image::ImageError| anyhow::anyhow!("cannot decode image {}: {e}", p.display());
+/// Largest image file read.
+pub const MAX_IMAGE_BYTES: u64 = 1 << 30;
+
+/// A reader of the image file `p` (its format from the extension, else
+/// guessed from its first bytes).
+fn image_reader(p: &Path) -> Result<image::ImageReader<std::io::BufReader<std::fs::File>>> {
+    let (file, _) = crate::files::open_regular(p, "image", MAX_IMAGE_BYTES)?;
     let mut reader = image::ImageReader::new(std::io::BufReader::new(file));
     match image::ImageFormat::from_path(p) {
         Ok(f) => reader.set_format(f),
-        Err(_) => reader = reader.with_guessed_format().map_err(|e| bad(e.into()))?,
+        Err(_) => reader = reader.with_guessed_format().map_err(|e| bad_image(p, e.into()))?,
     }
-    reader.decode().map_err(bad)
+    Ok(reader)
 }
 
-fn read_image(p: &Path, size: (usize, usize), rgb_only: bool) -> Result<Vec<u8>> {
-    let img = open_image(p)?;
-    if rgb_only && img.color().channel_count() != 3 {
-        bail!("image {} is not RGB ({} channels, {:?})", p.display(), img.color().channel_count(), img.color());
+/// One message naming the file (the image crate's errors repeat their
+/// cause in their source chain).
+fn bad_image(p: &Path, e: image::ImageError) -> anyhow::Error {
+    anyhow::anyhow!("cannot decode image {}: {e}", p.display())
+}
+
+/// Width, height and channels of an image file, from its header alone.
+fn image_header(p: &Path) -> Result<(u32, u32, u8)> {
+    use image::ImageDecoder;
+    let decoder = image_reader(p)?.into_decoder().map_err(|e| bad_image(p, e))?;
+    let (w, h) = decoder.dimensions();
+    Ok((w, h, decoder.color_type().channel_count()))
+}
+
+/// Adds an image file's length and bytes to `h`, streamed (as
+/// [`Source::digest`]'s fields: the length, then the bytes).
+fn file_field(h: &mut sha2::Sha256, p: &Path) -> Result<()> {
+    use sha2::Digest;
+    let (file, len) = crate::files::open_regular(p, "image", MAX_IMAGE_BYTES)?;
+    h.update(len.to_le_bytes());
+    let mut reader = std::io::BufReader::new(file.take(len));
+    let mut buf = [0u8; 1 << 16];
+    let mut read = 0u64;
+    loop {
+        let k = reader.read(&mut buf).with_context(|| format!("cannot read image {}", p.display()))?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        read += k as u64;
     }
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    if (h, w) != size {
-        bail!("image {} is {w}x{h}, expected {}x{}", p.display(), size.1, size.0);
+    if read != len {
+        bail!("image {} changed while in use: {read} bytes read, {len} expected", p.display());
     }
-    Ok(img.to_rgb8().into_raw())
+    Ok(())
+}
+
+/// Decodes an image.
+fn open_image(p: &Path) -> Result<image::DynamicImage> {
+    image_reader(p)?.decode().map_err(|e| bad_image(p, e))
 }
 
 /// Reads a CIFAR binary batch: records of 1 (CIFAR-10) or 2 (CIFAR-100) label
@@ -488,37 +563,46 @@ impl Source {
     /// sentence, with the tokenisation flag. A results folder records it, so
     /// that other images under the same path are never scored as the same
     /// inputs (and the same images under another path are).
-    pub fn digest(&self) -> String {
+    ///
+    /// A folder's image files are hashed as stored (their bytes, streamed),
+    /// never decoded here.
+    pub fn digest(&self) -> Result<String> {
         use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        let mut field = |bytes: &[u8]| {
+        let mut hash = Sha256::new();
+        fn field(h: &mut Sha256, bytes: &[u8]) {
             h.update((bytes.len() as u64).to_le_bytes());
             h.update(bytes);
-        };
+        }
+        let h = &mut hash;
         match self {
             Source::Images(pool, d) => {
-                field(d.key().as_bytes());
-                field(&[pool.size.0 as u64, pool.size.1 as u64].map(u64::to_le_bytes).concat());
-                for px in &pool.images {
-                    field(px);
-                }
-                for (px, w, h) in &pool.any {
-                    field(&[*w, *h].map(u32::to_le_bytes).concat());
-                    field(px);
+                field(h, d.key().as_bytes());
+                field(h, &[pool.size.0 as u64, pool.size.1 as u64].map(u64::to_le_bytes).concat());
+                for img in &pool.images {
+                    match img {
+                        Image::Pixels(px, width, height) => {
+                            if pool.crop {
+                                field(h, &[*width, *height].map(u32::to_le_bytes).concat());
+                            }
+                            field(h, px);
+                        }
+                        // a file's bytes as stored: nothing is decoded
+                        Image::File(p, ..) => file_field(h, p)?,
+                    }
                 }
                 for l in pool.labels.iter().flatten() {
-                    field(&l.to_le_bytes());
+                    field(h, &l.to_le_bytes());
                 }
             }
             Source::Text(pool, sep) => {
-                field(&[u8::from(*sep)]);
+                field(h, &[u8::from(*sep)]);
                 for item in &pool.items {
-                    field(item.as_bytes());
+                    field(h, item.as_bytes());
                 }
             }
         }
-        let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        format!("sha256:{hex}")
+        let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Ok(format!("sha256:{hex}"))
     }
 
     /// Whether the inputs carry class labels.

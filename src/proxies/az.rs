@@ -156,6 +156,9 @@ impl Proxy for AzPart {
     fn needs(&self) -> Needs {
         Needs { batch: Some(64), labels: false, classifier: false }
     }
+    fn reads_inputs(&self) -> bool {
+        false // only the batch's shape
+    }
     fn also_yields(&self) -> &'static [&'static str] {
         &[super::naswot::NAME]
     }

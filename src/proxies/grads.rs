@@ -73,6 +73,9 @@ impl Proxy for Synflow {
     fn needs(&self) -> Needs {
         Needs { batch: Some(2), labels: false, classifier: false }
     }
+    fn reads_inputs(&self) -> bool {
+        false // only the batch's shape
+    }
     fn score(&self, p: &Probe) -> Result<Measure> {
         let net = (p.build)(Init::KaimingNormalFanIn)?;
         let params = net.params();
@@ -164,6 +167,9 @@ impl Proxy for GradNorm {
     }
     fn needs(&self) -> Needs {
         Needs { batch: Some(64), labels: false, classifier: true }
+    }
+    fn reads_inputs(&self) -> bool {
+        false // only the batch's shape
     }
     fn score(&self, p: &Probe) -> Result<Measure> {
         let net = (p.build)(Init::KaimingNormalFanIn)?;

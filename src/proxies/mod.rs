@@ -175,6 +175,12 @@ pub trait Proxy: Send + Sync {
     fn memory_per_input_value(&self) -> u64 {
         0
     }
+    /// Whether it reads its input batch's values; `false`: only the batch's
+    /// shape (it makes its own inputs: noise, ones), so a run draws no
+    /// image for it and its `--proxy-batch` may exceed the image pool.
+    fn reads_inputs(&self) -> bool {
+        true
+    }
     /// Its settings, recorded in `run.json` (a rerun with other settings is
     /// refused instead of mixing values).
     fn settings(&self) -> serde_json::Value {

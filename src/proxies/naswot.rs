@@ -67,6 +67,9 @@ impl Proxy for Naswot {
     fn needs(&self) -> Needs {
         Needs { batch: Some(64), labels: false, classifier: false }
     }
+    fn reads_inputs(&self) -> bool {
+        false // only the batch's shape
+    }
     fn score(&self, p: &Probe) -> Result<Measure> {
         if let Some(v) = p.yielded(NAME) {
             return Ok(Measure::value(v));

@@ -18,6 +18,9 @@ impl Proxy for ParamCount {
     fn needs(&self) -> Needs {
         Needs { batch: Some(2), labels: false, classifier: false }
     }
+    fn reads_inputs(&self) -> bool {
+        false // only the batch's shape
+    }
     fn score(&self, p: &Probe) -> Result<Measure> {
         Ok(Measure::value((p.build)(Init::Default)?.params().count() as f64))
     }
@@ -35,6 +38,9 @@ impl Proxy for Flops {
     }
     fn needs(&self) -> Needs {
         Needs { batch: Some(2), labels: false, classifier: false }
+    }
+    fn reads_inputs(&self) -> bool {
+        false // only the batch's shape
     }
     fn score(&self, p: &Probe) -> Result<Measure> {
         let net = (p.build)(Init::Default)?;
@@ -56,6 +62,9 @@ impl Proxy for L2Norm {
     }
     fn needs(&self) -> Needs {
         Needs { batch: Some(2), labels: false, classifier: false }
+    }
+    fn reads_inputs(&self) -> bool {
+        false // only the batch's shape
     }
     fn score(&self, p: &Probe) -> Result<Measure> {
         let net = (p.build)(Init::Default)?;

@@ -51,6 +51,9 @@ impl Proxy for Zen {
     fn needs(&self) -> Needs {
         Needs { batch: Some(64), labels: false, classifier: true }
     }
+    fn reads_inputs(&self) -> bool {
+        false // only the batch's shape
+    }
     fn score(&self, p: &Probe) -> Result<Measure> {
         let net = (p.build)(Init::Gaussian)?;
         let _guard = tch::no_grad_guard();

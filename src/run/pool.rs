@@ -51,6 +51,23 @@ fn warn_if_serialised(s: &Setting, index: usize, workers: Workers, cache: &Score
     Ok(())
 }
 
+/// Runs `f`, turning a panic (libtorch's failures, such as an allocation it
+/// could not make, are panics in tch) into an error with its first line, so
+/// that the run stops with one line and keeps what it wrote, instead of
+/// "a scoped thread panicked".
+pub fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let why = crate::files::panic_message(payload.as_ref());
+            if why.contains("can't allocate memory") || why.contains("out of memory") {
+                anyhow::bail!("out of memory: {why} (a smaller --batch or --proxy-batch, or fewer --jobs, needs less)")
+            }
+            anyhow::bail!("{why}")
+        }
+    }
+}
+
 /// Scores `indices` (skipping those whose every proxy is in the cache) on
 /// `workers`, appending each result as it finishes. Returns the records of
 /// all `indices` and the wall seconds spent scoring.
@@ -72,6 +89,8 @@ pub fn score_many(
         if !quiet {
             warn_if_serialised(s, todo[0], workers, cache)?;
         }
+        // what cannot fit in memory is refused before anything runs
+        s.check_memory(&s.space.arch(todo[0])?, cache.get(todo[0]))?;
         let mut pb = Progress::new(todo.len() as u64, "scoring", quiet);
         let mut writer = cache.writer(&s.selection)?;
         let known: HashMap<usize, Record> =
@@ -84,8 +103,8 @@ pub fn score_many(
                 pool.install(|| {
                     todo.par_iter().for_each_with(tx, |tx, &i| {
                         if !stop_ref.load(Ordering::Relaxed) {
-                            let r =
-                                score_index(s, i, gate, known.get(&i)).with_context(|| format!("scoring index {i}"));
+                            let r = guarded(|| score_index(s, i, gate, known.get(&i)))
+                                .with_context(|| format!("scoring index {i}"));
                             let _ = tx.send(r);
                         }
                     })
@@ -107,4 +126,22 @@ pub fn score_many(
     let secs = t0.elapsed().as_secs_f64();
     let out = indices.iter().filter_map(|i| cache.get(*i).cloned()).collect();
     Ok((out, secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::guarded;
+
+    #[test]
+    fn a_panic_in_a_network_is_an_error_and_an_allocation_failure_says_what_to_lower() {
+        let torch = "called `Result::unwrap()` on an `Err` value: Torch(\"DefaultCPUAllocator: can't allocate memory: you tried to allocate 8589934592 bytes. Error code 12\\nException raised from ...\")";
+        let e = guarded(|| -> anyhow::Result<()> { panic!("{torch}") }).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "out of memory: DefaultCPUAllocator: can't allocate memory: you tried to allocate 8589934592 bytes. Error code 12 (a smaller --batch or --proxy-batch, or fewer --jobs, needs less)"
+        );
+        let e = guarded(|| -> anyhow::Result<()> { panic!("shape mismatch\nmore") }).unwrap_err().to_string();
+        assert_eq!(e, "shape mismatch");
+        assert_eq!(guarded(|| Ok(3)).unwrap(), 3);
+    }
 }

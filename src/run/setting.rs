@@ -15,7 +15,8 @@ use tch::Tensor;
 /// its own tensors.
 #[derive(Debug, Clone)]
 pub struct Batch {
-    /// `[N, ...]` float32 values and their shape.
+    /// `[N, ...]` float32 values and their shape; no values for a batch that
+    /// only gives its shape (see [`Batch::shape_only`]).
     pub x: (Vec<f32>, Vec<i64>),
     /// Class labels, when known.
     pub labels: Option<Vec<i64>>,
@@ -30,11 +31,20 @@ impl Batch {
         Ok(Self { x: (v, x.size()), labels })
     }
 
+    /// A batch of `shape` whose values nobody reads (zeros): for proxies
+    /// that make their own inputs (noise, ones) and read only the shape, so
+    /// that no image is drawn for them.
+    pub fn shape_only(shape: &[i64]) -> Self {
+        Self { x: (Vec::new(), shape.to_vec()), labels: None }
+    }
+
     pub(crate) fn tensors(&self) -> (Tensor, Option<Tensor>) {
-        (
-            Tensor::from_slice(&self.x.0).reshape(self.x.1.as_slice()),
-            self.labels.as_ref().map(|l| Tensor::from_slice(l)),
-        )
+        let x = if self.x.0.is_empty() {
+            Tensor::zeros(self.x.1.as_slice(), (tch::Kind::Float, tch::Device::Cpu))
+        } else {
+            Tensor::from_slice(&self.x.0).reshape(self.x.1.as_slice())
+        };
+        (x, self.labels.as_ref().map(|l| Tensor::from_slice(l)))
     }
 
     /// Batch size N.
@@ -120,15 +130,41 @@ impl Setting {
         if selection.proxies.is_empty() {
             bail!("no proxy asked for can run on {} ({dataset})", space.name());
         }
+        // images are drawn only for the batch sizes of proxies that read
+        // them; the others get the shape of one drawn input (each size is
+        // drawn from its own seeded generator, so skipping one changes none)
+        let read: Vec<usize> = selection
+            .proxies
+            .iter()
+            .filter(|p| p.reads_inputs())
+            .map(|p| selection.batch_of(p.as_ref(), batch))
+            .collect();
+        let free = crate::memory::available();
         let mut batches = BTreeMap::new();
         for p in std::iter::once(None).chain(selection.proxies.iter().map(|p| Some(p.as_ref()))) {
             let n = p.map_or(batch, |p| selection.batch_of(p, batch));
             if let std::collections::btree_map::Entry::Vacant(slot) = batches.entry(n) {
-                let (x, labels) = source.batch(n, seed)?;
-                slot.insert(Batch::new(&x, labels.as_ref())?);
+                if read.contains(&n) {
+                    // the drawn values are held three times while the batch is made
+                    let per_item = 3 * 4 * source.batch(1, seed)?.0.numel() as u64;
+                    let option = if p.is_some() { "--proxy-batch" } else { "--batch" };
+                    let fits = free.map_or(0, |f| f / 10 * 9 / per_item.max(1));
+                    crate::memory::check_fits(
+                        per_item.saturating_mul(n as u64),
+                        free,
+                        &format!("an input batch of {n} ({option} {n})"),
+                        &format!("use {option} {fits} or less"),
+                    )?;
+                    let (x, labels) = source.batch(n, seed)?;
+                    slot.insert(Batch::new(&x, labels.as_ref())?);
+                } else {
+                    let mut shape = source.batch(1, seed)?.0.size();
+                    shape[0] = n as i64;
+                    slot.insert(Batch::shape_only(&shape));
+                }
             }
         }
-        Ok(Self {
+        let s = Self {
             space,
             dataset,
             seed,
@@ -136,11 +172,17 @@ impl Setting {
             batch,
             batches,
             images: source.describe(batch, seed),
-            inputs_digest: Some(source.digest()),
+            inputs_digest: Some(source.digest()?),
             device: tch::Device::Cpu,
             shard: None,
             classes: None,
-        })
+        };
+        // before any results folder is written (the first network stands
+        // for the space; each run checks its own first network again)
+        if !s.space.is_empty() {
+            s.check_memory(&s.space.arch(0)?, None)?;
+        }
+        Ok(s)
     }
 
     /// A setting around one given batch (`score --input`): every proxy sees
@@ -202,6 +244,46 @@ impl Setting {
             most = most.max(p.memory_per_input_value().saturating_mul(values.max(0) as u64));
         }
         Ok(most)
+    }
+
+    /// Refuses to score `arch` when what a proxy (or the space's own pass
+    /// at `--batch`) is estimated to hold does not fit in the memory this
+    /// process can still allocate: one line naming the proxy, the estimate
+    /// and the batch that would fit (the estimates are upper bounds
+    /// measured on NB201, see [`Proxy::memory_per_input_value`]).
+    pub fn check_memory(&self, arch: &str, known: Option<&Record>) -> Result<()> {
+        let free = crate::memory::available();
+        let own = self.space.working_set(arch, self.input_shape())?;
+        // a tenth kept aside: what the process maps grows as it runs
+        let fits =
+            |n: usize, need: u64| free.map_or(0, |f| (n as u128 * f as u128 * 9 / 10 / need.max(1) as u128) as u64);
+        crate::memory::check_fits(
+            own,
+            free,
+            &format!("a network of {} at --batch {}", self.space.name(), self.batch),
+            &format!("use --batch {} or less", fits(self.batch, own)),
+        )?;
+        for p in &self.selection.proxies {
+            if known.is_some_and(|r| r.values.contains_key(&p.columns().value)) {
+                continue;
+            }
+            let b = self.batch_for(p.as_ref())?;
+            let values: i64 = b.x.1.iter().product();
+            let need = p.memory_per_input_value().saturating_mul(values.max(0) as u64);
+            let n = b.len() as usize;
+            let option = if p.needs().batch.is_some() { "--proxy-batch" } else { "--batch" };
+            crate::memory::check_fits(
+                need,
+                free,
+                &format!(
+                    "proxy {} at {option} {n} (an estimate: {} bytes per input value)",
+                    p.name(),
+                    p.memory_per_input_value()
+                ),
+                &format!("use {option} {} or less", fits(n, need)),
+            )?;
+        }
+        Ok(())
     }
 
     /// The shape of the `--batch` input (`[N, C, H, W]`).
