@@ -6,7 +6,8 @@
 #
 #   scripts/fuzz.sh TARGET MINUTES [CASES_PER_RUN]
 #
-# TARGET: arch_strings, nds_json, safetensors, scores_cache or nats_pickle.
+# TARGET: arch_strings, nds_json, safetensors, scores_cache, nats_pickle or
+# merge_shards.
 # CI runs every property once with PROPTEST_CASES (default 32) instead.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -300,7 +300,9 @@ pub fn read_share(path: &Path) -> Result<Vec<usize>> {
     for (n, line) in text.lines().enumerate() {
         let t = line.split('#').next().unwrap_or("").trim();
         if !t.is_empty() {
-            v.push(t.parse().map_err(|_| anyhow::anyhow!("{} line {}: '{t}' is not an index", path.display(), n + 1))?);
+            v.push(t.parse().map_err(|_| {
+                anyhow::anyhow!("{} line {}: '{}' is not an index", path.display(), n + 1, crate::shown::shorten(t))
+            })?);
         }
     }
     Ok(v)
@@ -340,6 +342,16 @@ mod tests {
 
     fn err(spec: &str, shards: Option<usize>, vars: &[(&str, &str)]) -> String {
         format!("{:#}", parse(spec, shards, vars).expect_err("an error"))
+    }
+
+    #[test]
+    fn a_shards_indices_file_with_a_carriage_return_is_a_one_line_error() {
+        // found by the merge fuzz (tests/fuzz.rs merge_shards)
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("indices.txt");
+        std::fs::write(&p, "5\nsh\rard\n").unwrap();
+        let e = read_share(&p).unwrap_err().to_string();
+        assert_eq!(e, format!("{} line 2: 'sh\\rard' is not an index", p.display()));
     }
 
     #[test]

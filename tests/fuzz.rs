@@ -499,3 +499,124 @@ proptest! {
         check(rbflex::benchmarks::pickle::loads(&bytes));
     }
 }
+
+// ---- merge of shard folders ----
+
+/// The files of a 2-way sharded `correlate --sample 6 --proxy synflow` run
+/// (shard K's `run.json`, `scores.csv`, `indices.txt`), and the unsharded
+/// run's rows by index: (arch, init_seed, synflow).
+struct MergeBase {
+    shards: Vec<[(&'static str, String); 3]>,
+    whole: std::collections::BTreeMap<String, (String, String, f64)>,
+}
+
+fn merge_base() -> &'static MergeBase {
+    static B: OnceLock<MergeBase> = OnceLock::new();
+    B.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |extra: &[&str]| {
+            let mut args = vec!["correlate", "--sample", "6", "--proxy", "synflow", "--quiet", "--jobs", "1"];
+            args.extend_from_slice(extra);
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_rbflex")).args(&args).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        };
+        let (sh, whole) = (dir.path().join("sh"), dir.path().join("whole"));
+        for k in ["0/2", "1/2"] {
+            run(&["--out", sh.to_str().unwrap(), "--shard", k]);
+        }
+        run(&["--out", whole.to_str().unwrap()]);
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+        let shards = (0..2)
+            .map(|k| {
+                let d = sh.join(format!("shard-{k}-of-2"));
+                ["run.json", "scores.csv", "indices.txt"].map(|f| (f, read(&d.join(f))))
+            })
+            .collect();
+        let whole = merged_rows(&read(&whole.join("scores.csv")));
+        assert_eq!(whole.len(), 6);
+        MergeBase { shards, whole }
+    })
+}
+
+/// The rows of a `scores.csv` text by index: (arch, init_seed, synflow).
+fn merged_rows(text: &str) -> std::collections::BTreeMap<String, (String, String, f64)> {
+    let mut r = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
+    let cols: Vec<String> = r.headers().map(|h| h.iter().map(String::from).collect()).unwrap_or_default();
+    let at = |name: &str| cols.iter().position(|c| c == name);
+    let mut out = std::collections::BTreeMap::new();
+    for rec in r.records().flatten() {
+        let field = |name: &str| at(name).and_then(|i| rec.get(i)).unwrap_or("").to_string();
+        let v = field("synflow").parse::<f64>().unwrap_or(f64::NAN);
+        out.insert(field("index"), (field("arch"), field("init_seed"), v));
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// `merge` of two shard folders with one file edited (characters, or a
+    /// row's field, duplicated or dropped lines), sometimes into a folder
+    /// a clean merge already wrote, whose own files are then edited: never
+    /// a panic, every error one line, and every accepted merge holds, for
+    /// each network, the unsharded run's row (a value column may hold what
+    /// the edited file says: a number in a valid row cannot be checked).
+    #[test]
+    fn merge_shards(target in 0usize..8, how in 0u8..4, text_edits in edits(), line in any::<usize>(),
+                    col in any::<usize>(), value in csv_field(), allow_missing in any::<bool>()) {
+        let base = merge_base();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        for (k, files) in base.shards.iter().enumerate() {
+            let d = out.join(format!("shard-{k}-of-2"));
+            std::fs::create_dir_all(&d).unwrap();
+            for (name, text) in files {
+                std::fs::write(d.join(name), text).unwrap();
+            }
+        }
+        // targets 0-5: a shard's file; 6, 7: the merged folder's own run.json, scores.csv
+        let path = if target < 6 {
+            out.join(format!("shard-{}-of-2", target / 3)).join(base.shards[0][target % 3].0)
+        } else {
+            rbflex::merge::run(&out, &[], false).unwrap();
+            out.join(["run.json", "scores.csv"][target - 6])
+        };
+        let old = std::fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<String> = old.lines().map(String::from).collect();
+        let at = line % lines.len().max(1);
+        let new = match how {
+            0 => mutate(&old, &text_edits),
+            1 if !lines.is_empty() => {
+                let mut fields: Vec<String> = lines[at].split(',').map(String::from).collect();
+                let c = col % fields.len();
+                fields[c] = value.clone();
+                lines[at] = fields.join(",");
+                lines.join("\n") + "\n"
+            }
+            2 if !lines.is_empty() => {
+                let l = lines[at].clone();
+                lines.insert(at, l);
+                lines.join("\n") + "\n"
+            }
+            _ if !lines.is_empty() => {
+                lines.remove(at);
+                lines.join("\n") + "\n"
+            }
+            _ => old.clone(),
+        };
+        std::fs::write(&path, &new).unwrap();
+        if check(rbflex::merge::run(&out, &[], allow_missing)).is_some() {
+            let merged = merged_rows(&std::fs::read_to_string(out.join("scores.csv")).unwrap());
+            let edited = if path.ends_with("scores.csv") { merged_rows(&new) } else { Default::default() };
+            prop_assert!(allow_missing || merged.len() == base.whole.len(), "{} of 6 rows merged", merged.len());
+            for (index, (arch, seed, v)) in &merged {
+                let Some((warch, wseed, wv)) = base.whole.get(index) else {
+                    return Err(TestCaseError::fail(format!("index {index} is not a candidate")));
+                };
+                prop_assert_eq!((arch, seed), (warch, wseed), "index {}", index);
+                let from_edit = edited.get(index).is_some_and(|e| e.2.to_bits() == v.to_bits() || (e.2.is_nan() && v.is_nan()));
+                prop_assert!(v.to_bits() == wv.to_bits() || from_edit, "index {index}: {v} vs {wv}");
+            }
+        }
+    }
+}

@@ -4,6 +4,7 @@
 
 use super::score::Record;
 use crate::files::write_atomic;
+use crate::shown::shorten;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -98,14 +99,14 @@ fn parse_row(line: &str, columns: &[String]) -> Result<Record> {
     if rec.len() != columns.len() + 3 {
         bail!("{} fields, the header has {}", rec.len(), columns.len() + 3);
     }
-    let index = rec[0].parse().with_context(|| format!("index '{}' is not a number", &rec[0]))?;
-    let init_seed = rec[2].parse().with_context(|| format!("init_seed '{}' is not a number", &rec[2]))?;
+    let index = rec[0].parse().with_context(|| format!("index '{}' is not a number", shorten(&rec[0])))?;
+    let init_seed = rec[2].parse().with_context(|| format!("init_seed '{}' is not a number", shorten(&rec[2])))?;
     let mut values = BTreeMap::new();
     for (c, cell) in columns.iter().zip(rec.iter().skip(3)) {
         if !cell.is_empty() {
-            let v: f64 = cell.parse().with_context(|| format!("{c} '{cell}' is not a number"))?;
+            let v: f64 = cell.parse().with_context(|| format!("{} '{}' is not a number", shorten(c), shorten(cell)))?;
             if v.is_nan() || v == f64::INFINITY {
-                bail!("{c} is {cell}: scores are numbers or -inf");
+                bail!("{} is {}: scores are numbers or -inf", shorten(c), shorten(cell));
             }
             values.insert(c.clone(), v);
         }
