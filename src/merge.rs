@@ -200,11 +200,21 @@ fn merge_locked(out: &Path, dirs: &[PathBuf], allow_missing: bool) -> Result<Mer
         sources.insert(0, out.join("scores.csv"));
     }
     let check = RowCheck::of(first)?;
+    let known = all_columns(first)?;
     let share_sets: BTreeMap<usize, BTreeSet<usize>> =
         shares.iter().map(|(k, v)| (*k, v.iter().copied().collect())).collect();
     for path in &sources {
         let share = by_k.iter().find(|(_, s)| s.dir.join("scores.csv") == *path).and_then(|(k, _)| share_sets.get(k));
         let (cols, recs) = read_scores(path, &|r| check.row(r, share))?;
+        // a column no proxy of the run writes: the header was edited (a
+        // run's own folder refuses it, so a merge may not pass it on)
+        if let Some(c) = cols.iter().find(|c| !known.contains(*c)) {
+            bail!(
+                "{} has a column '{}' that no proxy of the run writes: the file was edited; rerun that shard into a fresh folder",
+                path.display(),
+                crate::shown::shorten(c)
+            );
+        }
         for c in cols {
             if !columns.contains(&c) {
                 columns.push(c);
@@ -392,19 +402,33 @@ fn existing_run(out: &Path, first: &ShardDir) -> Result<bool> {
     Ok(true)
 }
 
-/// The value column of every proxy the run records.
-fn value_columns(s: &ShardDir) -> Result<Vec<String>> {
+/// Every proxy the run records settings for.
+fn run_proxies(s: &ShardDir) -> Result<Vec<std::sync::Arc<dyn proxies::Proxy>>> {
     let opts = proxies::Options { gammas: proxies::rbflex::Gammas::default(), batch: None };
     let names: Vec<String> =
         s.header.get("proxies").and_then(Value::as_object).map(|o| o.keys().cloned().collect()).unwrap_or_default();
     names
         .iter()
-        .map(|n| {
-            proxies::by_name(n, &opts)
-                .map(|p| p.columns().value)
-                .with_context(|| format!("{} is corrupt", s.dir.join("run.json").display()))
-        })
+        .map(|n| proxies::by_name(n, &opts).with_context(|| format!("{} is corrupt", s.dir.join("run.json").display())))
         .collect()
+}
+
+/// The value column of every proxy the run records.
+fn value_columns(s: &ShardDir) -> Result<Vec<String>> {
+    Ok(run_proxies(s)?.iter().map(|p| p.columns().value).collect())
+}
+
+/// Every `scores.csv` column of every proxy the run records (values,
+/// parts, seconds).
+fn all_columns(s: &ShardDir) -> Result<Vec<String>> {
+    let mut cols = Vec::new();
+    for p in run_proxies(s)? {
+        let c = p.columns();
+        cols.push(c.value);
+        cols.extend(c.parts);
+        cols.push(c.seconds);
+    }
+    Ok(cols)
 }
 
 /// Reads a `scores.csv` without changing it: its value columns and its

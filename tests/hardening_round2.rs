@@ -414,3 +414,17 @@ fn what_cannot_fit_in_memory_is_refused_before_anything_runs() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn merge_refuses_a_column_no_proxy_of_the_run_writes() {
+    // found by the merge fuzz: a shard's header edited (synflow -> '"')
+    // was merged with --allow-missing into a folder correlate then refused
+    let d = tmp();
+    let out = d.path().join("o");
+    two_shards(&out, &[]);
+    let scores = out.join("shard-1-of-2").join("scores.csv");
+    edit_line(&scores, 0, |f| f[3] = "\"".into());
+    let e = fails(&["merge", "--out", s(&out), "--allow-missing"]);
+    assert!(e.ends_with(&format!("{} has a column '\"' that no proxy of the run writes: the file was edited; rerun that shard into a fresh folder\n", scores.display())), "{e}");
+    assert!(!out.join("scores.csv").exists());
+}
