@@ -708,13 +708,15 @@ def images(dataset: str = "cifar10", n: int = 3, seed: int = 1) -> "tuple[torch.
 
 def correlate_space(space: str = "nb201", sample: Optional[int] = 1000, proxies: Proxies = ("rbflex",),
                     seed: int = 1, batch: int = 3, gammas: Optional["tuple[float, float]"] = None,
-                    dataset: Optional[str] = None, jobs: int = 0, out: Optional[str] = None):
+                    dataset: Optional[str] = None, jobs: int = 0, out: Optional[str] = None,
+                    progress: bool = True):
     """The CLI's ``correlate`` on a built-in space (see :func:`spaces`):
     ``sample`` networks (None: all) scored with ``proxies`` and correlated
     with the space's benchmark accuracy, in ``out`` (the CLI's results
     folder, resumable, with ``correlate.csv``/``.png``; default: a new
-    temporary folder). Returns one row per proxy (``kendall``, ``spearman``,
-    ``pearson``, ``n``) with the report's ``csv``/``plot`` paths in ``.attrs``."""
+    temporary folder), with a progress bar unless ``progress=False``.
+    Returns one row per proxy (``kendall``, ``spearman``, ``pearson``,
+    ``n``) with the report's ``csv``/``plot`` paths in ``.attrs``."""
     import json
     import os
     import tempfile
@@ -724,8 +726,9 @@ def correlate_space(space: str = "nb201", sample: Optional[int] = 1000, proxies:
     gk, gq = gammas if gammas is not None else _rbflex_gammas()
     out = out if out is not None else tempfile.mkdtemp(prefix="rbflex-correlate-")
     jobs = jobs or os.cpu_count() or 1
-    rep = json.loads(_rbflex.correlate_space(space, sample, _proxy_spec(proxies), int(seed), int(batch), float(gk),
-                                             float(gq), dataset, int(jobs), str(out)))
+    with _Progress(progress).observing():
+        rep = json.loads(_rbflex.correlate_space(space, sample, _proxy_spec(proxies), int(seed), int(batch),
+                                                 float(gk), float(gq), dataset, int(jobs), str(out), not progress))
     df = pd.DataFrame([{"proxy": k, "n": v["n"], "n_nonfinite": v["n_nonfinite"], "kendall": v["kendall"],
                         "spearman": v["spearman"], "pearson": v["pearson"]} for k, v in rep["proxies"].items()])
     df = df.set_index("proxy")
