@@ -7,6 +7,7 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,12 +16,28 @@ use std::time::{Duration, Instant};
 pub type Observer = Arc<dyn Fn(&str, u64, u64) + Send + Sync>;
 
 static OBSERVER: Mutex<Option<Observer>> = Mutex::new(None);
+static CANCELLED: AtomicBool = AtomicBool::new(false);
 
-/// Sets (or, with `None`, removes) the process's progress observer; returns
-/// the one it replaces.
+/// Sets (or, with `None`, removes) the process's progress observer and
+/// clears [`cancel`]; returns the observer it replaces.
 pub fn set_observer(o: Option<Observer>) -> Option<Observer> {
+    CANCELLED.store(false, Ordering::SeqCst);
     std::mem::replace(&mut *OBSERVER.lock().unwrap_or_else(|e| e.into_inner()), o)
 }
+
+/// Asks the work under way to stop (an observer's Ctrl-C): scoring stops
+/// with an error after the networks in flight, keeping every finished one.
+pub fn cancel() {
+    CANCELLED.store(true, Ordering::SeqCst);
+}
+
+/// Whether [`cancel`] was called since the observer was last set.
+pub fn cancelled() -> bool {
+    CANCELLED.load(Ordering::SeqCst)
+}
+
+/// The error of work stopped by [`cancel`].
+pub const CANCELLED_MESSAGE: &str = "interrupted: every network scored so far is kept";
 
 fn observer() -> Option<Observer> {
     OBSERVER.lock().unwrap_or_else(|e| e.into_inner()).clone()

@@ -122,19 +122,21 @@ class _Progress:
         self._what = ""
 
     def engine(self, what: str, done: int, total: int) -> None:
-        """The engine's progress observer (``what``: scoring, evolving)."""
-        try:
-            if done == 0 or what != self._what:
-                self.start(what, total)
-            self.update(done)
-        except KeyboardInterrupt:
-            self.interrupted = True
+        """The engine's progress observer (``what``: scoring, evolving); it
+        runs on the calling thread, where Python handles Ctrl-C: a
+        KeyboardInterrupt here stops the engine (``set_progress``)."""
+        if not self.enabled:
+            return
+        if done == 0 or what != self._what:
+            self.start(what, total)
+        self.update(done)
 
     @contextlib.contextmanager
     def observing(self) -> Iterator["_Progress"]:
-        """The engine reports its progress here while inside (nothing drawn
-        when disabled)."""
-        _rbflex.set_progress(self.engine if self.enabled else None)
+        """The engine reports its progress here while inside (drawn only
+        when enabled; a Ctrl-C is noticed either way). Run the engine with
+        ``quiet=False`` inside: the observer replaces its bar."""
+        _rbflex.set_progress(self)
         try:
             yield self
         finally:
@@ -584,11 +586,15 @@ def search(models=None, inputs: Optional[Inputs] = None, accuracy=None, *, mutat
                              "accuracies); give models, mutate and accuracy only for your own space")
         networks = 100 if networks is None else networks
         out = out if out is not None else tempfile.mkdtemp(prefix="rbflex-search-")
-        with bar.observing():
-            text = _rbflex.search_space(space, spec, 1 if seed is None else int(seed), int(batch), float(gk),
-                                        float(gq), dataset, int(jobs or os.cpu_count() or 1), str(out),
-                                        spec_strategy, int(trials), int(networks), population, tournament,
-                                        children, not progress)
+        try:
+            with bar.observing():
+                text = _rbflex.search_space(space, spec, 1 if seed is None else int(seed), int(batch), float(gk),
+                                            float(gq), dataset, int(jobs or os.cpu_count() or 1), str(out),
+                                            spec_strategy, int(trials), int(networks), population, tournament,
+                                            children, False)
+        except KeyboardInterrupt:
+            print(f"rbflex: search interrupted; every network scored so far is kept in {out}", file=sys.stderr)
+            raise
         return _search_frame(json.loads(text), out)
     if models is None or inputs is None:
         raise TypeError("search: give (build, archs) and inputs, or space=NAME")
@@ -619,7 +625,7 @@ def search(models=None, inputs: Optional[Inputs] = None, accuracy=None, *, mutat
             text = _rbflex.search_user(name, us.names, us.prepare, child, acc_list, x, labels, _digest(x, labels),
                                        spec, float(gk), float(gq), seed, classes, str(dev), str(out),
                                        spec_strategy, int(trials), int(networks), population, tournament,
-                                       children, not progress)
+                                       children, False)
     except KeyboardInterrupt:
         print(f"rbflex: search interrupted; every network scored so far is kept in {out}", file=sys.stderr)
         raise
@@ -728,7 +734,7 @@ def correlate_space(space: str = "nb201", sample: Optional[int] = 1000, proxies:
     jobs = jobs or os.cpu_count() or 1
     with _Progress(progress).observing():
         rep = json.loads(_rbflex.correlate_space(space, sample, _proxy_spec(proxies), int(seed), int(batch),
-                                                 float(gk), float(gq), dataset, int(jobs), str(out), not progress))
+                                                 float(gk), float(gq), dataset, int(jobs), str(out), False))
     df = pd.DataFrame([{"proxy": k, "n": v["n"], "n_nonfinite": v["n_nonfinite"], "kendall": v["kendall"],
                         "spearman": v["spearman"], "pearson": v["pearson"]} for k, v in rep["proxies"].items()])
     df = df.set_index("proxy")

@@ -227,7 +227,7 @@ fn to_py(e: anyhow::Error) -> PyErr {
     // libtorch's messages carry a C++ backtrace after their first line
     let full = format!("{e:#}");
     let msg = full.lines().next().unwrap_or_default().trim_end().to_string();
-    if msg.contains("KeyboardInterrupt") {
+    if msg.contains("KeyboardInterrupt") || msg.contains(rbflex::progress::CANCELLED_MESSAGE) {
         return PyKeyboardInterrupt::new_err(msg);
     }
     PyValueError::new_err(msg)
@@ -572,16 +572,23 @@ fn merge(out: PathBuf, dirs: Vec<PathBuf>, allow_missing: bool, name: String, ar
     run().map_err(to_py)
 }
 
-/// Sets the engine's progress observer: `callback(what, done, len)` (None:
-/// the engine's own bar).
+/// Sets the engine's progress observer: `progress.engine(what, done, len)`
+/// at every step (None: the engine's own bar). A Ctrl-C that surfaces there
+/// sets `progress.interrupted` (the Python side then stops at the next
+/// build), so that it is never lost in the engine.
 #[pyfunction]
-#[pyo3(signature = (callback))]
-fn set_progress(callback: Option<Py<PyAny>>) {
-    let observer = callback.map(|cb| {
+#[pyo3(signature = (progress))]
+fn set_progress(progress: Option<Py<PyAny>>) {
+    let observer = progress.map(|p| {
         Arc::new(move |what: &str, done: u64, len: u64| {
             Python::with_gil(|py| {
-                if let Err(e) = cb.call1(py, (what, done, len)) {
-                    e.print(py);
+                if let Err(e) = p.call_method1(py, "engine", (what, done, len)) {
+                    if e.is_instance_of::<PyKeyboardInterrupt>(py) {
+                        let _ = p.setattr(py, "interrupted", true);
+                        rbflex::progress::cancel();
+                    } else {
+                        e.print(py);
+                    }
                 }
             })
         }) as rbflex::progress::Observer

@@ -138,3 +138,42 @@ def test_a_builtin_space_is_searched_as_the_cli(tmp_path):
     assert list(df["score"]) == [t["score"] for t in want["trials"]]
     assert list(df["accuracy"]) == [t["accuracy"]["cifar10"] for t in want["trials"]]
     assert df.attrs["report"]["trials"][0]["evaluations"] == want["trials"][0]["evaluations"]
+
+
+STOPPED = """
+import os, signal, sys
+sys.path.insert(0, {here!r})
+import rbflex
+from test_search import ARCHS, build, mutate, x4
+n = 0
+def stops(arch):
+    global n
+    n += 1
+    if n == 4:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while this network is scored
+    return build(arch)
+rbflex.search((stops, ARCHS), x4(), mutate=mutate, networks=12, trials=2, out={out!r}, progress=False)
+"""
+
+
+def test_ctrl_c_stops_a_search_and_keeps_its_scores(tmp_path):
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "s"
+    here = str(Path(__file__).resolve().parent)
+    r = subprocess.run([sys.executable, "-c", STOPPED.format(here=here, out=str(out))], capture_output=True,
+                       text=True)
+    assert r.returncode != 0 and "KeyboardInterrupt" in r.stderr, r.stderr
+    assert f"rbflex: search interrupted; every network scored so far is kept in {out}" in r.stderr
+    kept = len((out / "scores.csv").read_text().splitlines()) - 1
+    assert 1 <= kept < 12 and not (out / "search.json").exists()
+    calls = []
+
+    def counted(arch):
+        calls.append(arch)
+        return build(arch)
+
+    rbflex.search((counted, ARCHS), x4(), mutate=mutate, networks=12, trials=2, out=str(out), progress=False)
+    total = len((out / "scores.csv").read_text().splitlines()) - 1
+    assert len(calls) == 1 + total - kept  # the classes probe, then only what was not kept
