@@ -568,6 +568,9 @@ def search(models=None, inputs: Optional[Inputs] = None, accuracy=None, *, mutat
     The frame's ``attrs`` hold ``report`` (``search.json`` as a dict),
     ``json`` and ``plot`` (paths; ``plot`` None without accuracies).
     Ctrl-C stops the search; every network scored so far stays in ``out``.
+    A ``build`` that raises stops it too, naming the arch (unlike
+    :func:`score_many`, which scores the others: a search's picks need
+    every sampled network).
     """
     import json
     import os
