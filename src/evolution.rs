@@ -609,6 +609,9 @@ pub fn run(
                 pb.inc();
             }
         }
+        if crate::progress::cancelled() {
+            bail!("{}", crate::progress::CANCELLED_MESSAGE);
+        }
     }
     pb.finish();
 

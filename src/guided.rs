@@ -53,7 +53,8 @@ impl fmt::Display for GuidedReport {
 }
 
 /// Runs evolution (and random first when `random`) with a budget of
-/// `networks` (capped at the space's size) and writes `dir/search.png`.
+/// `networks` (capped at the space's size) and writes `dir/search.png`
+/// (when `truth` has accuracies).
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     s: &Setting,
@@ -81,24 +82,30 @@ pub fn run(
     let rand_rep =
         if random { Some(crate::search::run(s, truth, trials, budget, workers, cache, quiet)?) } else { None };
     let evo = evolution::run(s, truth, trials, networks, cfg, workers, cache, quiet)?;
+    // no accuracies (a user's space searched without them): nothing to plot
+    let plotted = !truth.datasets().is_empty();
     let plot = dir.join("search.png");
     let title = format!("{} {}, {}: {} trials", evo.space, evo.dataset, evo.proxy, evo.trials.len());
     let ceiling = evo.ceiling.as_ref().and_then(|c| c.accuracy.get(&evo.dataset).copied());
     let label = truth.label(s.dataset);
     match rand_rep {
         None => {
-            crate::search_plot::plot(&plot, &[("evolution", &evo.curve)], ceiling, &title, &label)?;
+            if plotted {
+                crate::search_plot::plot(&plot, &[("evolution", &evo.curve)], ceiling, &title, &label)?;
+            }
             Ok(GuidedReport::Evolution(Box::new(evo)))
         }
         Some(r) => {
             let (random_curve, random_vs_ceiling) = evolution::random_extras(s, truth, cache, &r, evo.ceiling.as_ref());
-            crate::search_plot::plot(
-                &plot,
-                &[("random", &random_curve), ("evolution", &evo.curve)],
-                ceiling,
-                &title,
-                &label,
-            )?;
+            if plotted {
+                crate::search_plot::plot(
+                    &plot,
+                    &[("random", &random_curve), ("evolution", &evo.curve)],
+                    ceiling,
+                    &title,
+                    &label,
+                )?;
+            }
             Ok(GuidedReport::Comparison(Box::new(Comparison {
                 strategies: STRATEGIES.iter().map(|s| s.to_string()).collect(),
                 scored_now: complete(cache) - before,
@@ -106,7 +113,7 @@ pub fn run(
                 random_curve,
                 random_vs_ceiling,
                 evolution: evo,
-                plot: plot.display().to_string(),
+                plot: if plotted { plot.display().to_string() } else { String::new() },
             })))
         }
     }

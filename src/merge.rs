@@ -95,6 +95,18 @@ struct ShardDir {
 /// `out`. With `allow_missing`, missing shards and networks are reported
 /// instead of refused.
 pub fn run(out: &Path, dirs: &[PathBuf], allow_missing: bool) -> Result<MergeReport> {
+    run_with(out, dirs, allow_missing, None)
+}
+
+/// [`run`] for shards of a space made at run time (a Python user's): `space`
+/// checks the rows' architectures instead of the catalog's entry named in
+/// `run.json`.
+pub fn run_with(
+    out: &Path,
+    dirs: &[PathBuf],
+    allow_missing: bool,
+    space: Option<crate::catalog::Shared<dyn crate::spaces::Space>>,
+) -> Result<MergeReport> {
     // the lock first: no run or other merge writes the folder while it is read and written
     let created = !out.exists();
     if out.exists() && !out.is_dir() {
@@ -104,7 +116,7 @@ pub fn run(out: &Path, dirs: &[PathBuf], allow_missing: bool) -> Result<MergeRep
     let had_lock = std::fs::symlink_metadata(&lock_file).is_ok();
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let lock = RunLock::take(out)?;
-    let merged = merge_locked(out, dirs, allow_missing);
+    let merged = merge_locked(out, dirs, allow_missing, space);
     if merged.is_err() {
         // a refused merge leaves nothing behind
         drop(lock);
@@ -118,7 +130,12 @@ pub fn run(out: &Path, dirs: &[PathBuf], allow_missing: bool) -> Result<MergeRep
     merged
 }
 
-fn merge_locked(out: &Path, dirs: &[PathBuf], allow_missing: bool) -> Result<MergeReport> {
+fn merge_locked(
+    out: &Path,
+    dirs: &[PathBuf],
+    allow_missing: bool,
+    space: Option<crate::catalog::Shared<dyn crate::spaces::Space>>,
+) -> Result<MergeReport> {
     crate::files::refuse_links(out, &RESULT_FILES)?;
     let dirs = if dirs.is_empty() { shard::folders_in(out)? } else { dirs.to_vec() };
     if dirs.is_empty() {
@@ -199,7 +216,10 @@ fn merge_locked(out: &Path, dirs: &[PathBuf], allow_missing: bool) -> Result<Mer
     if existing {
         sources.insert(0, out.join("scores.csv"));
     }
-    let check = RowCheck::of(first)?;
+    let check = match space {
+        Some(space) => RowCheck::with(first, space)?,
+        None => RowCheck::of(first)?,
+    };
     let known = all_columns(first)?;
     let share_sets: BTreeMap<usize, BTreeSet<usize>> =
         shares.iter().map(|(k, v)| (*k, v.iter().copied().collect())).collect();
@@ -460,6 +480,16 @@ impl RowCheck {
         let entry = crate::catalog::entry(name).with_context(corrupt)?;
         let space = if entry.archs_from_benchmark() { None } else { Some(crate::catalog::space(name)?) };
         Ok(Self { seed, space })
+    }
+
+    fn with(first: &ShardDir, space: crate::catalog::Shared<dyn crate::spaces::Space>) -> Result<Self> {
+        let corrupt = || format!("{} is corrupt", first.dir.join("run.json").display());
+        let seed = first.header.get("seed").and_then(Value::as_u64).with_context(corrupt)?;
+        let name = first.header.get("space").and_then(Value::as_str).with_context(corrupt)?;
+        if name != space.name() {
+            bail!("{} is a run over space {name}, not {}", first.dir.display(), space.name());
+        }
+        Ok(Self { seed, space: Some(space) })
     }
 
     fn row(&self, r: &Record, share: Option<&BTreeSet<usize>>) -> Result<()> {

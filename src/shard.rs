@@ -255,12 +255,7 @@ pub fn run(
     workers: Workers,
     quiet: bool,
 ) -> Result<ShardReport> {
-    let record = ShardRecord::new(shard, plan);
-    let share = shard.select(&plan.indices);
-    let dir = out.join(shard.folder());
-    s.shard = Some(serde_json::to_value(&record)?);
-    let mut cache = ScoreCache::open(&dir, s)?;
-    write_atomic(&dir.join(INDICES), indices_text(&record, &share).as_bytes())?;
+    let (record, share, dir, mut cache) = open(s, plan, shard, out)?;
     let known = |i: &usize| {
         cache.get(*i).is_some_and(|r| s.selection.proxies.iter().all(|p| r.get(&p.columns().value).is_some()))
     };
@@ -277,6 +272,23 @@ pub fn run(
         folder: dir.display().to_string(),
         out: out.display().to_string(),
     })
+}
+
+/// Opens shard `shard` of `plan` in `out/shard-K-of-N/` (its record set in
+/// `s`, `indices.txt` written): its record, share, folder and scores so far.
+pub fn open(
+    s: &mut Setting,
+    plan: &Plan,
+    shard: Shard,
+    out: &Path,
+) -> Result<(ShardRecord, Vec<usize>, PathBuf, ScoreCache)> {
+    let record = ShardRecord::new(shard, plan);
+    let share = shard.select(&plan.indices);
+    let dir = out.join(shard.folder());
+    s.shard = Some(serde_json::to_value(&record)?);
+    let cache = ScoreCache::open(&dir, s)?;
+    write_atomic(&dir.join(INDICES), indices_text(&record, &share).as_bytes())?;
+    Ok((record, share, dir, cache))
 }
 
 /// The file in a shard's folder listing its share.

@@ -2,7 +2,9 @@
 
 A small CNN family (depth, width, kernel, activation): every network is
 scored with RBFleX, AZ-NAS and the ensemble, ranked, and the run kept in a
-results folder that a rerun (or an interrupted run) resumes.
+results folder that a rerun (or an interrupted run) resumes; then the space
+is searched, at random and by evolution (with a mutation that changes one
+choice), on the same budget.
 
     python python/examples/cnn_space.py [OUT]
 """
@@ -16,6 +18,7 @@ from torch import nn
 import rbflex
 
 ACTS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+CHOICES = {"d": (3, 6), "w": (16, 32), "k": (3, 5), "a": tuple(ACTS)}
 
 
 def build(arch: str) -> nn.Module:
@@ -31,10 +34,25 @@ def build(arch: str) -> nn.Module:
     return nn.Sequential(nn.Sequential(*layers), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
 
 
-archs = [f"d{d}-w{w}-k{k}-{a}" for d, w, k, a in itertools.product((3, 6), (16, 32), (3, 5), ACTS)]
+def mutate(arch: str, rng) -> str:
+    """A neighbour: one of depth, width, kernel, activation changed."""
+    d, w, k, a = arch.split("-")
+    parts = {"d": int(d[1:]), "w": int(w[1:]), "k": int(k[1:]), "a": a}
+    key = rng.choice(sorted(CHOICES))
+    parts[key] = rng.choice([v for v in CHOICES[key] if v != parts[key]])
+    return f"d{parts['d']}-w{parts['w']}-k{parts['k']}-{parts['a']}"
+
+
+archs = [f"d{d}-w{w}-k{k}-{a}" for d, w, k, a in itertools.product(*CHOICES.values())]
 x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))  # or real images
 out = sys.argv[1] if len(sys.argv) > 1 else None
 df = rbflex.score_many((build, archs), x, proxies=["rbflex", "az", "ensemble"], seed=1, out=out)
 ranked = df.sort_values("ensemble", ascending=False)
 print(ranked[["arch", "score", "az", "ensemble"]].head(10).to_string())
 print("best by the ensemble:", ranked.iloc[0]["arch"])
+
+# guided search: 3 trials of 8 networks each, at random and by evolution
+# (the same seeds and budget); with accuracy={arch: acc} the picks get theirs
+picks = rbflex.search((build, archs), x, mutate=mutate, strategy=("random", "evolution"), networks=8, trials=3,
+                      population=4, tournament=2, children=2, seed=1, out=out and f"{out}-search")
+print(picks[["strategy", "trial", "arch", "score"]].to_string())

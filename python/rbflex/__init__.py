@@ -41,7 +41,8 @@ def _check_torch() -> None:
 
 _check_torch()
 
-from ._api import (correlate, correlate_space, hda, images, proxies, score, score_many,  # noqa: E402
-                   space_archs, spaces)
+from ._api import (correlate, correlate_space, hda, images, merge, needs, proxies, score,  # noqa: E402
+                   score_many, search, space_archs, spaces)
 
-__all__ = ["score", "score_many", "correlate", "correlate_space", "hda", "images", "proxies", "space_archs", "spaces"]
+__all__ = ["score", "score_many", "search", "correlate", "correlate_space", "merge", "hda", "images", "needs",
+           "proxies", "space_archs", "spaces"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence, Union
+import contextlib
+import sys
+import time
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -10,21 +13,135 @@ from torch import nn
 from . import _rbflex
 from ._probe import Prepared, output_tensor
 
-#: proxies whose protocol reads the images' labels (besides those whose
-#: ``needs`` says so: SNIP, GraSP, Fisher and the plain loss gradient)
-_READS_LABELS = {"snip", "grasp", "fisher", "plain"}
-
 Inputs = Union[torch.Tensor, Iterable]
 Proxies = Union[str, Sequence[str]]
 
 
 def proxies() -> "list[dict]":
     """Every proxy and rank aggregation: name, whether it needs labels, its
-    protocol batch (None: your whole batch), whether it needs a classifier."""
+    protocol batch (None: your whole batch), whether it needs a classifier
+    (each from the engine's own ``needs`` of the proxy)."""
     return [
         {"name": n, "labels": lab, "batch": b, "classifier": c, "aggregate": bool(d), "describe": d}
         for n, lab, b, c, d in _rbflex.proxies()
     ]
+
+
+def needs(name: str) -> "dict":
+    """What proxy ``name`` needs, as the engine declares it: ``labels``
+    (the images' class labels), ``batch`` (its protocol's batch size, None:
+    yours) and ``classifier`` (class logits)."""
+    for p in proxies():
+        if p["name"] == name:
+            return {k: p[k] for k in ("labels", "batch", "classifier")}
+    raise ValueError(f"unknown proxy '{name}' (see rbflex.proxies())")
+
+
+def _check_labels(needed: "list[str]", labels: Optional[torch.Tensor]) -> None:
+    """Refuses proxies that read labels when there are none (the engine's needs)."""
+    if labels is not None:
+        return
+    info = {p["name"]: p for p in proxies()}
+    for p in needed:
+        if info[p]["labels"]:
+            raise ValueError(f"proxy {p} needs labels: pass labels=... or a loader of (x, y)")
+
+
+class _Progress:
+    """Progress of a long call on stderr: a ``tqdm`` bar when tqdm is
+    installed, else one line (count, rate, ETA) redrawn at most twice a
+    second. Also the engine's progress observer; a Ctrl-C that reaches it
+    is remembered (``interrupted``) so that the next build stops the run."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.interrupted = False
+        self._bar: Any = None
+        self._what = ""
+        self._total = 0
+        self._done = 0
+        self._t0 = 0.0
+        self._drawn = 0.0
+
+    def start(self, what: str, total: int) -> None:
+        """A new bar over ``total`` networks."""
+        self.close()
+        if not self.enabled or total <= 0:
+            return
+        self._what, self._total, self._done, self._t0, self._drawn = what, int(total), 0, time.time(), 0.0
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            self._bar = None
+            self._draw(force=True)
+        else:
+            self._bar = tqdm(total=self._total, desc=what, unit="net", file=sys.stderr)
+
+    def update(self, done: int) -> None:
+        """``done`` networks of the bar's total are finished."""
+        if not self.enabled:
+            return
+        step, self._done = done - self._done, done
+        if step <= 0:
+            return
+        if self._bar is not None:
+            self._bar.update(step)
+        else:
+            self._draw(force=done >= self._total)
+
+    def line(self) -> str:
+        """``what: done/total nets, R nets/s, ETA T``."""
+        secs = max(time.time() - self._t0, 1e-9)
+        rate = self._done / secs
+        if self._done >= self._total:
+            tail = f"in {secs:.0f}s"
+        elif rate > 0:
+            tail = f"ETA {(self._total - self._done) / rate:.0f}s"
+        else:
+            tail = "ETA unknown"
+        return f"{self._what}: {self._done}/{self._total} nets, {rate:.2f} nets/s, {tail}"
+
+    def _draw(self, force: bool = False) -> None:
+        # a terminal gets the line redrawn; a log (a batch job's) a line every 30 s
+        tty = sys.stderr.isatty()
+        now = time.time()
+        if force or now - self._drawn >= (0.5 if tty else 30.0):
+            self._drawn = now
+            if tty:
+                print("\r" + self.line(), end="", file=sys.stderr, flush=True)
+            else:
+                print(self.line(), file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """Ends the bar (its last state stays on screen)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        elif self.enabled and self._what and sys.stderr.isatty():
+            print(file=sys.stderr)
+        self._what = ""
+
+    def engine(self, what: str, done: int, total: int) -> None:
+        """The engine's progress observer (``what``: scoring, evolving); it
+        runs on the calling thread, where Python handles Ctrl-C: a
+        KeyboardInterrupt here stops the engine (``set_progress``)."""
+        if not self.enabled:
+            return
+        if done == 0 or what != self._what:
+            self.start(what, total)
+        self.update(done)
+
+    @contextlib.contextmanager
+    def observing(self) -> Iterator["_Progress"]:
+        """The engine reports its progress here while inside (drawn only
+        when enabled; a Ctrl-C is noticed either way). Run the engine with
+        ``quiet=False`` inside: the observer replaces its bar."""
+        _rbflex.set_progress(self)
+        try:
+            yield self
+        finally:
+            _rbflex.set_progress(None)
+            self.close()
 
 
 def spaces() -> "list[str]":
@@ -142,10 +259,7 @@ def score(model: nn.Module, inputs: Inputs, proxies: Proxies = ("rbflex",),
         dev = torch.device("cuda", 0)
     if have.type != dev.type or (dev.type == "cuda" and have.index not in (None, dev.index)):
         raise ValueError(f"device: the model is on {have}, but {dev} was asked (move it with model.to('{dev}'))")
-    info = {p["name"]: p for p in globals()["proxies"]()}
-    for p in needed:
-        if (info[p]["labels"] or p in _READS_LABELS) and labels is None:
-            raise ValueError(f"proxy {p} needs labels: pass labels=... or a loader of (x, y)")
+    _check_labels(needed, labels)
     gk, gq = gammas if gammas is not None else (None, None)
     defaults = _rbflex_gammas()
     gk = defaults[0] if gk is None else float(gk)
@@ -189,11 +303,68 @@ def _digest(x: torch.Tensor, labels: Optional[torch.Tensor]) -> str:
     return f"given batch {'x'.join(map(str, x.shape))}, sha256 {h.hexdigest()[:16]}"
 
 
+class _UserSpace:
+    """``models`` as :func:`score_many` takes them: ``(build, archs)`` or a
+    list of modules; ``prepare(i)`` builds (lazily) and prepares network ``i``."""
+
+    def __init__(self, models: Any, dev: torch.device, stages: Optional[Sequence[str]],
+                 progress: Optional[_Progress] = None) -> None:
+        self.dev, self.stages, self.progress = dev, stages, progress
+        if isinstance(models, tuple) and len(models) == 2 and callable(models[0]):
+            self.build_fn: Optional[Callable[[Any], nn.Module]] = models[0]
+            self.archs = list(models[1])
+            self.mods: "list[nn.Module]" = []
+        else:
+            self.build_fn = None
+            self.mods = list(models)
+            self.archs = [f"model{i}" for i in range(len(self.mods))]
+            for i, m in enumerate(self.mods):
+                if not isinstance(m, nn.Module):
+                    raise TypeError(f"models[{i}]: expected an nn.Module, got {type(m).__name__}")
+        self.names = [str(a) for a in self.archs]
+        if not self.names:
+            raise ValueError("models: the set is empty")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError("archs: each architecture must be unique (str(arch) names it in scores.csv)")
+
+    def prepare(self, i: int) -> Prepared:
+        """Network ``i`` prepared for the engine (a user's build: its own module)."""
+        if self.progress is not None and self.progress.interrupted:
+            raise KeyboardInterrupt("interrupted")
+        if self.build_fn is None:
+            return Prepared(self.mods[i], self.dev, stages=self.stages)
+        m = self.build_fn(self.archs[i])
+        if not isinstance(m, nn.Module):
+            raise TypeError(f"build({self.archs[i]!r}) returned {type(m).__name__}, not an nn.Module")
+        return Prepared(m, self.dev, own=True, stages=self.stages)
+
+    def classes(self, x: torch.Tensor, needed: "list[str]", seed: int, first: int = 0) -> int:
+        """The classes from network ``first``'s logits, built with its seed
+        (torch's generator left as it was); refuses what the proxies cannot read."""
+        state = torch.get_rng_state()
+        try:
+            if self.build_fn is None:
+                m = self.mods[first]
+            else:
+                torch.manual_seed(int(seed) * 1_000_000 + first)
+                m = self.build_fn(self.archs[first])
+            return _check_model(Prepared(m, self.dev, stages=self.stages), x.to(self.dev), needed)
+        finally:
+            torch.set_rng_state(state)
+
+
+def _device(device: Union[str, torch.device, None]) -> torch.device:
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", 0)
+    return dev
+
+
 def score_many(models, inputs: Inputs, proxies: Proxies = ("rbflex",), seed: int = 0,
                out: Optional[str] = None, labels: Optional[torch.Tensor] = None,
                gammas: Optional["tuple[float, float]"] = None, device: Union[str, torch.device, None] = None,
                name: str = "user", stages: Optional[Sequence[str]] = None, progress: bool = True,
-               indices: Optional[Sequence[int]] = None):
+               indices: Optional[Sequence[int]] = None, shard: Optional[str] = None):
     """Scores a set of networks; returns a ``pandas.DataFrame`` with one row
     per network and a column per asked proxy (and rank aggregation such as
     ``az`` or ``ensemble``, ranked over this set), plus every part.
@@ -209,92 +380,64 @@ def score_many(models, inputs: Inputs, proxies: Proxies = ("rbflex",), seed: int
         out: a results folder, the CLI's (``run.json``, ``scores.csv``,
             lock): an interrupted call resumes there, nothing scored twice.
         name: the space's name recorded in ``run.json``.
-        progress: print a progress line on stderr.
+        progress: show a progress bar on stderr (tqdm when installed).
         indices: score only these positions of ``archs`` (a sample of a large
             space; each keeps its own seed ``seed * 1_000_000 + i``).
+        shard: ``"K/N"`` scores only shard K of N of the networks (the CLI's
+            ``--shard``: positions K, K+N, ... of the sorted indices) into
+            ``out/shard-K-of-N``; ``"auto"`` reads K and N from a Slurm
+            array job (``SLURM_ARRAY_TASK_ID``, ``SLURM_ARRAY_TASK_COUNT``).
+            :func:`merge` puts the shards together; the same call without
+            ``shard`` on the merged folder then scores nothing again.
 
     A network whose build or forward fails is reported (column ``error``)
     and the others are scored; Ctrl-C stops after the current network and
     keeps every finished score (in ``out``).
     """
-    import sys
-
     import pandas as pd
 
     spec = _proxy_spec(proxies)
     needed, _asked = _rbflex.selection_names(spec)
     x, labels = _batch(inputs, labels)
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", 0)
-    info = {p["name"]: p for p in globals()["proxies"]()}
-    for p in needed:
-        if (info[p]["labels"] or p in _READS_LABELS) and labels is None:
-            raise ValueError(f"proxy {p} needs labels: pass labels=... or a loader of (x, y)")
-    if isinstance(models, tuple) and len(models) == 2 and callable(models[0]):
-        build_fn, archs = models
-        archs = list(archs)
-
-        def build(i: int) -> Prepared:
-            m = build_fn(archs[i])
-            if not isinstance(m, nn.Module):
-                raise TypeError(f"build({archs[i]!r}) returned {type(m).__name__}, not an nn.Module")
-            return Prepared(m, dev, own=True, stages=stages)
-        first = None
-    else:
-        mods = list(models)
-        archs = [f"model{i}" for i in range(len(mods))]
-        for i, m in enumerate(mods):
-            if not isinstance(m, nn.Module):
-                raise TypeError(f"models[{i}]: expected an nn.Module, got {type(m).__name__}")
-
-        def build(i: int) -> Prepared:
-            return Prepared(mods[i], dev, stages=stages)
-        first = mods[0] if mods else None
-    names = [str(a) for a in archs]
-    if not names:
-        raise ValueError("models: the set is empty")
-    if len(set(names)) != len(names):
-        raise ValueError("archs: each architecture must be unique (str(arch) names it in scores.csv)")
-    gk, gq = gammas if gammas is not None else _rbflex_gammas()
-    # classes from the first network's logits (its build does not move torch's generator)
-    state = torch.get_rng_state()
-    try:
-        if first is None:
-            i0 = 0 if indices is None or not len(indices) else int(min(indices))
-            torch.manual_seed(int(seed) * 1_000_000 + i0)
-            first = build_fn(archs[i0])
-        prep = Prepared(first, dev, stages=stages)
-        classes = _check_model(prep, x.to(dev), needed)
-    finally:
-        torch.set_rng_state(state)
-    run = _rbflex.Run(name, names, build, x, labels, _digest(x, labels), spec, float(gk), float(gq),
-                      int(seed), classes, str(dev), None if out is None else str(out))
-    errors: "dict[int, str]" = {}
-    chosen = range(len(names)) if indices is None else sorted(set(int(i) for i in indices))
+    dev = _device(device)
+    _check_labels(needed, labels)
+    k_of_n = _rbflex.parse_shard(shard) if shard is not None else None
+    if k_of_n is not None and out is None:
+        raise ValueError("shard: give out=DIR too (shard K of N writes DIR/shard-K-of-N)")
+    bar = _Progress(progress)
+    space = _UserSpace(models, dev, stages)
+    names = space.names
+    chosen = list(range(len(names))) if indices is None else sorted(set(int(i) for i in indices))
     bad = [i for i in chosen if not 0 <= i < len(names)]
     if bad:
         raise ValueError(f"indices: {bad[0]} is outside the {len(names)} archs")
+    gk, gq = gammas if gammas is not None else _rbflex_gammas()
+    classes = space.classes(x, needed, seed, chosen[0] if chosen else 0)
+    run = _rbflex.Run(name, names, space.prepare, x, labels, _digest(x, labels), spec, float(gk), float(gq),
+                      int(seed), classes, str(dev), None if out is None else str(out), k_of_n,
+                      None if indices is None else chosen)
+    share = run.share()
+    if share is not None:
+        chosen = list(share)
+    errors: "dict[int, str]" = {}
     todo = [i for i in chosen if not run.done(i)]
-    import time
-
-    t0 = time.time()
-    for k, i in enumerate(todo):
-        try:
-            run.score(i)
-        except ValueError as e:
-            errors[i] = str(e)
-            print(f"rbflex: {names[i]}: {e}", file=sys.stderr)
-        except KeyboardInterrupt:
-            kept = sum(run.done(j) for j in todo)
-            print(f"\nrbflex: interrupted; {kept} of {len(todo)} networks scored, kept"
-                  + (f" in {out}" if out is not None else ""), file=sys.stderr)
-            break
-        if progress:
-            rate = (k + 1) / max(time.time() - t0, 1e-9)
-            print(f"\rscoring {k + 1}/{len(todo)} ({rate:.1f} nets/s)", end="", file=sys.stderr, flush=True)
-    if progress and todo:
-        print(file=sys.stderr)
+    bar.start("scoring", len(todo))
+    try:
+        for k, i in enumerate(todo):
+            try:
+                run.score(i)
+            except ValueError as e:
+                errors[i] = str(e)
+                print(f"\nrbflex: {names[i]}: {e}", file=sys.stderr)
+            except KeyboardInterrupt:
+                kept = sum(run.done(j) for j in todo)
+                bar.close()
+                print(f"rbflex: interrupted; {kept} of {len(todo)} networks scored, kept"
+                      + (f" in {out}" if out is not None else ""), file=sys.stderr)
+                break
+            bar.update(k + 1)
+    finally:
+        bar.close()
     rows, values = run.table(list(chosen))
     df = pd.DataFrame([{"index": i, "arch": a, "init_seed": s, **v} for i, a, s, v in rows])
     if len(df):
@@ -306,6 +449,215 @@ def score_many(models, inputs: Inputs, proxies: Proxies = ("rbflex",), seed: int
         err = pd.DataFrame({"arch": [names[i] for i in errors], "error": list(errors.values())},
                            index=pd.Index(list(errors), name="index"))
         df = pd.concat([df, err]).sort_index()
+    return df
+
+
+def merge(out: str, archs, shards: Optional[Sequence[str]] = None, allow_missing: bool = False,
+          name: str = "user") -> "dict":
+    """Puts the shards of a sharded :func:`score_many` (``shard="K/N"``)
+    together into ``out``, as ``rbflex merge`` does for the CLI's runs: the
+    shard folders ``shards`` (default: every ``out/shard-K-of-N``) must be
+    of one run, each complete (unless ``allow_missing``). ``archs`` is the
+    space's list (or its ``(build, archs)`` pair), against which every row
+    is checked. Returns the merge's report."""
+    import json
+
+    if isinstance(archs, tuple) and len(archs) == 2 and callable(archs[0]):
+        archs = archs[1]
+    names = [str(a) for a in archs]
+    dirs = [str(d) for d in (shards or [])]
+    return json.loads(_rbflex.merge(str(out), dirs, bool(allow_missing), name, names))
+
+
+def _accuracy_map(accuracy: Any) -> "dict[str, float]":
+    """``{str(arch): accuracy}`` from a dict, a Series or a CSV (arch,accuracy)."""
+    import pandas as pd
+
+    if isinstance(accuracy, (str, bytes)) or hasattr(accuracy, "__fspath__"):
+        acc_df = pd.read_csv(accuracy, dtype={"arch": str})
+        missing = {"arch", "accuracy"} - set(acc_df.columns)
+        if missing:
+            raise ValueError(f"accuracy: the CSV needs columns arch,accuracy (missing {sorted(missing)})")
+        return {str(k): float(v) for k, v in zip(acc_df["arch"], acc_df["accuracy"])}
+    return {str(k): float(v) for k, v in dict(accuracy).items()}
+
+
+def _strategy(strategy: Union[str, Sequence[str]]) -> "tuple[str, bool]":
+    """``"random"``, ``"evolution"``, ``"random,evolution"`` or a pair: the
+    engine's spec and whether evolution runs."""
+    parts = [p.strip() for p in (strategy.split(",") if isinstance(strategy, str) else list(strategy))]
+    for p in parts:
+        if p not in ("random", "evolution"):
+            raise ValueError(f"strategy: unknown '{p}' (random, evolution, or both: ('random', 'evolution'))")
+    if not parts:
+        raise ValueError("strategy: give random, evolution or both")
+    return ",".join(parts), "evolution" in parts
+
+
+def _mutation(space: _UserSpace, mutate: Callable[[Any, Any], Any]) -> Callable[[int, int], str]:
+    """The engine's side of a user's ``mutate(arch, rng)``: ``(index, seed)``
+    to the child's name, refusing (naming the arch) a child not in ``archs``,
+    the arch itself, or a raise."""
+    import random
+
+    known = {n: i for i, n in enumerate(space.names)}
+
+    def child(index: int, seed: int) -> str:
+        if space.progress is not None and space.progress.interrupted:
+            raise KeyboardInterrupt("interrupted")
+        arch = space.archs[index]
+        try:
+            got = mutate(arch, random.Random(seed))
+        except Exception as e:  # the user's own message, one line
+            first = (str(e).splitlines() or [""])[0]
+            raise ValueError(f"mutate({arch!r}) raised {type(e).__name__}: {first}") from None
+        key = str(got)
+        if key not in known:
+            raise ValueError(f"mutate({arch!r}) returned {got!r}, which is not one of archs")
+        if known[key] == index:
+            raise ValueError(f"mutate({arch!r}) returned the arch itself; it must return a neighbour in archs")
+        return key
+    return child
+
+
+def search(models=None, inputs: Optional[Inputs] = None, accuracy=None, *, mutate=None,
+           strategy: Union[str, Sequence[str]] = "random", networks: Optional[int] = None, trials: int = 10,
+           proxies: Proxies = ("rbflex",), seed: Optional[int] = None, out: Optional[str] = None,
+           labels: Optional[torch.Tensor] = None, gammas: Optional["tuple[float, float]"] = None,
+           device: Union[str, torch.device, None] = None, name: str = "user",
+           stages: Optional[Sequence[str]] = None, progress: bool = True, population: Optional[int] = None,
+           tournament: Optional[int] = None, children: Optional[int] = None, space: Optional[str] = None,
+           batch: int = 3, dataset: Optional[str] = None, jobs: int = 0):
+    """Searches a design space with proxies as the only guide (no training),
+    as the CLI's ``search``; returns a ``pandas.DataFrame`` with one row per
+    trial per strategy (and per proxy): ``strategy``, ``proxy``, ``trial``,
+    the pick's ``index``, ``arch``, ``score`` (its proxy value) and
+    ``accuracy`` (NaN when not given).
+
+    Args:
+        models: ``(build, archs)`` (or a list of modules) as :func:`score_many`;
+            or give ``space=NAME`` for a built-in space (``rbflex.spaces()``).
+        inputs: the input batch (user spaces; built-in spaces draw the CLI's).
+        accuracy: optional, every arch's accuracy: ``{arch: acc}``, a Series
+            or a CSV ``arch,accuracy``; reported for the picks, never used
+            to pick.
+        mutate: ``mutate(arch, rng) -> arch``, a neighbour of ``arch`` in
+            ``archs`` (``rng`` a ``random.Random`` seeded by the engine, so
+            a search reproduces); needed by ``strategy="evolution"``.
+        strategy: ``"random"`` (the paper's: each trial samples ``networks``
+            archs and keeps its best), ``"evolution"`` (regularized
+            evolution with the proxy as fitness, ``networks`` distinct
+            networks a trial) or both, ``("random", "evolution")``, on the
+            same seeds and budget.
+        networks, trials: the budget: networks a trial (default 100, or
+            every arch of a smaller space), trials.
+        proxies: the fitness (each proxy searched on its own; aggregations
+            such as ``az`` too).
+        seed: the run seed (default 0 for a user space, the CLI's 1 for a
+            built-in one).
+        out: the results folder (the CLI's: ``scores.csv``, ``run.json``,
+            ``search.json`` and, with accuracies, ``search.png``); a rerun
+            resumes it, scoring nothing twice. Default: a new temporary one.
+        labels, gammas, device, name, stages: as :func:`score_many`.
+        progress: show a progress bar on stderr.
+        population, tournament, children: the evolution's settings (the
+            CLI's defaults 10, 5, 8).
+        space, batch, dataset, jobs: a built-in space, its images a batch,
+            its dataset and the worker threads (0: every core).
+
+    The frame's ``attrs`` hold ``report`` (``search.json`` as a dict),
+    ``json`` and ``plot`` (paths; ``plot`` None without accuracies).
+    Ctrl-C stops the search; every network scored so far stays in ``out``.
+    A ``build`` that raises stops it too, naming the arch (unlike
+    :func:`score_many`, which scores the others: a search's picks need
+    every sampled network).
+    """
+    import json
+    import os
+    import tempfile
+
+    spec_strategy, evolution = _strategy(strategy)
+    if isinstance(models, str) and space is None:
+        models, space = None, models
+    spec = _proxy_spec(proxies)
+    needed, _asked = _rbflex.selection_names(spec)
+    gk, gq = gammas if gammas is not None else _rbflex_gammas()
+    bar = _Progress(progress)
+    if space is not None:
+        if models is not None or mutate is not None or accuracy is not None:
+            raise ValueError("search: space=NAME searches a built-in space (its own archs, mutation and "
+                             "accuracies); give models, mutate and accuracy only for your own space")
+        networks = 100 if networks is None else networks
+        out = out if out is not None else tempfile.mkdtemp(prefix="rbflex-search-")
+        try:
+            with bar.observing():
+                text = _rbflex.search_space(space, spec, 1 if seed is None else int(seed), int(batch), float(gk),
+                                            float(gq), dataset, int(jobs or os.cpu_count() or 1), str(out),
+                                            spec_strategy, int(trials), int(networks), population, tournament,
+                                            children, False)
+        except KeyboardInterrupt:
+            print(f"rbflex: search interrupted; every network scored so far is kept in {out}", file=sys.stderr)
+            raise
+        return _search_frame(json.loads(text), out)
+    if models is None or inputs is None:
+        raise TypeError("search: give (build, archs) and inputs, or space=NAME")
+    us = _UserSpace(models, _device(device), stages, bar)
+    if evolution and mutate is None:
+        raise ValueError("strategy evolution needs mutate=: a function mutate(arch, rng) returning a neighbour "
+                         "of arch in archs (rng: a random.Random), or use strategy='random'")
+    networks = min(100, len(us.names)) if networks is None else networks
+    if not evolution and not 1 <= int(networks) <= len(us.names):
+        raise ValueError(f"networks: must be between 1 and the {len(us.names)} archs, got {networks}")
+    acc_list = None
+    if accuracy is not None:
+        acc = _accuracy_map(accuracy)
+        lacking = [a for a in us.names if a not in acc]
+        if lacking:
+            raise ValueError(f"accuracy: no value for {len(lacking)} of the {len(us.names)} archs, "
+                             f"e.g. {lacking[0]!r} (give every arch's, or none)")
+        acc_list = [acc[a] for a in us.names]
+    x, labels = _batch(inputs, labels)
+    _check_labels(needed, labels)
+    dev = _device(device)
+    seed = 0 if seed is None else int(seed)
+    classes = us.classes(x, needed, seed)
+    child = _mutation(us, mutate) if mutate is not None else None
+    out = out if out is not None else tempfile.mkdtemp(prefix="rbflex-search-")
+    try:
+        with bar.observing():
+            text = _rbflex.search_user(name, us.names, us.prepare, child, acc_list, x, labels, _digest(x, labels),
+                                       spec, float(gk), float(gq), seed, classes, str(dev), str(out),
+                                       spec_strategy, int(trials), int(networks), population, tournament,
+                                       children, False)
+    except KeyboardInterrupt:
+        print(f"rbflex: search interrupted; every network scored so far is kept in {out}", file=sys.stderr)
+        raise
+    return _search_frame(json.loads(text), out)
+
+
+def _search_frame(rep: "dict", out: str):
+    """One row per strategy, proxy and trial of a search report."""
+    import os
+
+    import pandas as pd
+
+    parts = [("random", rep["random"]), ("evolution", rep["evolution"])] if "random" in rep and "evolution" in rep \
+        else [(rep.get("strategy", "random"), rep)]
+    rows = []
+    for strategy, r in parts:
+        ds = r["dataset"]
+        for proxy, ps in r["proxies"].items():
+            for t in ps["trials"]:
+                acc = t.get("accuracy", {})
+                row = {"strategy": strategy, "proxy": proxy, "trial": t["trial"], "index": t["index"],
+                       "arch": t["arch"], "score": t["score"],
+                       "accuracy": acc.get("accuracy", acc.get(ds, float("nan")))}
+                row.update({f"accuracy_{k}": v for k, v in acc.items() if k not in ("accuracy", ds)})
+                rows.append(row)
+    df = pd.DataFrame(rows)
+    plot = os.path.join(out, "search.png")
+    df.attrs.update({"report": rep, "json": os.path.join(out, "search.json"),
+                     "plot": plot if os.path.exists(plot) else None})
     return df
 
 
@@ -334,14 +686,7 @@ def correlate(models=None, inputs: Optional[Inputs] = None, accuracy=None, proxi
         return correlate_space(space, proxies=proxies, seed=seed if seed else 1, out=out, **kwargs)
     if models is None or inputs is None or accuracy is None:
         raise TypeError("correlate: give (build, archs), inputs and accuracy, or space=NAME")
-    if isinstance(accuracy, (str, bytes)) or hasattr(accuracy, "__fspath__"):
-        acc_df = pd.read_csv(accuracy, dtype={"arch": str})
-        missing = {"arch", "accuracy"} - set(acc_df.columns)
-        if missing:
-            raise ValueError(f"accuracy: the CSV needs columns arch,accuracy (missing {sorted(missing)})")
-        acc = dict(zip(acc_df["arch"], acc_df["accuracy"]))
-    else:
-        acc = {str(k): float(v) for k, v in dict(accuracy).items()}
+    acc = _accuracy_map(accuracy)
     df = score_many(models, inputs, proxies=proxies, seed=seed, out=out, **kwargs)
     if "error" in df.columns:
         df = df[df["error"].isna()]
@@ -372,13 +717,15 @@ def images(dataset: str = "cifar10", n: int = 3, seed: int = 1) -> "tuple[torch.
 
 def correlate_space(space: str = "nb201", sample: Optional[int] = 1000, proxies: Proxies = ("rbflex",),
                     seed: int = 1, batch: int = 3, gammas: Optional["tuple[float, float]"] = None,
-                    dataset: Optional[str] = None, jobs: int = 0, out: Optional[str] = None):
+                    dataset: Optional[str] = None, jobs: int = 0, out: Optional[str] = None,
+                    progress: bool = True):
     """The CLI's ``correlate`` on a built-in space (see :func:`spaces`):
     ``sample`` networks (None: all) scored with ``proxies`` and correlated
     with the space's benchmark accuracy, in ``out`` (the CLI's results
     folder, resumable, with ``correlate.csv``/``.png``; default: a new
-    temporary folder). Returns one row per proxy (``kendall``, ``spearman``,
-    ``pearson``, ``n``) with the report's ``csv``/``plot`` paths in ``.attrs``."""
+    temporary folder), with a progress bar unless ``progress=False``.
+    Returns one row per proxy (``kendall``, ``spearman``, ``pearson``,
+    ``n``) with the report's ``csv``/``plot`` paths in ``.attrs``."""
     import json
     import os
     import tempfile
@@ -388,8 +735,9 @@ def correlate_space(space: str = "nb201", sample: Optional[int] = 1000, proxies:
     gk, gq = gammas if gammas is not None else _rbflex_gammas()
     out = out if out is not None else tempfile.mkdtemp(prefix="rbflex-correlate-")
     jobs = jobs or os.cpu_count() or 1
-    rep = json.loads(_rbflex.correlate_space(space, sample, _proxy_spec(proxies), int(seed), int(batch), float(gk),
-                                             float(gq), dataset, int(jobs), str(out)))
+    with _Progress(progress).observing():
+        rep = json.loads(_rbflex.correlate_space(space, sample, _proxy_spec(proxies), int(seed), int(batch),
+                                                 float(gk), float(gq), dataset, int(jobs), str(out), False))
     df = pd.DataFrame([{"proxy": k, "n": v["n"], "n_nonfinite": v["n_nonfinite"], "kendall": v["kendall"],
                         "spearman": v["spearman"], "pearson": v["pearson"]} for k, v in rep["proxies"].items()])
     df = df.set_index("proxy")

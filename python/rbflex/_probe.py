@@ -20,6 +20,7 @@ as in the reference.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from typing import Any, Iterable, Optional
 
@@ -76,6 +77,23 @@ def output_tensor(out: Any) -> torch.Tensor:
                     "(or a tuple ending with one)")
 
 
+def _named_modules(root: nn.Module) -> "list[tuple[str, nn.Module]]":
+    """``list(root.named_modules())`` (pre-order, each module once under its
+    first name) without its nested generators."""
+    out: "list[tuple[str, nn.Module]]" = []
+    memo: set = set()
+    stack = [("", root)]
+    while stack:
+        name, mod = stack.pop()
+        if mod in memo:
+            continue
+        memo.add(mod)
+        out.append((name, mod))
+        kids = [(f"{name}.{k}" if name else k, c) for k, c in mod._modules.items() if c is not None]
+        stack.extend(reversed(kids))
+    return out
+
+
 class Prepared:
     """A copy of ``model`` (or ``model`` itself when ``own``) on ``device``,
     in train mode with every parameter requiring gradients, hooks attached."""
@@ -83,41 +101,52 @@ class Prepared:
     def __init__(self, model: nn.Module, device: torch.device, own: bool = False,
                  stages: Optional[Iterable[str]] = None):
         m = model if own else copy.deepcopy(model)
-        m.to(device)
-        m.train()
-        for p in m.parameters():
-            p.requires_grad_(True)
+        named = _named_modules(m)
+        mods = [mod for _, mod in named]
+        # named_parameters() as torch orders and names them (each tensor once,
+        # under its first module), with its module's role; one walk of the tree
+        self._params = []
+        seen: set = set()
+        moved = False
+        for mname, mod in named:
+            for pname, p in mod._parameters.items():
+                if p is None or p in seen:
+                    continue
+                seen.add(p)
+                moved = moved or p.device != device
+                if isinstance(mod, CONVS):
+                    role = CONV_W if pname == "weight" else BIAS
+                elif isinstance(mod, nn.Linear):
+                    role = LINEAR_W if pname == "weight" else BIAS
+                elif isinstance(mod, NORMS):
+                    role = NORM
+                else:
+                    role = OTHER
+                self._params.append((f"{mname}.{pname}" if mname else pname, p, role))
+            moved = moved or any(b is not None and b.device != device for b in mod._buffers.values())
+        # .to() and .train() walk the whole tree again: only when they change something
+        if moved:
+            m.to(device)
+            self._params = [(n, p, r) for (n, _, r), p in zip(self._params, m.parameters())]
+        if not all(mod.training and type(mod).train is nn.Module.train for mod in mods):
+            m.train()
+        for _, p, _ in self._params:
+            if not p.requires_grad:
+                p.requires_grad_(True)
         self.model = m
         self.events: Optional[list] = None
         self.want_layers = False
-        names = dict(m.named_modules())
-        owner = {}
-        for mname, mod in names.items():
-            for pname, _ in mod.named_parameters(recurse=False):
-                owner[f"{mname}.{pname}" if mname else pname] = mod
-        self._params = []
-        for name, p in m.named_parameters():
-            mod = owner.get(name)
-            leaf = name.rsplit(".", 1)[-1]
-            if isinstance(mod, CONVS):
-                role = CONV_W if leaf == "weight" else BIAS
-            elif isinstance(mod, nn.Linear):
-                role = LINEAR_W if leaf == "weight" else BIAS
-            elif isinstance(mod, NORMS):
-                role = NORM
-            else:
-                role = OTHER
-            self._params.append((name, p, role))
-        self.bns = [mod for mod in m.modules() if isinstance(mod, nn.modules.batchnorm._BatchNorm)]
+        names = dict(named)
+        self.bns = [mod for mod in mods if isinstance(mod, nn.modules.batchnorm._BatchNorm)]
         # per-image statistics in one batched pass when every BatchNorm is 2-D
         # (instance_norm with the BN's affine = BN on each image alone, bit
         # for bit) and convolutions larger than 1x1 run image by image (as
         # the CLI: libtorch picks another algorithm for a batch)
         self.batched_per_image = all(type(b) is nn.BatchNorm2d for b in self.bns)
-        self.big_convs = [mod for mod in m.modules()
-                          if type(mod) is nn.Conv2d and tuple(mod.kernel_size) != (1, 1)]
-        linears = [mod for mod in m.modules() if isinstance(mod, nn.Linear)]
-        pools = [mod for mod in m.modules() if isinstance(mod, POOLS)]
+        self.big_convs = [mod for mod in mods if type(mod) is nn.Conv2d and tuple(mod.kernel_size) != (1, 1)]
+        self._layer_mods = [mod for mod in mods if isinstance(mod, CONVS + (nn.Linear,))]
+        linears = [mod for mod in mods if isinstance(mod, nn.Linear)]
+        pools = [mod for mod in mods if isinstance(mod, POOLS)]
         if stages is None:
             stage_mods = default_stages(m)
         else:
@@ -127,7 +156,7 @@ class Prepared:
                     raise ValueError(f"stages: the model has no module named '{s}'")
                 stage_mods.append(names[s])
         self.n_acts = 0
-        for mod in m.modules():
+        for mod in mods:
             if isinstance(mod, ACTIVATIONS):
                 mod.register_forward_hook(self._hook(ACT))
                 self.n_acts += 1
@@ -180,11 +209,10 @@ class Prepared:
         # Conv/Linear outputs and BatchNorm inputs only where a proxy may read them
         handles = []
         if layers:
-            for mod in self.model.modules():
-                if isinstance(mod, CONVS + (nn.Linear,)):
-                    handles.append(mod.register_forward_hook(self._layer_hook))
-                elif isinstance(mod, nn.modules.batchnorm._BatchNorm):
-                    handles.append(mod.register_forward_pre_hook(self._bn_hook))
+            for mod in self._layer_mods:
+                handles.append(mod.register_forward_hook(self._layer_hook))
+            for mod in self.bns:
+                handles.append(mod.register_forward_pre_hook(self._bn_hook))
         try:
             out = output_tensor(self.model(x))
             return out, self.events

@@ -9,6 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
 use pyo3::prelude::*;
 use pyo3_tch::PyTensor;
+use rbflex::benchmarks::GroundTruth;
 use rbflex::catalog::{Shared, SpaceOptions};
 use rbflex::dataset::Dataset;
 use rbflex::inputs::{InputOptions, Source};
@@ -18,8 +19,8 @@ use rbflex::nets::{BnStats, Init, Net, Params, Sink};
 use rbflex::proxies::{Options, Selection};
 use rbflex::run::{Batch, Record, ScoreCache, Setting, Workers};
 use rbflex::spaces::Space;
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tch::{Device, Tensor};
 
@@ -115,11 +116,22 @@ impl Net for PyNet {
 }
 
 /// A user's design space: `archs` and a Python `build(index)` that makes
-/// (and prepares) the network of `archs[index]`.
+/// (and prepares) the network of `archs[index]`; with `mutate(index, seed)`
+/// (the Python side's check of the user's `mutate(arch, rng)`, returning
+/// the child's name) evolution can search it.
 struct UserSpace {
     name: String,
     archs: Vec<String>,
+    index: HashMap<String, usize>,
     build: Py<PyAny>,
+    mutate: Option<Py<PyAny>>,
+}
+
+impl UserSpace {
+    fn new(name: String, archs: Vec<String>, build: Py<PyAny>, mutate: Option<Py<PyAny>>) -> Self {
+        let index = archs.iter().enumerate().map(|(i, a)| (a.clone(), i)).collect();
+        Self { name, archs, index, build, mutate }
+    }
 }
 
 impl Space for UserSpace {
@@ -133,7 +145,7 @@ impl Space for UserSpace {
         self.archs.get(index).cloned().with_context(|| format!("index {index} is outside {}", self.name))
     }
     fn index_of(&self, arch: &str) -> Result<usize> {
-        self.archs.iter().position(|a| a == arch).with_context(|| format!("'{arch}' is not one of {}'s", self.name))
+        self.index.get(arch).copied().with_context(|| format!("'{arch}' is not one of {}'s", self.name))
     }
     fn build(&self, arch: &str, _dataset: Dataset) -> Result<Box<dyn Net>> {
         let index = self.index_of(arch)?;
@@ -145,6 +157,50 @@ impl Space for UserSpace {
     }
     fn datasets(&self) -> &'static [Dataset] {
         &[]
+    }
+    fn mutate(&self, arch: &str, rng: &mut dyn rand::RngCore) -> Option<Result<String>> {
+        let mutate = self.mutate.as_ref()?;
+        let seed = rng.next_u64();
+        Some(self.index_of(arch).and_then(|index| {
+            Python::with_gil(|py| {
+                mutate.call1(py, (index, seed)).and_then(|v| v.extract::<String>(py)).map_err(|e| {
+                    // the Python side's message names the arch; a Ctrl-C stays one
+                    if e.is_instance_of::<PyKeyboardInterrupt>(py) {
+                        anyhow!("{}", py_message(py, &e))
+                    } else {
+                        anyhow!("{}", e.value(py))
+                    }
+                })
+            })
+        }))
+    }
+}
+
+/// A user's accuracies (`accuracy=`), one per arch, or none: a search
+/// without them picks by the proxies and reports no accuracy.
+struct UserTruth {
+    accuracy: Option<Vec<f64>>,
+}
+
+impl GroundTruth for UserTruth {
+    fn accuracy(&self, index: usize, _dataset: Dataset) -> Option<f64> {
+        self.accuracy.as_ref().and_then(|a| a.get(index).copied())
+    }
+    fn datasets(&self) -> &'static [Dataset] {
+        if self.accuracy.is_some() {
+            &[Dataset::Cifar10]
+        } else {
+            &[]
+        }
+    }
+    fn describe(&self) -> &'static str {
+        "the accuracies given (accuracy=)"
+    }
+    fn require(&self, _indices: &[usize], _dataset: Dataset) -> Result<()> {
+        Ok(()) // given for every arch (checked in Python), or none at all
+    }
+    fn label(&self, _dataset: Dataset) -> String {
+        "accuracy".into()
     }
 }
 
@@ -171,7 +227,7 @@ fn to_py(e: anyhow::Error) -> PyErr {
     // libtorch's messages carry a C++ backtrace after their first line
     let full = format!("{e:#}");
     let msg = full.lines().next().unwrap_or_default().trim_end().to_string();
-    if msg.contains("KeyboardInterrupt") {
+    if msg.contains("KeyboardInterrupt") || msg.contains(rbflex::progress::CANCELLED_MESSAGE) {
         return PyKeyboardInterrupt::new_err(msg);
     }
     PyValueError::new_err(msg)
@@ -201,7 +257,7 @@ fn score(
         let batch =
             Batch::new(&x.0.to_device(Device::Cpu), labels.as_ref().map(|l| l.0.to_device(Device::Cpu)).as_ref())?;
         let build = Python::with_gil(|py| factory.clone_ref(py));
-        let space = UserSpace { name: "model".into(), archs: vec!["model".into()], build };
+        let space = UserSpace::new("model".into(), vec!["model".into()], build, None);
         let space: Shared<dyn Space> = Shared::Owned(Arc::new(space));
         let mut s = Setting::with_batch(space, Dataset::Cifar10, seed, sel, batch, "inputs".into()).on(device);
         s.classes = Some(classes);
@@ -244,13 +300,15 @@ fn score(
 struct Run {
     setting: Setting,
     cache: ScoreCache,
+    /// A shard's share of the networks (`shard=`).
+    share: Option<Vec<usize>>,
 }
 
 #[pymethods]
 impl Run {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (name, archs, build, x, labels, images, proxies, gamma_k, gamma_q, seed, classes, device, out))]
+    #[pyo3(signature = (name, archs, build, x, labels, images, proxies, gamma_k, gamma_q, seed, classes, device, out, shard=None, candidates=None))]
     fn new(
         name: String,
         archs: Vec<String>,
@@ -265,6 +323,8 @@ impl Run {
         classes: i64,
         device: &str,
         out: Option<PathBuf>,
+        shard: Option<(usize, usize)>,
+        candidates: Option<Vec<usize>>,
     ) -> PyResult<Self> {
         let make = || -> Result<Self> {
             rbflex::run::check_run_seed(seed)?;
@@ -272,16 +332,33 @@ impl Run {
             let sel = selection(proxies, gamma_k, gamma_q)?;
             let batch =
                 Batch::new(&x.0.to_device(Device::Cpu), labels.as_ref().map(|l| l.0.to_device(Device::Cpu)).as_ref())?;
-            let space: Shared<dyn Space> = Shared::Owned(Arc::new(UserSpace { name, archs, build }));
+            let len = archs.len();
+            let space: Shared<dyn Space> = Shared::Owned(Arc::new(UserSpace::new(name, archs, build, None)));
             let mut setting = Setting::with_batch(space, Dataset::Cifar10, seed, sel, batch, images).on(device);
             setting.classes = Some(classes);
+            if let Some((k, n)) = shard {
+                let k = rbflex::shard::Shard::new(k, n)?;
+                let out = out.as_ref().context("shard= needs out=DIR (each shard writes DIR/shard-K-of-N)")?;
+                let (what, indices) = match candidates {
+                    Some(c) => (format!("indices ({} networks)", c.len()), c),
+                    None => (format!("all {len} archs"), (0..len).collect()),
+                };
+                let plan = rbflex::shard::Plan { command: "score_many", candidates: what, indices };
+                let (_, share, _, cache) = rbflex::shard::open(&mut setting, &plan, k, out)?;
+                return Ok(Self { setting, cache, share: Some(share) });
+            }
             let cache = match &out {
                 Some(dir) => ScoreCache::open(dir, &setting)?,
                 None => ScoreCache::in_memory(),
             };
-            Ok(Self { setting, cache })
+            Ok(Self { setting, cache, share: None })
         };
         make().map_err(to_py)
+    }
+
+    /// The shard's share of the networks (None: not sharded).
+    fn share(&self) -> Option<Vec<usize>> {
+        self.share.clone()
     }
 
     /// Whether every proxy of the run has a value for `index` already.
@@ -369,7 +446,7 @@ fn no_input_options() -> InputOptions<'static> {
 /// results folder, `correlate.csv` and `.png` in `out`).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (space, sample, proxies, seed, batch, gamma_k, gamma_q, dataset, jobs, out))]
+#[pyo3(signature = (space, sample, proxies, seed, batch, gamma_k, gamma_q, dataset, jobs, out, quiet=true))]
 fn correlate_space(
     py: Python,
     space: &str,
@@ -382,6 +459,7 @@ fn correlate_space(
     dataset: Option<&str>,
     jobs: usize,
     out: PathBuf,
+    quiet: bool,
 ) -> PyResult<String> {
     let run = move || -> Result<String> {
         let opened = rbflex::catalog::open(space, &SpaceOptions::default(), true)?;
@@ -393,7 +471,7 @@ fn correlate_space(
         truth.require(&idx, s.dataset)?;
         let mut cache = ScoreCache::open(&out, &s)?;
         let workers = Workers { jobs: jobs.max(1), memory_budget_mb: 0 };
-        let rep = rbflex::correlate::run(&s, &*truth, &idx, workers, &mut cache, &out, true)?;
+        let rep = rbflex::correlate::run(&s, &*truth, &idx, workers, &mut cache, &out, quiet)?;
         Ok(serde_json::to_string(&rep)?)
     };
     py.allow_threads(run).map_err(to_py)
@@ -406,7 +484,7 @@ fn images(dataset: &str, n: usize, seed: u64) -> PyResult<(PyTensor, Option<PyTe
     let run = || -> Result<_> {
         let ds = dataset_named(
             Some(dataset),
-            &UserSpace { name: String::new(), archs: vec![], build: Python::with_gil(|py| py.None()) },
+            &UserSpace::new(String::new(), vec![], Python::with_gil(|py| py.None()), None),
         )?;
         let (x, y) = Source::for_run(ds, &no_input_options())?.batch(n, seed)?;
         Ok((PyTensor(x), y.map(PyTensor)))
@@ -431,7 +509,7 @@ fn hda(
     device: &str,
 ) -> PyResult<(f64, f64, Vec<usize>)> {
     let run = || -> Result<_> {
-        let space = UserSpace { name, archs, build };
+        let space = UserSpace::new(name, archs, build, None);
         let d = rbflex::hda::detect(&space, Dataset::Cifar10, seed, networks, &x.0, parse_device(device)?)?;
         Ok((d.gamma_k, d.gamma_q, d.networks.iter().map(|n| n.0).collect()))
     };
@@ -469,6 +547,222 @@ fn default_gammas() -> (f64, f64) {
     (g.gamma_k, g.gamma_q)
 }
 
+/// `--shard K/N` or `auto` (Slurm's array variables, as the CLI reads
+/// them): (K, N).
+#[pyfunction]
+fn parse_shard(spec: &str) -> PyResult<(usize, usize)> {
+    let spec = spec.trim();
+    // the engine's messages name the CLI's option
+    let k = rbflex::shard::Shard::parse(spec, None, &|v| std::env::var(v).ok())
+        .map_err(|e| to_py(anyhow!("{}", format!("{e:#}").replacen("--shard ", "shard=", 1))))?;
+    Ok((k.k, k.n))
+}
+
+/// `rbflex merge` of a user space's shards (`dirs`, default: every
+/// `out/shard-K-of-N`) into `out`, checking rows against `archs`; the
+/// report as JSON.
+#[pyfunction]
+#[pyo3(signature = (out, dirs, allow_missing, name, archs))]
+fn merge(out: PathBuf, dirs: Vec<PathBuf>, allow_missing: bool, name: String, archs: Vec<String>) -> PyResult<String> {
+    let run = || -> Result<String> {
+        let space = UserSpace::new(name, archs, Python::with_gil(|py| py.None()), None);
+        let rep = rbflex::merge::run_with(&out, &dirs, allow_missing, Some(Shared::Owned(Arc::new(space))))?;
+        Ok(serde_json::to_string(&rep)?)
+    };
+    run().map_err(to_py)
+}
+
+/// Sets the engine's progress observer: `progress.engine(what, done, len)`
+/// at every step (None: the engine's own bar). A Ctrl-C that surfaces there
+/// sets `progress.interrupted` (the Python side then stops at the next
+/// build), so that it is never lost in the engine.
+#[pyfunction]
+#[pyo3(signature = (progress))]
+fn set_progress(progress: Option<Py<PyAny>>) {
+    let observer = progress.map(|p| {
+        Arc::new(move |what: &str, done: u64, len: u64| {
+            Python::with_gil(|py| {
+                if let Err(e) = p.call_method1(py, "engine", (what, done, len)) {
+                    if e.is_instance_of::<PyKeyboardInterrupt>(py) {
+                        let _ = p.setattr(py, "interrupted", true);
+                        rbflex::progress::cancel();
+                    } else {
+                        e.print(py);
+                    }
+                }
+            })
+        }) as rbflex::progress::Observer
+    });
+    rbflex::progress::set_observer(observer);
+}
+
+/// The evolution's settings, defaults filled in.
+fn evo_config(
+    population: Option<usize>,
+    tournament: Option<usize>,
+    children: Option<usize>,
+) -> rbflex::evolution::Config {
+    let d = rbflex::evolution::Config::default();
+    rbflex::evolution::Config {
+        population: population.unwrap_or(d.population),
+        tournament: tournament.unwrap_or(d.tournament),
+        children: children.unwrap_or(d.children),
+    }
+}
+
+/// A search (`strategy` as the CLI's `--strategy`) into `out`: writes
+/// `search.json` (and `search.png` when there are accuracies) and returns
+/// the report as JSON. A user's space (`user`) reports its accuracies under
+/// `accuracy` instead of the nominal dataset's key.
+#[allow(clippy::too_many_arguments)]
+fn run_search(
+    s: &Setting,
+    truth: &dyn GroundTruth,
+    strategy: &str,
+    trials: usize,
+    networks: usize,
+    cfg: rbflex::evolution::Config,
+    jobs: usize,
+    out: &Path,
+    user: bool,
+    quiet: bool,
+) -> Result<String> {
+    let (random, evolution) = rbflex::guided::strategies(strategy)?;
+    let len = s.space.len();
+    let workers = Workers { jobs: jobs.max(1), memory_budget_mb: 0 };
+    let mut rep = if evolution {
+        cfg.check()?;
+        rbflex::evolution::check_space(&*s.space)?;
+        rbflex::search::check_counts(len, trials, networks.min(len))?;
+        truth.require(&(0..len).collect::<Vec<_>>(), s.dataset)?;
+        let mut cache = ScoreCache::open(out, s)?;
+        let rep = rbflex::guided::run(s, truth, trials, networks, random, &cfg, workers, &mut cache, out, quiet)?;
+        serde_json::to_value(&rep)?
+    } else {
+        rbflex::search::check_counts(len, trials, networks)?;
+        truth.require(&rbflex::search::candidates(len, trials, networks, s.seed)?, s.dataset)?;
+        let mut cache = ScoreCache::open(out, s)?;
+        let rep = rbflex::search::run(s, truth, trials, networks, workers, &mut cache, quiet)?;
+        let mut v = serde_json::to_value(&rep)?;
+        if !truth.datasets().is_empty() {
+            let (curve, _) = rbflex::evolution::random_extras(s, truth, &cache, &rep, None);
+            let plot = out.join("search.png");
+            let title = format!("{} {}, {}: {} trials", rep.space, rep.dataset, rep.proxy, rep.trials.len());
+            rbflex::search_plot::plot(&plot, &[("random", &curve)], None, &title, &truth.label(s.dataset))?;
+            v["strategy"] = "random".into();
+            v["curve"] = serde_json::to_value(&curve)?;
+            v["plot"] = plot.display().to_string().into();
+        }
+        v
+    };
+    if user {
+        rename_keys(&mut rep, s.dataset.key(), "accuracy");
+    }
+    let text = serde_json::to_string_pretty(&rep)?;
+    rbflex::files::write_atomic(&out.join("search.json"), text.as_bytes())?;
+    Ok(text)
+}
+
+/// Renames every object key `from` to `to` (a `dataset` field `from`
+/// becomes `given`).
+fn rename_keys(v: &mut serde_json::Value, from: &str, to: &str) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(x) = m.remove(from) {
+                m.insert(to.to_string(), x);
+            }
+            if m.get("dataset").and_then(|d| d.as_str()) == Some(from) {
+                m.insert("dataset".into(), "given".into());
+            }
+            m.values_mut().for_each(|x| rename_keys(x, from, to));
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| rename_keys(x, from, to)),
+        _ => {}
+    }
+}
+
+/// A search over a user's design space (`build(index)` prepares
+/// `archs[index]`, `mutate(index, seed)` names a child; `accuracy` one per
+/// arch or none) into `out`; the report as JSON.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (name, archs, build, mutate, accuracy, x, labels, images, proxies, gamma_k, gamma_q, seed, classes, device, out, strategy, trials, networks, population, tournament, children, quiet))]
+fn search_user(
+    py: Python,
+    name: String,
+    archs: Vec<String>,
+    build: Py<PyAny>,
+    mutate: Option<Py<PyAny>>,
+    accuracy: Option<Vec<f64>>,
+    x: PyTensor,
+    labels: Option<PyTensor>,
+    images: String,
+    proxies: &str,
+    gamma_k: f64,
+    gamma_q: f64,
+    seed: u64,
+    classes: i64,
+    device: &str,
+    out: PathBuf,
+    strategy: &str,
+    trials: usize,
+    networks: usize,
+    population: Option<usize>,
+    tournament: Option<usize>,
+    children: Option<usize>,
+    quiet: bool,
+) -> PyResult<String> {
+    let run = move || -> Result<String> {
+        rbflex::run::check_run_seed(seed)?;
+        let device = parse_device(device)?;
+        let sel = selection(proxies, gamma_k, gamma_q)?;
+        let batch =
+            Batch::new(&x.0.to_device(Device::Cpu), labels.as_ref().map(|l| l.0.to_device(Device::Cpu)).as_ref())?;
+        let space: Shared<dyn Space> = Shared::Owned(Arc::new(UserSpace::new(name, archs, build, mutate)));
+        let mut s = Setting::with_batch(space, Dataset::Cifar10, seed, sel, batch, images).on(device);
+        s.classes = Some(classes);
+        let truth = UserTruth { accuracy };
+        let cfg = evo_config(population, tournament, children);
+        run_search(&s, &truth, strategy, trials, networks, cfg, 1, &out, true, quiet)
+    };
+    py.allow_threads(run).map_err(to_py)
+}
+
+/// The CLI's `search` on a built-in space into `out`; the report as JSON.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (space, proxies, seed, batch, gamma_k, gamma_q, dataset, jobs, out, strategy, trials, networks, population, tournament, children, quiet))]
+fn search_space(
+    py: Python,
+    space: &str,
+    proxies: &str,
+    seed: u64,
+    batch: usize,
+    gamma_k: f64,
+    gamma_q: f64,
+    dataset: Option<&str>,
+    jobs: usize,
+    out: PathBuf,
+    strategy: &str,
+    trials: usize,
+    networks: usize,
+    population: Option<usize>,
+    tournament: Option<usize>,
+    children: Option<usize>,
+    quiet: bool,
+) -> PyResult<String> {
+    let run = move || -> Result<String> {
+        let opened = rbflex::catalog::open(space, &SpaceOptions::default(), true)?;
+        let truth = opened.truth()?;
+        let ds = dataset_named(dataset, &*opened.space)?;
+        let src = Source::for_run(ds, &no_input_options())?;
+        let s = Setting::new(opened.space.clone(), ds, seed, selection(proxies, gamma_k, gamma_q)?, &src, batch)?;
+        let cfg = evo_config(population, tournament, children);
+        run_search(&s, &*truth, strategy, trials, networks, cfg, jobs, &out, false, quiet)
+    };
+    py.allow_threads(run).map_err(to_py)
+}
+
 #[pymodule]
 fn _rbflex(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(score, m)?)?;
@@ -481,6 +775,11 @@ fn _rbflex(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(images, m)?)?;
     m.add_function(wrap_pyfunction!(space_archs, m)?)?;
     m.add_function(wrap_pyfunction!(hda, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_shard, m)?)?;
+    m.add_function(wrap_pyfunction!(merge, m)?)?;
+    m.add_function(wrap_pyfunction!(set_progress, m)?)?;
+    m.add_function(wrap_pyfunction!(search_user, m)?)?;
+    m.add_function(wrap_pyfunction!(search_space, m)?)?;
     m.add_class::<Run>()?;
     Ok(())
 }

@@ -114,6 +114,9 @@ pub fn score_many(
                 for r in rx {
                     cache.append(r?, &mut writer)?;
                     pb.inc();
+                    if crate::progress::cancelled() {
+                        anyhow::bail!("{}", crate::progress::CANCELLED_MESSAGE);
+                    }
                 }
                 Ok(())
             })();
