@@ -19,6 +19,7 @@ use crate::run::folder::{check_arch, check_init_seed, RESULT_FILES};
 use crate::run::scores_file::{merge, parse_scores, scores_text};
 use crate::run::{unsharded_header, Record, RunLock, MAX_RUN_JSON};
 use crate::shard::{self, ShardRecord};
+use crate::shown::shorten as sh;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use serde_json::Value;
@@ -334,18 +335,23 @@ fn same_run(a: &ShardDir, b: &ShardDir) -> Result<()> {
     if ra.of != rb.of {
         diff = Some(format!("the number of shards is {} there, {} here", ra.of, rb.of));
     } else if ra.command != rb.command {
-        diff = Some(format!("the command is {} there, {} here", ra.command, rb.command));
+        diff = Some(format!("the command is {} there, {} here", sh(&ra.command), sh(&rb.command)));
     } else if let Some(d) = first_cause(header_diff(&a.header, &b.header)) {
         diff = Some(d);
     } else if ra.networks != rb.networks || ra.candidates != rb.candidates {
         diff = Some(format!(
             "the candidates are {} ({} networks) there, {} ({} networks) here",
-            ra.candidates, ra.networks, rb.candidates, rb.networks
+            sh(&ra.candidates),
+            ra.networks,
+            sh(&rb.candidates),
+            rb.networks
         ));
     } else if ra.digest != rb.digest {
         diff = Some(format!(
             "the candidate lists of {} differ (digest {} there, {} here): the indices file was changed between shards",
-            ra.candidates, ra.digest, rb.digest
+            sh(&ra.candidates),
+            sh(&ra.digest),
+            sh(&rb.digest)
         ));
     }
     match diff {
@@ -384,11 +390,16 @@ fn header_diff(a: &Value, b: &Value) -> Vec<String> {
             for p in ps {
                 let (pa, pb) = (va.get(&p).unwrap_or(&none), vb.get(&p).unwrap_or(&none));
                 if pa != pb {
-                    out.push(format!("proxy {p} is {pa} there, {pb} here"));
+                    out.push(format!(
+                        "proxy {} is {} there, {} here",
+                        sh(&p),
+                        sh(&pa.to_string()),
+                        sh(&pb.to_string())
+                    ));
                 }
             }
         } else {
-            out.push(format!("{k} is {va} there, {vb} here"));
+            out.push(format!("{} is {} there, {} here", sh(&k), sh(&va.to_string()), sh(&vb.to_string())));
         }
     }
     out
@@ -502,5 +513,21 @@ impl RowCheck {
             check_arch(&**space, r)?;
         }
         check_init_seed(self.seed, r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_difference_is_named_on_one_line_whatever_the_file_holds() {
+        // found by the merge fuzz: a proxy's name in run.json edited to hold a newline
+        let a = serde_json::json!({"proxies": {"s\nflow": {"batch": 2}}, "seed": 1});
+        let b = serde_json::json!({"proxies": {}, "seed": "1\r"});
+        assert_eq!(
+            header_diff(&a, &b),
+            vec![r#"proxy s\nflow is {"batch":2} there, "absent" here"#, r#"seed is 1 there, "1\r" here"#]
+        );
     }
 }

@@ -9,6 +9,7 @@ use super::seeds::init_seed;
 use super::setting::{device_kind, proxy_settings, Setting};
 use crate::files::write_atomic;
 use crate::proxies::Selection;
+use crate::shown::shorten;
 use crate::spaces::Space;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -108,15 +109,23 @@ impl RunHeader {
             .into_iter()
             .flatten()
             .filter(|(k, v)| a.get(k.as_str()) != Some(v))
-            .map(|(k, v)| format!("{k} was {} (now {v})", a.get(k.as_str()).unwrap_or(&serde_json::Value::Null)))
+            .map(|(k, v)| {
+                let was = a.get(k.as_str()).unwrap_or(&serde_json::Value::Null).to_string();
+                format!("{} was {} (now {})", shorten(k), shorten(&was), shorten(&v.to_string()))
+            })
             .collect();
         for (k, v) in a.as_object().into_iter().flatten().filter(|(k, _)| b.get(k.as_str()).is_none()) {
-            diff.push(format!("{k} was {v} (now none)"));
+            diff.push(format!("{} was {} (now none)", shorten(k), shorten(&v.to_string())));
         }
         if let (Some(pa), Some(pb)) = (pa, pb) {
             for (name, now) in pb.as_object().into_iter().flatten() {
                 if let Some(was) = pa.get(name).filter(|was| *was != now) {
-                    diff.push(format!("proxy {name} was {was} (now {now})"));
+                    diff.push(format!(
+                        "proxy {} was {} (now {})",
+                        shorten(name),
+                        shorten(&was.to_string()),
+                        shorten(&now.to_string())
+                    ));
                 }
             }
         }
@@ -228,7 +237,7 @@ impl ScoreCache {
                 bail!(
                     "{} records no settings for the proxy of column '{}' that {} holds: run.json is corrupt or was edited; delete the folder or use another --out",
                     run.display(),
-                    crate::shown::shorten(c),
+                    shorten(c),
                     path.display()
                 );
             }
@@ -307,13 +316,7 @@ pub(crate) fn check_arch(space: &dyn Space, r: &Record) -> Result<()> {
     }
     let arch = space.arch(r.index)?;
     if r.arch != arch {
-        bail!(
-            "index {} has arch '{}' but {}'s is '{}'",
-            r.index,
-            crate::shown::shorten(&r.arch),
-            space.name(),
-            crate::shown::shorten(&arch)
-        );
+        bail!("index {} has arch '{}' but {}'s is '{}'", r.index, shorten(&r.arch), space.name(), shorten(&arch));
     }
     Ok(())
 }
