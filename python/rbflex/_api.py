@@ -572,7 +572,6 @@ def search(models=None, inputs: Optional[Inputs] = None, accuracy=None, *, mutat
     :func:`score_many`, which scores the others: a search's picks need
     every sampled network).
     """
-    import json
     import os
     import tempfile
 
@@ -589,16 +588,10 @@ def search(models=None, inputs: Optional[Inputs] = None, accuracy=None, *, mutat
                              "accuracies); give models, mutate and accuracy only for your own space")
         networks = 100 if networks is None else networks
         out = out if out is not None else tempfile.mkdtemp(prefix="rbflex-search-")
-        try:
-            with bar.observing():
-                text = _rbflex.search_space(space, spec, 1 if seed is None else int(seed), int(batch), float(gk),
-                                            float(gq), dataset, int(jobs or os.cpu_count() or 1), str(out),
-                                            spec_strategy, int(trials), int(networks), population, tournament,
-                                            children, False)
-        except KeyboardInterrupt:
-            print(f"rbflex: search interrupted; every network scored so far is kept in {out}", file=sys.stderr)
-            raise
-        return _search_frame(json.loads(text), out)
+        return _searched(bar, out, lambda: _rbflex.search_space(
+            space, spec, 1 if seed is None else int(seed), int(batch), float(gk), float(gq), dataset,
+            int(jobs or os.cpu_count() or 1), str(out), spec_strategy, int(trials), int(networks), population,
+            tournament, children, False))
     if models is None or inputs is None:
         raise TypeError("search: give (build, archs) and inputs, or space=NAME")
     us = _UserSpace(models, _device(device), stages, bar)
@@ -623,12 +616,20 @@ def search(models=None, inputs: Optional[Inputs] = None, accuracy=None, *, mutat
     classes = us.classes(x, needed, seed)
     child = _mutation(us, mutate) if mutate is not None else None
     out = out if out is not None else tempfile.mkdtemp(prefix="rbflex-search-")
+    return _searched(bar, out, lambda: _rbflex.search_user(
+        name, us.names, us.prepare, child, acc_list, x, labels, _digest(x, labels), spec, float(gk), float(gq),
+        seed, classes, str(dev), str(out), spec_strategy, int(trials), int(networks), population, tournament,
+        children, False))
+
+
+def _searched(bar: _Progress, out: str, call: Callable[[], str]) -> "pandas.DataFrame":
+    """Runs the engine's search `call` under the progress bar; its report as a
+    DataFrame. Ctrl-C stops it, saying where the scores so far are kept."""
+    import json
+
     try:
         with bar.observing():
-            text = _rbflex.search_user(name, us.names, us.prepare, child, acc_list, x, labels, _digest(x, labels),
-                                       spec, float(gk), float(gq), seed, classes, str(dev), str(out),
-                                       spec_strategy, int(trials), int(networks), population, tournament,
-                                       children, False)
+            text = call()
     except KeyboardInterrupt:
         print(f"rbflex: search interrupted; every network scored so far is kept in {out}", file=sys.stderr)
         raise
