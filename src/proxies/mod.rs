@@ -16,6 +16,7 @@ pub mod kernel;
 pub mod naswot;
 pub mod rbflex;
 pub mod size;
+pub mod swap;
 #[cfg(test)]
 pub(crate) mod test_nets;
 pub mod zen;
@@ -267,6 +268,7 @@ pub const REGISTRY: &[Maker] = &[
     |_| Arc::new(az::AzPart(az::Part::Progressivity)),
     |_| Arc::new(az::AzPart(az::Part::Trainability)),
     |_| Arc::new(az::AzPart(az::Part::Complexity)),
+    |_| Arc::new(swap::Swap),
 ];
 
 /// The registered proxies' names, in column order.
