@@ -13,6 +13,7 @@ pub mod grads;
 pub mod hda;
 pub mod jacobian;
 pub mod kernel;
+pub mod meco;
 pub mod naswot;
 pub mod rbflex;
 pub mod size;
@@ -268,6 +269,7 @@ pub const REGISTRY: &[Maker] = &[
     |_| Arc::new(az::AzPart(az::Part::Progressivity)),
     |_| Arc::new(az::AzPart(az::Part::Trainability)),
     |_| Arc::new(az::AzPart(az::Part::Complexity)),
+    |_| Arc::new(meco::Meco),
     |_| Arc::new(swap::Swap),
 ];
 
