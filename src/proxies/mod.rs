@@ -15,6 +15,7 @@ pub mod jacobian;
 pub mod kernel;
 pub mod meco;
 pub mod naswot;
+pub mod near;
 pub mod rbflex;
 pub mod size;
 pub mod swap;
@@ -269,6 +270,7 @@ pub const REGISTRY: &[Maker] = &[
     |_| Arc::new(az::AzPart(az::Part::Progressivity)),
     |_| Arc::new(az::AzPart(az::Part::Trainability)),
     |_| Arc::new(az::AzPart(az::Part::Complexity)),
+    |_| Arc::new(near::Near),
     |_| Arc::new(meco::Meco),
     |_| Arc::new(swap::Swap),
 ];
