@@ -21,6 +21,7 @@ pub mod size;
 pub mod swap;
 #[cfg(test)]
 pub(crate) mod test_nets;
+pub mod vkdnw;
 pub mod zen;
 pub mod zico;
 
@@ -270,6 +271,8 @@ pub const REGISTRY: &[Maker] = &[
     |_| Arc::new(az::AzPart(az::Part::Progressivity)),
     |_| Arc::new(az::AzPart(az::Part::Trainability)),
     |_| Arc::new(az::AzPart(az::Part::Complexity)),
+    |_| Arc::new(vkdnw::Vkdnw),
+    |_| Arc::new(vkdnw::VkdnwSingle),
     |_| Arc::new(near::Near),
     |_| Arc::new(meco::Meco),
     |_| Arc::new(swap::Swap),
