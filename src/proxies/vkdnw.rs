@@ -27,8 +27,10 @@
 //! Here J_n comes from one backward pass per row of L (K passes), the
 //! per-input derivative w.r.t. a single weight taken from the layer's input
 //! and its output's gradient (inputs are independent in eval mode); the
-//! reference uses `vmap(jacrev)`. The products are float32 as there, the
-//! eigenvalues and the entropy float64. A parameter tensor of a layer that
+//! reference uses `vmap(jacrev)`. Float32 throughout as there (the
+//! singular values from `svd`, whose float32 noise floor for the zero
+//! eigenvalues of a rank-deficient Fisher enters the lower deciles; float64
+//! eigenvalues shift the entropy by up to ~1e-3). A parameter tensor of a layer that
 //! is not a Conv2d, BatchNorm or Linear (none on NB201) contributes a zero
 //! column.
 
@@ -80,36 +82,19 @@ pub fn cholesky_factor(logits: &Tensor) -> Tensor {
     (l * lower).matmul(&d.diag_embed(0, -2, -1))
 }
 
-/// Deciles (linear interpolation, as `torch.quantile`) of `values`.
-pub fn deciles(values: &[f64]) -> Vec<f64> {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    (1..10)
-        .map(|i| {
-            // torch.arange(0.1, 1., 0.1) in float32
-            let q = f64::from(0.1f32 + (i - 1) as f32 * 0.1f32);
-            let pos = q * (n - 1) as f64;
-            let lo = pos.floor() as usize;
-            let hi = (lo + 1).min(n - 1);
-            v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
-        })
-        .collect()
-}
-
-/// The entropy of the normalised deciles of `lambdas`.
-pub fn entropy_of(lambdas: &[f64]) -> f64 {
-    if lambdas.is_empty() {
+/// `vkdnw_entropy` of singular values `lambdas` (1-D float32), with the
+/// reference's ops: `torch.quantile` at `arange(0.1, 1.0, 0.1)`, t = q /
+/// (|q|_1 + 1e-10), `-sum t ln(t + 1e-10)`, all in float32.
+pub fn entropy_of(lambdas: &Tensor) -> f64 {
+    if lambdas.numel() == 0 {
         return f64::NAN;
     }
-    let q = deciles(lambdas);
-    let l1: f64 = q.iter().map(|v| v.abs()).sum();
-    q.iter()
-        .map(|v| {
-            let t = v / (l1 + 1e-10);
-            -t * (t + 1e-10).ln()
-        })
-        .sum()
+    let l = lambdas.to_kind(Kind::Float);
+    let at = Tensor::arange_start_step(0.1, 1.0, 0.1, (Kind::Float, l.device()));
+    let q = l.quantile(&at, None::<i64>, false, "linear");
+    let l1 = q.abs().sum(Kind::Float).double_value(&[]);
+    let t = &q / (l1 + 1e-10);
+    (-(&t * (&t + 1e-10).log())).sum(Kind::Float).double_value(&[])
 }
 
 /// Which scalar of a layer a sampled weight is (its first element).
@@ -170,9 +155,9 @@ impl Sink for PrePool {
     }
 }
 
-/// The Fisher matrix's eigenvalues and ℵ for one network (`None` when the
+/// The Fisher matrix's singular values (its eigenvalues) and ℵ for one network (`None` when the
 /// pre-pooling map is all zero).
-fn fisher_eigenvalues(p: &Probe) -> Result<(Option<Vec<f64>>, usize)> {
+fn fisher_eigenvalues(p: &Probe) -> Result<(Option<Tensor>, usize)> {
     let net = (p.build)(Init::KaimingNormalFanIn)?;
     let params: Vec<Tensor> = net.params().iter().map(|(_, t, _)| t.shallow_clone()).collect();
     let aleph = params.len();
@@ -227,8 +212,11 @@ fn fisher_eigenvalues(p: &Probe) -> Result<(Option<Vec<f64>>, usize)> {
         }
     }
     let fisher = a.transpose(1, 2).matmul(&a).mean_dim([0i64].as_slice(), false, Kind::Float);
-    let ev = fisher.to_kind(Kind::Double).linalg_eigvalsh("L").abs();
-    Ok((Some(Vec::<f64>::try_from(ev)?), aleph))
+    // `torch.svd(fisher).S` in float32, as the reference: the zero
+    // eigenvalues of a rank-deficient Fisher come out at float32's noise
+    // floor, which their lower deciles (and so the entropy) carry
+    let (_, s, _) = fisher.f_svd(true, true)?;
+    Ok((Some(s), aleph))
 }
 
 fn dead(aleph: usize) -> Measure {
@@ -338,25 +326,20 @@ mod tests {
     }
 
     #[test]
-    fn deciles_and_entropy_by_hand() {
-        // 11 values 0..10: decile i is i; t_i = i / 45
-        let v: Vec<f64> = (0..11).map(f64::from).collect();
-        let q = deciles(&v);
-        for (i, d) in q.iter().enumerate() {
-            assert!((d - (i + 1) as f64).abs() < 1e-5, "{q:?}");
-        }
-        let l1: f64 = q.iter().sum();
-        assert!((l1 - 45.0).abs() < 1e-5);
-        let want: f64 = q
-            .iter()
-            .map(|d| {
-                let t = d / (l1 + 1e-10);
+    fn entropy_of_deciles_by_hand() {
+        // 11 values 0..10: decile i is i (up to float32 positions); t_i = i / 45
+        let v = Tensor::arange(11, (Kind::Float, tch::Device::Cpu));
+        let want: f64 = (1..10)
+            .map(|i| {
+                let t = f64::from(i) / 45.0;
                 -t * (t + 1e-10).ln()
             })
             .sum();
-        assert!((entropy_of(&v) - want).abs() < 1e-12);
-        // equal eigenvalues: ln 9
-        assert!((entropy_of(&[2.0; 5]) - 9f64.ln()).abs() < 1e-8);
+        assert!((entropy_of(&v) - want).abs() < 1e-5, "{}", entropy_of(&v));
+        // equal eigenvalues: ln 9; none: NaN
+        let eq = Tensor::full([5], 2.0, (Kind::Float, tch::Device::Cpu));
+        assert!((entropy_of(&eq) - 9f64.ln()).abs() < 1e-5);
+        assert!(entropy_of(&Tensor::zeros([0], (Kind::Float, tch::Device::Cpu))).is_nan());
     }
 
     #[test]
@@ -406,7 +389,7 @@ mod tests {
         // eigenvalues of the symmetric 2x2 F
         let (tr, det) = (f[0][0] + f[1][1], f[0][0] * f[1][1] - f[0][1] * f[1][0]);
         let disc = (tr * tr / 4.0 - det).max(0.0).sqrt();
-        let ev = [tr / 2.0 - disc, tr / 2.0 + disc];
+        let ev = Tensor::from_slice(&[tr / 2.0 + disc, tr / 2.0 - disc]);
         let want = entropy_of(&ev);
         assert!((got.value - want).abs() < 1e-4, "{} vs {want}", got.value);
         // VKDNW_single is yielded as 2 + entropy / 3
