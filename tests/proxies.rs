@@ -305,3 +305,27 @@ fn a_proxy_that_ranks_nothing_is_noted() {
     );
     assert!(!err.contains("params gives"), "{err}");
 }
+
+#[test]
+fn vkdnw_near_meco_and_swap_score_nb201_and_rank_a_dead_cell_last() {
+    let v = ok_json(&["score", "--index", "777", "--proxy", "vkdnw,vkdnw_single,near,meco,swap", "--json"]);
+    for p in ["vkdnw", "near", "meco", "swap"] {
+        assert!(num(&v[p]).is_finite() && num(&v[p]) > 0.0, "{p}: {v}");
+    }
+    // VKDNW_single orders by the parameter tensors' count, then the entropy
+    // (below ln 9 < 3); |avg_pool|+|avg_pool|conv3x3|+|skip|none|none|: 66 tensors
+    assert_eq!(num(&v["vkdnw_dim"]), 66.0);
+    assert!(num(&v["vkdnw"]) < 9f64.ln());
+    assert_eq!(num(&v["vkdnw_single"]), 66.0 + num(&v["vkdnw"]) / 3.0);
+    // the same value alone (its own pass) and yielded by vkdnw's pass
+    let single = ok_json(&["score", "--index", "777", "--proxy", "vkdnw_single", "--json"]);
+    assert_eq!(single["vkdnw_single"], v["vkdnw_single"]);
+    // SWAP counts distinct patterns of 16 images: at most 2^16
+    assert!(num(&v["swap"]) <= 65536.0);
+    // an all-none cell: nothing reaches the classifier
+    let dead = ok_json(&["score", "--arch", NONE, "--proxy", "vkdnw,near,meco,swap", "--json"]);
+    for p in ["vkdnw", "near", "meco", "swap"] {
+        assert_eq!(dead[p], "-inf", "{p}: {dead}");
+        assert!(dead[format!("{p}_note")].as_str().unwrap_or("").contains("all zero"), "{dead}");
+    }
+}
