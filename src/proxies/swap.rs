@@ -3,10 +3,10 @@
 //! `correlation.py`): a batch of 16 real images (no labels) through the
 //! network with Gaussian weights (Conv/Linear N(0, 1), biases 0, BatchNorm 1
 //! and 0) and train-mode BatchNorm. Every ReLU output on a 4-D map is
-//! flattened per image and concatenated into `[N, neurons]`; its sign (0 or
-//! 1) gives each neuron an N-bit pattern over the images; the value is the
-//! number of distinct patterns, averaged over 32 draws of the weights (the
-//! reference's `--repeats 32`, re-initialising before each).
+//! flattened per image and concatenated into `[N, neurons]`; its sign
+//! (0 or 1) gives each neuron an N-bit pattern over the images; the value is
+//! the number of distinct patterns, averaged over 32 draws of the weights
+//! (the reference's `--repeats 32`, re-initialising before each).
 //!
 //! Not ported: the regularised SWAP (`regular=True`: the count times
 //! `exp(-(params/1e3 - mu)^2 / sigma)`), whose `mu` and `sigma` per space are

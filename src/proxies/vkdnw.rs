@@ -207,7 +207,7 @@ fn fisher_eigenvalues(p: &Probe) -> Result<(Option<Tensor>, usize)> {
                     continue;
                 }
                 let c = column(&layers[*site], *which, g);
-                let _ = a.select(1, r).select(1, j as i64).copy_(&c);
+                a.select(1, r).select(1, j as i64).copy_(&c);
             }
         }
     }
