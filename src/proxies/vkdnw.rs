@@ -225,7 +225,8 @@ fn dead(aleph: usize) -> Measure {
 
 impl Proxy for Vkdnw {
     fn memory_per_input_value(&self) -> u64 {
-        3000
+        // peak RSS 1.0 GB at 64 x 3 x 32 x 32 (`bench --jobs 1 --proxy vkdnw`)
+        5000
     }
     fn name(&self) -> &'static str {
         NAME
@@ -260,7 +261,7 @@ impl Proxy for Vkdnw {
 
 impl Proxy for VkdnwSingle {
     fn memory_per_input_value(&self) -> u64 {
-        3000
+        Vkdnw.memory_per_input_value()
     }
     fn name(&self) -> &'static str {
         SINGLE
