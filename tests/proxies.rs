@@ -152,13 +152,25 @@ fn all_proxies_on_transnas_skip_the_classifier_ones_with_a_note() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(
-        err.contains("note: --proxy all on transnas-micro (taskonomy) skips snip, grasp, grad_norm, fisher, plain, epe_nas, zico, zen"),
+        err.contains("note: --proxy all on transnas-micro (taskonomy) skips snip, grasp, grad_norm, fisher, plain, epe_nas, zico, zen, vkdnw, vkdnw_single"),
         "{err}"
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     // the noise and size proxies run at a small batch: every proxy but the
-    // eight skipped, and the two aggregations
-    let skipped = ["snip", "grasp", "grad_norm", "fisher", "plain", "epe_nas", "zico", "zen"];
+    // ten skipped (and vkdnw's part), and the two aggregations
+    let skipped = [
+        "snip",
+        "grasp",
+        "grad_norm",
+        "fisher",
+        "plain",
+        "epe_nas",
+        "zico",
+        "zen",
+        "vkdnw",
+        "vkdnw_dim",
+        "vkdnw_single",
+    ];
     let list = ok_json(&["score", "--index", "1", "--proxy", "all", "--json"]);
     let mut want: Vec<&str> =
         list.as_object().unwrap().keys().map(String::as_str).filter(|k| !skipped.contains(k)).collect();
