@@ -33,6 +33,14 @@
 //! eigenvalues shift the entropy by up to ~1e-3). A parameter tensor of a layer that
 //! is not a Conv2d, BatchNorm or Linear (none on NB201) contributes a zero
 //! column.
+//!
+//! Checked against the authors' code (its `get_fisher` run on xautodl's
+//! TinyNetwork with the same weights and noise; their in-place write into a
+//! captured tensor patched with a `clone()` for torch 2.13): on 28 NB201
+//! networks the values agree within 2.5e-4 (median 1.2e-5), Spearman 1.0.
+//! A network whose pre-pooling map is all zero (output independent of the
+//! input) is `-inf` here, rbflex's rule; the reference gives such networks
+//! ~ln 9 = 2.195, the largest entropy (its Fisher has equal deciles).
 
 use super::{Measure, Needs, Probe, Proxy};
 use crate::nets::layers::sites::{self, Site};
