@@ -152,13 +152,25 @@ fn all_proxies_on_transnas_skip_the_classifier_ones_with_a_note() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(
-        err.contains("note: --proxy all on transnas-micro (taskonomy) skips snip, grasp, grad_norm, fisher, plain, epe_nas, zico, zen"),
+        err.contains("note: --proxy all on transnas-micro (taskonomy) skips snip, grasp, grad_norm, fisher, plain, epe_nas, zico, zen, vkdnw, vkdnw_single"),
         "{err}"
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     // the noise and size proxies run at a small batch: every proxy but the
-    // eight skipped, and the two aggregations
-    let skipped = ["snip", "grasp", "grad_norm", "fisher", "plain", "epe_nas", "zico", "zen"];
+    // ten skipped (and vkdnw's part), and the two aggregations
+    let skipped = [
+        "snip",
+        "grasp",
+        "grad_norm",
+        "fisher",
+        "plain",
+        "epe_nas",
+        "zico",
+        "zen",
+        "vkdnw",
+        "vkdnw_dim",
+        "vkdnw_single",
+    ];
     let list = ok_json(&["score", "--index", "1", "--proxy", "all", "--json"]);
     let mut want: Vec<&str> =
         list.as_object().unwrap().keys().map(String::as_str).filter(|k| !skipped.contains(k)).collect();
@@ -304,4 +316,28 @@ fn a_proxy_that_ranks_nothing_is_noted() {
         "{err}"
     );
     assert!(!err.contains("params gives"), "{err}");
+}
+
+#[test]
+fn vkdnw_near_meco_and_swap_score_nb201_and_rank_a_dead_cell_last() {
+    let v = ok_json(&["score", "--index", "777", "--proxy", "vkdnw,vkdnw_single,near,meco,swap", "--json"]);
+    for p in ["vkdnw", "near", "meco", "swap"] {
+        assert!(num(&v[p]).is_finite() && num(&v[p]) > 0.0, "{p}: {v}");
+    }
+    // VKDNW_single orders by the parameter tensors' count, then the entropy
+    // (below ln 9 < 3); |avg_pool|+|avg_pool|conv3x3|+|skip|none|none|: 66 tensors
+    assert_eq!(num(&v["vkdnw_dim"]), 66.0);
+    assert!(num(&v["vkdnw"]) < 9f64.ln());
+    assert_eq!(num(&v["vkdnw_single"]), 66.0 + num(&v["vkdnw"]) / 3.0);
+    // the same value alone (its own pass) and yielded by vkdnw's pass
+    let single = ok_json(&["score", "--index", "777", "--proxy", "vkdnw_single", "--json"]);
+    assert_eq!(single["vkdnw_single"], v["vkdnw_single"]);
+    // SWAP counts distinct patterns of 16 images: at most 2^16
+    assert!(num(&v["swap"]) <= 65536.0);
+    // an all-none cell: nothing reaches the classifier
+    let dead = ok_json(&["score", "--arch", NONE, "--proxy", "vkdnw,near,meco,swap", "--json"]);
+    for p in ["vkdnw", "near", "meco", "swap"] {
+        assert_eq!(dead[p], "-inf", "{p}: {dead}");
+        assert!(dead[format!("{p}_note")].as_str().unwrap_or("").contains("all zero"), "{dead}");
+    }
 }

@@ -222,9 +222,20 @@ class Prepared:
                 h.remove()
 
     def forward(self, x: torch.Tensor, mode: str) -> tuple[torch.Tensor, list]:
-        """Runs ``x`` in ``mode`` (``per_image``, ``batch`` or ``off``)."""
+        """Runs ``x`` in ``mode`` (``per_image``, ``batch``, ``off`` or ``eval``)."""
         if mode == "batch":
             return self._run(x, True)
+        if mode == "eval":
+            # BatchNorm in eval mode on the model's running statistics (VKDNW's
+            # model.eval(); a fresh network's are mean 0, variance 1)
+            flags = [bn.training for bn in self.bns]
+            for bn in self.bns:
+                bn.eval()
+            try:
+                return self._run(x, True)
+            finally:
+                for bn, f in zip(self.bns, flags):
+                    bn.train(f)
         if mode == "off":
             saved = []
             for bn in self.bns:

@@ -81,6 +81,7 @@ impl Net for PyNet {
             BnStats::PerImage => "per_image",
             BnStats::Batch => "batch",
             BnStats::Off => "off",
+            BnStats::Eval => "eval",
         };
         Python::with_gil(|py| {
             let x = PyTensor(x.shallow_clone());

@@ -183,7 +183,7 @@ impl Net for Bert {
         let ids = x.select(1, 0).to_kind(Kind::Int64);
         let mask = x.select(1, 1).to_kind(Kind::Float);
         Ok(match stats {
-            BnStats::Batch | BnStats::Off => self.encode(&ids, &mask, sink),
+            BnStats::Batch | BnStats::Off | BnStats::Eval => self.encode(&ids, &mask, sink),
             BnStats::PerImage => {
                 let mut rows = RowCollector::default();
                 let mut logits = Vec::new();

@@ -93,10 +93,12 @@ impl Conv2d {
                 slot.copy_(&self.apply(&x.narrow(0, i, 1)));
             }
             layer_outputs::record(&out, &self.w);
+            sites::record(sites::Kind::Conv(self.spec), x, &out, &self.w, self.b.as_ref());
             out
         } else {
             let y = self.apply(x);
             layer_outputs::record(&y, &self.w);
+            sites::record(sites::Kind::Conv(self.spec), x, &y, &self.w, self.b.as_ref());
             y
         }
     }
@@ -127,6 +129,12 @@ impl BatchNorm {
     /// Normalises `x`. Per image, `instance_norm` with the BN's affine
     /// parameters equals BN on each image alone, bit for bit.
     pub fn forward(&self, x: &Tensor, stats: BnStats) -> Tensor {
+        let y = self.normalise(x, stats);
+        sites::record(sites::Kind::BatchNorm { eps: self.eps, stats }, x, &y, &self.w, Some(&self.b));
+        y
+    }
+
+    fn normalise(&self, x: &Tensor, stats: BnStats) -> Tensor {
         match stats {
             BnStats::PerImage => Tensor::instance_norm(
                 x,
@@ -140,6 +148,22 @@ impl BatchNorm {
                 false,
             ),
             BnStats::Off => x.shallow_clone(),
+            BnStats::Eval => {
+                let c = self.w.size()[0];
+                let mean = Tensor::zeros([c], (x.kind(), x.device()));
+                let var = Tensor::ones([c], (x.kind(), x.device()));
+                Tensor::batch_norm(
+                    x,
+                    Some(&self.w),
+                    Some(&self.b),
+                    Some(&mean),
+                    Some(&var),
+                    false,
+                    0.1,
+                    self.eps,
+                    false,
+                )
+            }
             BnStats::Batch => {
                 bn_stats::record(x);
                 Tensor::batch_norm(
@@ -177,6 +201,7 @@ impl Linear {
         let y = x.linear(&self.w, Some(&self.b));
         flops::add(self.w.numel() as f64 * y.size().first().copied().unwrap_or(1) as f64);
         layer_outputs::record(&y, &self.w);
+        sites::record(sites::Kind::Linear, x, &y, &self.w, Some(&self.b));
         y
     }
 }
@@ -331,6 +356,76 @@ pub mod layer_outputs {
         OUTS.with(|v| {
             if let Some(list) = v.borrow_mut().as_mut() {
                 list.push((y.shallow_clone(), w.size()[1..].iter().product()));
+            }
+        });
+    }
+}
+
+/// Every Conv2d, BatchNorm and Linear call of a forward pass (a module with
+/// weights): its input, output and parameters, recorded per thread while
+/// [`sites::collect`] is active. NEAR and MeCo read the outputs (hooks on
+/// every such module); VKDNW takes per-input derivatives w.r.t. single
+/// weights from the inputs and the outputs' gradients.
+pub mod sites {
+    use super::{BnStats, ConvSpec};
+    use std::cell::RefCell;
+    use tch::Tensor;
+
+    /// The layer's type.
+    #[derive(Debug, Clone, Copy)]
+    pub enum Kind {
+        /// A convolution of this shape.
+        Conv(ConvSpec),
+        /// A BatchNorm run in this mode.
+        BatchNorm {
+            /// Its epsilon.
+            eps: f64,
+            /// Its statistics.
+            stats: BnStats,
+        },
+        /// A Linear layer.
+        Linear,
+    }
+
+    /// One call.
+    #[derive(Debug)]
+    pub struct Site {
+        /// What ran.
+        pub kind: Kind,
+        /// Its input (undefined when not asked for).
+        pub input: Option<Tensor>,
+        /// Its output (in the autograd graph when the pass records one).
+        pub output: Tensor,
+        /// Its weight.
+        pub weight: Tensor,
+        /// Its bias.
+        pub bias: Option<Tensor>,
+    }
+
+    thread_local! {
+        static SITES: RefCell<Option<(bool, Vec<Site>)>> = const { RefCell::new(None) };
+    }
+
+    /// Runs `f` and returns its result with every call, in firing order
+    /// (with the inputs when `inputs`).
+    pub fn collect<T>(inputs: bool, f: impl FnOnce() -> T) -> (T, Vec<Site>) {
+        let outer = SITES.with(|v| v.replace(Some((inputs, Vec::new()))));
+        let out = f();
+        let sites = SITES.with(|v| v.replace(outer)).map(|(_, s)| s).unwrap_or_default();
+        (out, sites)
+    }
+
+    /// Records a call when collecting.
+    pub fn record(kind: Kind, x: &Tensor, y: &Tensor, w: &Tensor, b: Option<&Tensor>) {
+        SITES.with(|v| {
+            if let Some((inputs, list)) = v.borrow_mut().as_mut() {
+                list.push(Site {
+                    kind,
+                    input: inputs.then(|| x.shallow_clone()),
+                    output: y.shallow_clone(),
+                    weight: w.shallow_clone(),
+                    bias: b.map(Tensor::shallow_clone),
+                });
             }
         });
     }

@@ -30,6 +30,10 @@ pub enum BnStats {
     Batch,
     /// None: every BatchNorm is the identity (synflow removes them).
     Off,
+    /// Eval mode with the running statistics a fresh network has (mean 0,
+    /// variance 1): `x / sqrt(1 + eps) * w + b` (VKDNW's `model.eval()`
+    /// before any forward pass).
+    Eval,
 }
 
 /// Receives what a network reports while it runs (its probes). Every method

@@ -13,11 +13,15 @@ pub mod grads;
 pub mod hda;
 pub mod jacobian;
 pub mod kernel;
+pub mod meco;
 pub mod naswot;
+pub mod near;
 pub mod rbflex;
 pub mod size;
+pub mod swap;
 #[cfg(test)]
 pub(crate) mod test_nets;
+pub mod vkdnw;
 pub mod zen;
 pub mod zico;
 
@@ -273,6 +277,11 @@ pub const REGISTRY: &[Maker] = &[
     |_| Arc::new(az::AzPart(az::Part::Progressivity)),
     |_| Arc::new(az::AzPart(az::Part::Trainability)),
     |_| Arc::new(az::AzPart(az::Part::Complexity)),
+    |_| Arc::new(vkdnw::Vkdnw),
+    |_| Arc::new(vkdnw::VkdnwSingle),
+    |_| Arc::new(near::Near),
+    |_| Arc::new(meco::Meco),
+    |_| Arc::new(swap::Swap),
 ];
 
 /// The registered proxies' names, in column order.
