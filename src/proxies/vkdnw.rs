@@ -242,6 +242,9 @@ impl Proxy for Vkdnw {
     fn needs(&self) -> Needs {
         Needs { batch: Some(64), labels: false, classifier: true }
     }
+    fn reads_inputs(&self) -> bool {
+        false // only the batch's shape: its own noise
+    }
     fn settings(&self) -> serde_json::Value {
         serde_json::json!({ "tensors": TENSORS })
     }
@@ -276,6 +279,9 @@ impl Proxy for VkdnwSingle {
     }
     fn needs(&self) -> Needs {
         Vkdnw.needs()
+    }
+    fn reads_inputs(&self) -> bool {
+        false // only the batch's shape: its own noise
     }
     fn settings(&self) -> serde_json::Value {
         Vkdnw.settings()
