@@ -68,7 +68,24 @@ impl Proxy for JacobCov {
         Needs { batch: Some(64), labels: false, classifier: false }
     }
     fn score(&self, p: &Probe) -> Result<Measure> {
-        Ok(Measure::value(jacob_cov_score(&jacobian(p)?)))
+        let j = jacobian(p)?;
+        let mut m = Measure::value(jacob_cov_score(&j));
+        if m.value == f64::NEG_INFINITY {
+            m.note = Some(degenerate(&j).into());
+        }
+        Ok(m)
+    }
+}
+
+/// Why a Jacobian gives no correlation: all zero (the output ignores the
+/// input: an all-`none` cell, or a zero-initialised classifier such as
+/// torchvision's ViT head, where every gradient-based proxy reads zeros), or
+/// a constant row.
+fn degenerate(j: &Tensor) -> &'static str {
+    if j.abs().max().double_value(&[]) == 0.0 {
+        "the Jacobian is all zero: the output does not depend on the input (an all-none cell, or a zero-initialised classifier such as torchvision's ViT head)"
+    } else {
+        "a row of the Jacobian is constant: its correlation is undefined"
     }
 }
 
@@ -140,6 +157,10 @@ mod tests {
         // a constant row has no correlation: -inf
         let c = Tensor::from_slice(&[1.0f64, 1., 1., 1., 1., 2., 3., 4.]).view([2, 4]);
         assert_eq!(jacob_cov_score(&c), f64::NEG_INFINITY);
+        assert_eq!(degenerate(&c), "a row of the Jacobian is constant: its correlation is undefined");
+        // an output that ignores its input (a zero-initialised classifier)
+        assert!(degenerate(&Tensor::zeros([2, 4], (Kind::Double, tch::Device::Cpu)))
+            .starts_with("the Jacobian is all zero: the output does not depend on the input"));
     }
 
     #[test]
