@@ -140,6 +140,13 @@ pub fn check_fits(need: u64, available: Option<u64>, what: &str, advice: &str) -
     }
 }
 
+/// How many items fit where `n` items need `need` bytes: in nine tenths of
+/// `available` (a tenth kept aside: what the process maps grows as it
+/// runs); 0 when unknown.
+pub fn fitting(available: Option<u64>, n: u64, need: u64) -> u64 {
+    available.map_or(0, |f| (u128::from(n) * u128::from(f) * 9 / 10 / u128::from(need.max(1))) as u64)
+}
+
 /// Bytes as gigabytes for messages (`21.3 GB`).
 pub fn gb(bytes: u64) -> String {
     format!("{:.1} GB", bytes as f64 / 1e9)
@@ -159,6 +166,8 @@ mod tests {
             e.unwrap_err().to_string(),
             "proxy snip needs about 21.3 GB of memory, more than the 15.0 GB available: use --proxy-batch 2100 or less"
         );
+        // 10 items need 300 bytes; nine tenths of 1000 hold 30; unknown: 0
+        assert_eq!((fitting(Some(1000), 10, 300), fitting(None, 10, 300)), (30, 0));
         assert!(check_fits(5, Some(5), "x", "y").is_ok() && check_fits(u64::MAX, None, "x", "y").is_ok());
         assert_eq!(meminfo_field("MemTotal:  10 kB\nMemAvailable:   2048 kB\n", "MemAvailable:"), Some(2048));
         assert!(available().is_some_and(|b| b > 0), "Linux: /proc/meminfo");

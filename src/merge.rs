@@ -452,14 +452,7 @@ fn value_columns(s: &ShardDir) -> Result<Vec<String>> {
 /// Every `scores.csv` column of every proxy the run records (values,
 /// parts, seconds).
 fn all_columns(s: &ShardDir) -> Result<Vec<String>> {
-    let mut cols = Vec::new();
-    for p in run_proxies(s)? {
-        let c = p.columns();
-        cols.push(c.value);
-        cols.extend(c.parts);
-        cols.push(c.seconds);
-    }
-    Ok(cols)
+    Ok(run_proxies(s)?.iter().flat_map(|p| p.columns().names()).collect())
 }
 
 /// Reads a `scores.csv` without changing it: its value columns and its

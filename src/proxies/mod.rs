@@ -165,6 +165,13 @@ pub struct Columns {
     pub seconds: String,
 }
 
+impl Columns {
+    /// Every column: the value, its parts, the seconds.
+    pub fn names(self) -> impl Iterator<Item = String> {
+        std::iter::once(self.value).chain(self.parts).chain(std::iter::once(self.seconds))
+    }
+}
+
 /// A training-free proxy scored one network at a time.
 pub trait Proxy: Send + Sync {
     /// Name on the command line (`--proxy`).

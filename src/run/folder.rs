@@ -278,10 +278,7 @@ impl ScoreCache {
     pub(crate) fn writer(&mut self, sel: &Selection) -> Result<Option<csv::Writer<File>>> {
         let Some(p) = self.path.clone() else { return Ok(None) };
         let mut wanted = self.columns.clone();
-        for c in sel.proxies.iter().flat_map(|p| {
-            let c = p.columns();
-            std::iter::once(c.value).chain(c.parts).chain(std::iter::once(c.seconds))
-        }) {
+        for c in sel.proxies.iter().flat_map(|p| p.columns().names()) {
             if !wanted.contains(&c) {
                 wanted.push(c);
             }
@@ -336,9 +333,6 @@ fn recorded_columns(h: &RunHeader) -> Vec<String> {
     h.proxies
         .keys()
         .filter_map(|name| crate::proxies::by_name(name, &opts).ok())
-        .flat_map(|p| {
-            let c = p.columns();
-            std::iter::once(c.value).chain(c.parts).chain(std::iter::once(c.seconds))
-        })
+        .flat_map(|p| p.columns().names())
         .collect()
 }

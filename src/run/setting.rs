@@ -140,25 +140,26 @@ impl Setting {
             .map(|p| selection.batch_of(p.as_ref(), batch))
             .collect();
         let free = crate::memory::available();
+        // the shape of one input (drawn once; decodes one image of a folder)
+        let one = source.batch(1, seed)?.0.size();
         let mut batches = BTreeMap::new();
         for p in std::iter::once(None).chain(selection.proxies.iter().map(|p| Some(p.as_ref()))) {
             let n = p.map_or(batch, |p| selection.batch_of(p, batch));
             if let std::collections::btree_map::Entry::Vacant(slot) = batches.entry(n) {
                 if read.contains(&n) {
                     // the drawn values are held three times while the batch is made
-                    let per_item = 3 * 4 * source.batch(1, seed)?.0.numel() as u64;
+                    let per_item = 3 * 4 * one.iter().product::<i64>().max(0) as u64;
                     let option = if p.is_some() { "--proxy-batch" } else { "--batch" };
-                    let fits = free.map_or(0, |f| f / 10 * 9 / per_item.max(1));
                     crate::memory::check_fits(
                         per_item.saturating_mul(n as u64),
                         free,
                         &format!("an input batch of {n} ({option} {n})"),
-                        &format!("use {option} {fits} or less"),
+                        &format!("use {option} {} or less", crate::memory::fitting(free, 1, per_item)),
                     )?;
                     let (x, labels) = source.batch(n, seed)?;
                     slot.insert(Batch::new(&x, labels.as_ref())?);
                 } else {
-                    let mut shape = source.batch(1, seed)?.0.size();
+                    let mut shape = one.clone();
                     shape[0] = n as i64;
                     slot.insert(Batch::shape_only(&shape));
                 }
@@ -235,15 +236,24 @@ impl Setting {
     /// or the largest proxy's (they run one after another), whichever is
     /// larger.
     pub(crate) fn working_set(&self, arch: &str, known: Option<&Record>) -> Result<u64> {
-        let mut most = self.space.working_set(arch, self.input_shape())?;
+        let own = self.space.working_set(arch, self.input_shape())?;
+        Ok(self.proxy_estimates(known)?.into_iter().map(|(_, _, need)| need).fold(own, u64::max))
+    }
+
+    /// Each proxy not yet in `known`, the batch it is fed and the bytes it
+    /// is estimated to hold on it (its bytes per input value times the
+    /// batch's values).
+    fn proxy_estimates(&self, known: Option<&Record>) -> Result<Vec<(&dyn Proxy, &Batch, u64)>> {
+        let mut out = Vec::new();
         for p in &self.selection.proxies {
             if known.is_some_and(|r| r.values.contains_key(&p.columns().value)) {
                 continue;
             }
-            let values: i64 = self.batch_for(p.as_ref())?.x.1.iter().product();
-            most = most.max(p.memory_per_input_value().saturating_mul(values.max(0) as u64));
+            let b = self.batch_for(p.as_ref())?;
+            let values: i64 = b.x.1.iter().product();
+            out.push((p.as_ref(), b, p.memory_per_input_value().saturating_mul(values.max(0) as u64)));
         }
-        Ok(most)
+        Ok(out)
     }
 
     /// Refuses to score `arch` when what a proxy (or the space's own pass
@@ -252,27 +262,19 @@ impl Setting {
     /// and the batch that would fit (the estimates are upper bounds
     /// measured on NB201, see [`Proxy::memory_per_input_value`]).
     pub fn check_memory(&self, arch: &str, known: Option<&Record>) -> Result<()> {
+        use crate::memory::{check_fits, fitting};
         let free = crate::memory::available();
         let own = self.space.working_set(arch, self.input_shape())?;
-        // a tenth kept aside: what the process maps grows as it runs
-        let fits =
-            |n: usize, need: u64| free.map_or(0, |f| (n as u128 * f as u128 * 9 / 10 / need.max(1) as u128) as u64);
-        crate::memory::check_fits(
+        check_fits(
             own,
             free,
             &format!("a network of {} at --batch {}", self.space.name(), self.batch),
-            &format!("use --batch {} or less", fits(self.batch, own)),
+            &format!("use --batch {} or less", fitting(free, self.batch as u64, own)),
         )?;
-        for p in &self.selection.proxies {
-            if known.is_some_and(|r| r.values.contains_key(&p.columns().value)) {
-                continue;
-            }
-            let b = self.batch_for(p.as_ref())?;
-            let values: i64 = b.x.1.iter().product();
-            let need = p.memory_per_input_value().saturating_mul(values.max(0) as u64);
-            let n = b.len() as usize;
+        for (p, b, need) in self.proxy_estimates(known)? {
+            let n = b.len() as u64;
             let option = if p.needs().batch.is_some() { "--proxy-batch" } else { "--batch" };
-            crate::memory::check_fits(
+            check_fits(
                 need,
                 free,
                 &format!(
@@ -280,7 +282,7 @@ impl Setting {
                     p.name(),
                     p.memory_per_input_value()
                 ),
-                &format!("use {option} {} or less", fits(n, need)),
+                &format!("use {option} {} or less", fitting(free, n, need)),
             )?;
         }
         Ok(())
