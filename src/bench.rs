@@ -34,11 +34,29 @@ pub struct BenchReport {
     pub ms_per_network: f64,
     /// Peak resident memory of the process (MB).
     pub peak_rss_mb: f64,
+    /// CPU seconds (user + system) the process spent while scoring.
+    pub cpu_seconds: f64,
+    /// Share of the workers' cores kept busy: CPU seconds over wall
+    /// seconds times `jobs` (1.0: every worker computing all the time;
+    /// below: waiting on the memory gate, on each other or on I/O).
+    pub cpu_busy: f64,
     /// Mean milliseconds per network of each proxy (one worker).
     pub ms_per_proxy: std::collections::BTreeMap<String, f64>,
     /// The shard benchmarked (`K/N`), when one (see [`crate::shard`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
+}
+
+/// CPU seconds (user + system) this process has used so far, 0 if unknown
+/// (`getrusage`; a few lines, no crate needed).
+pub fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct it is handed.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return 0.0;
+    }
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 * 1e-6;
+    t(u.ru_utime) + t(u.ru_stime)
 }
 
 /// Peak resident set size of this process in MB (`VmHWM`), 0 if unknown.
@@ -84,7 +102,9 @@ pub fn run(
     }
     let n = idx.len();
     let mut cache = ScoreCache::in_memory();
+    let cpu0 = cpu_seconds();
     let (records, secs) = score_many(s, &idx, workers, &mut cache, quiet)?;
+    let cpu = cpu_seconds() - cpu0;
     let count = records.len().max(1) as f64;
     let per_net = records.iter().map(|r| r.seconds(&s.selection)).sum::<f64>() / count;
     let ms_per_proxy = s
@@ -109,6 +129,8 @@ pub fn run(
         nets_per_second: n as f64 / secs,
         ms_per_network: per_net * 1e3,
         peak_rss_mb: peak_rss_mb(),
+        cpu_seconds: cpu,
+        cpu_busy: cpu / (secs * workers.jobs.max(1) as f64),
         ms_per_proxy,
         shard: shard.map(|k| k.to_string()),
     })

@@ -180,7 +180,7 @@ struct Common {
 #[derive(Args, Clone)]
 struct GammaArgs {
     /// Proxies to score: NAME[,NAME...], `all`, or an aggregation (`ensemble`,
-    /// `az`). An unknown name lists the known ones.
+    /// `consensus`, `az`). An unknown name lists the known ones.
     #[arg(long, default_value = "rbflex")]
     proxy: String,
     /// Inputs per batch for every proxy except RBFleX (which takes --batch),
@@ -820,8 +820,8 @@ fn cmd_bench(mut a: BenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&rep)?);
     } else {
         println!(
-            "{} on {}: {} networks at {}x{}, batch {}, {} jobs: {:.3} nets/s ({:.1} ms per network per worker), peak RSS {:.0} MB",
-            rep.space, rep.device, rep.networks, rep.resolution[0], rep.resolution[1], rep.batch, rep.jobs, rep.nets_per_second, rep.ms_per_network, rep.peak_rss_mb
+            "{} on {}: {} networks at {}x{}, batch {}, {} jobs: {:.3} nets/s ({:.1} ms per network per worker), peak RSS {:.0} MB, cores busy {:.0}%",
+            rep.space, rep.device, rep.networks, rep.resolution[0], rep.resolution[1], rep.batch, rep.jobs, rep.nets_per_second, rep.ms_per_network, rep.peak_rss_mb, rep.cpu_busy * 100.0
         );
         if let Some(why) = why_not_cuda {
             println!("  (not on a GPU: {why})");

@@ -58,8 +58,11 @@ pub struct CorrelationReport {
     /// The plot written.
     pub plot: String,
     /// Every proxy's correlations, in the order asked for. Rank aggregations
-    /// (`az`, `ensemble`) are ranked over this run's candidates.
+    /// (`az`, `ensemble`, `consensus`) are ranked over this run's candidates.
     pub proxies: BTreeMap<String, ProxyCorrelation>,
+    /// What the aggregations that choose their members per run
+    /// (`consensus`) chose over these candidates, a line each.
+    pub chosen: Vec<String>,
 }
 
 /// The indices to correlate: `n` distinct ones drawn with ChaCha8 seeded by
@@ -120,7 +123,11 @@ pub fn run(
     truth.require(indices, s.dataset)?;
     let (records, secs) = score_many(s, indices, workers, cache, quiet)?;
     let values = proxy_values(&s.selection, &records);
+    let chosen = s.selection.explain(records.len(), |p, i| records[i].value(p));
     if !quiet {
+        for line in &chosen {
+            eprintln!("note: {line}");
+        }
         for (name, v) in same_for_all(&values) {
             eprintln!(
                 "note: {name} gives all {} networks the same value ({v}): it ranks none of them, its correlations are NaN",
@@ -196,6 +203,7 @@ pub fn run(
         csv: csv_path.display().to_string(),
         plot: plot_path.display().to_string(),
         proxies,
+        chosen,
     })
 }
 

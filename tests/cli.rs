@@ -297,6 +297,10 @@ fn bench_reports_throughput_and_memory() {
     let rss = num(&v["peak_rss_mb"]);
     assert!((50.0..4000.0).contains(&rss), "{v}");
     assert_eq!(v["memory_budget_mb"], 1536);
+    // the cores' busy share is the CPU time over wall time x jobs (some CPU
+    // was spent: each network costs milliseconds of one core)
+    let (cpu, busy) = (num(&v["cpu_seconds"]), num(&v["cpu_busy"]));
+    assert!(cpu > 0.0 && (busy - cpu / (secs * 2.0)).abs() < 1e-9, "{v}");
 }
 
 #[test]

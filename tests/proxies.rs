@@ -341,3 +341,57 @@ fn vkdnw_near_meco_and_swap_score_nb201_and_rank_a_dead_cell_last() {
         assert!(dead[format!("{p}_note")].as_str().unwrap_or("").contains("all zero"), "{dead}");
     }
 }
+
+#[test]
+fn consensus_weighs_each_members_log_ranks_by_its_agreement_with_rbflex() {
+    let d = tempfile::tempdir().unwrap();
+    let o = d.path().to_str().unwrap();
+    let v = ok_json(&["correlate", "--sample", "12", "--seed", "2", "--proxy", "consensus", "--out", o, "--json"]);
+    // recompute the rule from the members' values in scores.csv
+    let scores = csv_table(&d.path().join("scores.csv"));
+    let corr = csv_table(&d.path().join("correlate.csv"));
+    let order = |t: &(Vec<String>, Vec<Vec<String>>)| csv_column(t, "index");
+    let (si, ci) = (order(&scores), order(&corr));
+    let member = |name: &str| -> Vec<f64> {
+        let col = csv_column(&scores, if name == "rbflex" { "score" } else { name });
+        ci.iter().map(|i| col[si.iter().position(|s| s == i).unwrap()]).collect()
+    };
+    // the members in the rule's order (that of the report's weights)
+    let members = rbflex::proxies::consensus::MEMBERS;
+    let anchor = member("rbflex");
+    let n = anchor.len() as f64;
+    let ln_rank = |x: &[f64]| -> Vec<f64> {
+        x.iter()
+            .map(|a| {
+                let below = x.iter().filter(|b| *b < a).count() as f64;
+                let equal = x.iter().filter(|b| *b == a).count() as f64;
+                ((below + (equal + 1.0) / 2.0) / n).ln()
+            })
+            .collect()
+    };
+    let mut want = vec![0.0; anchor.len()];
+    let mut weights = Vec::new();
+    for &m in members {
+        let x = member(m);
+        let rho = common::spearman(&x, &anchor);
+        let w = if m == "rbflex" { 1.0 } else { rho.max(0.0) };
+        want.iter_mut().zip(ln_rank(&x)).for_each(|(t, l)| *t += w * l);
+        if m != "rbflex" {
+            weights.push(format!("{m} {w:.2}"));
+        }
+    }
+    let got = csv_column(&corr, "consensus");
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() < 1e-9, "consensus {got:?} vs {want:?}");
+    }
+    // the report says how it weighed them, and its Kendall is that of the column
+    assert_eq!(
+        v["chosen"][0].as_str().unwrap(),
+        format!(
+            "consensus over these 12 networks: rbflex weight 1, the others their Spearman with it (0 if negative): {}",
+            weights.join(", ")
+        )
+    );
+    let acc = csv_column(&corr, "cifar10");
+    assert!((num(&v["proxies"]["consensus"]["kendall"]) - tau_b(&got, &acc)).abs() < 1e-12);
+}

@@ -27,6 +27,9 @@ def proxies() -> "list[dict]":
     ]
 
 
+_AGGREGATES = frozenset(p["name"] for p in proxies() if p["aggregate"])
+
+
 def needs(name: str) -> "dict":
     """What proxy ``name`` needs, as the engine declares it: ``labels``
     (the images' class labels), ``batch`` (its protocol's batch size, None:
@@ -367,7 +370,7 @@ def score_many(models, inputs: Inputs, proxies: Proxies = ("rbflex",), seed: int
                indices: Optional[Sequence[int]] = None, shard: Optional[str] = None):
     """Scores a set of networks; returns a ``pandas.DataFrame`` with one row
     per network and a column per asked proxy (and rank aggregation such as
-    ``az`` or ``ensemble``, ranked over this set), plus every part.
+    ``az``, ``ensemble`` or ``consensus``, ranked over this set), plus every part.
 
     Args:
         models: a list of ``nn.Module`` (each scored on a copy), or a pair
@@ -442,7 +445,7 @@ def score_many(models, inputs: Inputs, proxies: Proxies = ("rbflex",), seed: int
     df = pd.DataFrame([{"index": i, "arch": a, "init_seed": s, **v} for i, a, s, v in rows])
     if len(df):
         for col, vals in values:
-            if col not in df.columns or col in ("az", "ensemble"):
+            if col not in df.columns or col in _AGGREGATES:
                 df[col] = vals
         df = df.set_index("index")
     if errors:

@@ -9,6 +9,7 @@
 //! the run's candidate set.
 
 pub mod az;
+pub mod consensus;
 pub mod grads;
 pub mod hda;
 pub mod jacobian;
@@ -220,16 +221,39 @@ pub struct Aggregate {
     pub members: &'static [&'static str],
     /// What it is (shown in reports).
     pub describe: &'static str,
+    /// How the members' values are combined.
+    pub rule: Rule,
+}
+
+/// How an [`Aggregate`] combines its members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// The sum over members of `ln(rank / n)`, rank 1 = lowest value, ties
+    /// sharing their average rank (AZ-NAS' rule). A candidate with a
+    /// non-finite member value gets that member's lowest rank.
+    RankSum,
+    /// The same sum, each member weighted by its agreement with an anchor
+    /// over these candidates ([`consensus`]).
+    Consensus,
 }
 
 impl Aggregate {
     /// The aggregate's value for every candidate, from its members' values
-    /// (`members[m][i]` = member m on candidate i): the sum over members of
-    /// `ln(rank / n)`, rank 1 = lowest value, ties sharing their average
-    /// rank (AZ-NAS' rule). A candidate with a non-finite member value
-    /// gets that member's lowest rank.
-    pub fn combine(&self, members: &[Vec<f64>]) -> Vec<f64> {
-        rank_sum(members)
+    /// (`members[m]` = member m's name and its value on each candidate).
+    pub fn combine(&self, members: &[(&'static str, Vec<f64>)]) -> Vec<f64> {
+        match self.rule {
+            Rule::RankSum => rank_sum(&members.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>()),
+            Rule::Consensus => consensus::combine(members),
+        }
+    }
+
+    /// What the aggregate chose over these candidates, where it chooses
+    /// (one line for the reports); `None` for a fixed rule.
+    pub fn explain(&self, members: &[(&'static str, Vec<f64>)]) -> Option<String> {
+        match self.rule {
+            Rule::RankSum => None,
+            Rule::Consensus => Some(consensus::describe(members)),
+        }
     }
 }
 
@@ -302,11 +326,19 @@ pub const AGGREGATES: &[Aggregate] = &[
         name: "az",
         members: &["az_expressivity", "az_progressivity", "az_trainability", "az_complexity"],
         describe: "AZ-NAS: sum of ln(rank/n) of its four proxies over the candidates",
+        rule: Rule::RankSum,
     },
     Aggregate {
         name: "ensemble",
         members: ENSEMBLE,
         describe: "rbflex's ensemble: sum of ln(rank/n) of its members over the candidates",
+        rule: Rule::RankSum,
+    },
+    Aggregate {
+        name: "consensus",
+        members: consensus::MEMBERS,
+        describe: "label-free: sum of ln(rank/n) of rbflex and of each member weighted by its agreement with rbflex over the candidates",
+        rule: Rule::Consensus,
     },
 ];
 
@@ -421,8 +453,7 @@ impl Selection {
     /// from the per-network values `value(proxy, i)`; aggregations are
     /// ranked over these candidates only.
     pub fn values(&self, n: usize, value: impl Fn(&dyn Proxy, usize) -> f64) -> Vec<(&'static str, Vec<f64>)> {
-        let per: Vec<(&'static str, Vec<f64>)> =
-            self.proxies.iter().map(|p| (p.name(), (0..n).map(|i| value(p.as_ref(), i)).collect())).collect();
+        let per = self.per_network(n, value);
         self.asked
             .iter()
             .filter_map(|name| {
@@ -430,15 +461,26 @@ impl Selection {
                     return Some((*name, v.clone()));
                 }
                 let agg = self.aggregates.iter().find(|a| a.name == *name)?;
-                let members: Vec<Vec<f64>> = agg
-                    .members
-                    .iter()
-                    .filter_map(|m| per.iter().find(|(p, _)| p == m).map(|(_, v)| v.clone()))
-                    .collect();
-                Some((*name, agg.combine(&members)))
+                Some((*name, agg.combine(&members_of(agg, &per))))
             })
             .collect()
     }
+
+    /// One line per asked-for aggregation that chooses its members per run
+    /// (`consensus`), saying what it chose over these candidates.
+    pub fn explain(&self, n: usize, value: impl Fn(&dyn Proxy, usize) -> f64) -> Vec<String> {
+        let per = self.per_network(n, value);
+        self.aggregates.iter().filter_map(|a| a.explain(&members_of(a, &per))).collect()
+    }
+
+    fn per_network(&self, n: usize, value: impl Fn(&dyn Proxy, usize) -> f64) -> Vec<(&'static str, Vec<f64>)> {
+        self.proxies.iter().map(|p| (p.name(), (0..n).map(|i| value(p.as_ref(), i)).collect())).collect()
+    }
+}
+
+/// An aggregation's members' values, in its order (those the run scored).
+fn members_of(agg: &Aggregate, per: &[(&'static str, Vec<f64>)]) -> Vec<(&'static str, Vec<f64>)> {
+    agg.members.iter().filter_map(|m| per.iter().find(|(p, _)| p == m).cloned()).collect()
 }
 
 #[cfg(test)]
