@@ -237,7 +237,7 @@ impl Setting {
     /// larger.
     pub(crate) fn working_set(&self, arch: &str, known: Option<&Record>) -> Result<u64> {
         let own = self.space.working_set(arch, self.input_shape())?;
-        Ok(self.proxy_estimates(arch, known)?.into_iter().map(|(_, _, need)| need).fold(own, u64::max))
+        Ok(self.proxy_estimates(arch, known)?.into_iter().map(|e| e.bytes).fold(own, u64::max))
     }
 
     /// Each proxy not yet in `known`, the batch it is fed and the bytes it
@@ -247,18 +247,19 @@ impl Setting {
     /// (TransNAS: few channels at 512x512, where the per-value figure is 20x
     /// too high), [`PASS_FACTOR`] times that model at the proxy's batch,
     /// whichever is smaller: both are upper bounds.
-    fn proxy_estimates(&self, arch: &str, known: Option<&Record>) -> Result<Vec<(&dyn Proxy, &Batch, u64)>> {
+    fn proxy_estimates(&self, arch: &str, known: Option<&Record>) -> Result<Vec<ProxyEstimate<'_>>> {
         let mut out = Vec::new();
         for p in &self.selection.proxies {
             if known.is_some_and(|r| r.values.contains_key(&p.columns().value)) {
                 continue;
             }
-            let b = self.batch_for(p.as_ref())?;
-            let values: i64 = b.x.1.iter().product();
+            let batch = self.batch_for(p.as_ref())?;
+            let values: i64 = batch.x.1.iter().product();
             let per_value = p.memory_per_input_value().saturating_mul(values.max(0) as u64);
-            let modelled = self.space.working_set(arch, &b.x.1)?;
-            let need = if modelled > 0 { per_value.min(PASS_FACTOR.saturating_mul(modelled)) } else { per_value };
-            out.push((p.as_ref(), b, need));
+            let modelled = PASS_FACTOR.saturating_mul(self.space.working_set(arch, &batch.x.1)?);
+            let from_model = modelled > 0 && modelled < per_value;
+            let bytes = if from_model { modelled } else { per_value };
+            out.push(ProxyEstimate { proxy: p.as_ref(), batch, bytes, from_model });
         }
         Ok(out)
     }
@@ -278,14 +279,13 @@ impl Setting {
             &format!("a network of {} at --batch {}", self.space.name(), self.batch),
             &format!("use --batch {} or less", fitting(free, self.batch as u64, own)),
         )?;
-        for (p, b, need) in self.proxy_estimates(arch, known)? {
-            let n = b.len() as u64;
+        for ProxyEstimate { proxy: p, batch, bytes: need, from_model } in self.proxy_estimates(arch, known)? {
+            let n = batch.len() as u64;
             let option = if p.needs().batch.is_some() { "--proxy-batch" } else { "--batch" };
-            let values: i64 = b.x.1.iter().product();
-            let basis = if need == p.memory_per_input_value().saturating_mul(values.max(0) as u64) {
-                format!("{} bytes per input value", p.memory_per_input_value())
-            } else {
+            let basis = if from_model {
                 format!("{PASS_FACTOR} times the space's estimate of a network's activations")
+            } else {
+                format!("{} bytes per input value", p.memory_per_input_value())
             };
             check_fits(
                 need,
@@ -301,6 +301,18 @@ impl Setting {
     pub fn input_shape(&self) -> &[i64] {
         self.batches.get(&self.batch).map_or(&[], |b| b.x.1.as_slice())
     }
+}
+
+/// What one proxy is estimated to hold on one network.
+struct ProxyEstimate<'a> {
+    proxy: &'a dyn Proxy,
+    /// The batch it is fed.
+    batch: &'a Batch,
+    /// Estimated bytes.
+    bytes: u64,
+    /// Whether the bound is the space's model of its activations (times
+    /// [`PASS_FACTOR`]) rather than the proxy's bytes per input value.
+    from_model: bool,
 }
 
 /// A proxy's pass holds at most this many times what a space models as its
