@@ -353,15 +353,18 @@ struct WorkerArgs {
     #[arg(long, default_value_t = default_jobs(), value_parser = count::<1, 1024>)]
     jobs: usize,
     /// Working memory (MB) the networks scored at once may hold together, as
-    /// estimated by their space (TransNAS); a network waits until it fits.
-    /// 0: no limit.
-    #[arg(long, default_value_t = crate::memory::DEFAULT_BUDGET_MB)]
-    memory_budget: u64,
+    /// their space or proxies estimate it; a network waits until it fits.
+    /// 0: no limit. Default: half the memory available when the run starts
+    /// (the machine's, or its Slurm job's or container's limit), at least 1536.
+    #[arg(long)]
+    memory_budget: Option<u64>,
 }
 
 impl WorkerArgs {
     fn workers(&self) -> Workers {
-        Workers { jobs: self.jobs, memory_budget_mb: self.memory_budget }
+        let memory_budget_mb =
+            self.memory_budget.unwrap_or_else(|| crate::memory::default_budget_mb(crate::memory::available()));
+        Workers { jobs: self.jobs, memory_budget_mb }
     }
 }
 

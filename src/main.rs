@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     // One intra-op thread: networks run in parallel instead, and parity with
     // the reference's single-threaded kernels is kept.
     tch::set_num_threads(1);
+    rbflex::memory::keep_freed_memory();
     // Every user error is an `Err` with its own message; a panic is a bug
     // (or a closed stdout): one line, non-zero exit, no backtrace. Results
     // already written stay on disk.

@@ -285,7 +285,7 @@ impl Net for AnyNet {
             sink.activation(&y);
         }
         if self.pool {
-            y = y.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+            y = super::pool::max(&y, 3, 2, 1);
         }
         sink.feature(&y);
         for block in &self.blocks {

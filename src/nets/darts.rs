@@ -259,8 +259,8 @@ impl Op {
             Op::Zero(1) => x * 0.0,
             Op::Zero(s) => x.slice(2, 0, None, *s).slice(3, 0, None, *s) * 0.0,
             Op::Identity => x.shallow_clone(),
-            Op::AvgPool(k, s, pad) => x.avg_pool2d([*k, *k], [*s, *s], [*pad, *pad], false, false, None::<i64>),
-            Op::MaxPool(k, s, pad) => x.max_pool2d([*k, *k], [*s, *s], [*pad, *pad], [1, 1], false),
+            Op::AvgPool(k, s, pad) => super::pool::avg(x, *k, *s, *pad, false),
+            Op::MaxPool(k, s, pad) => super::pool::max(x, *k, *s, *pad),
             Op::Reduce(parts) => {
                 let (c1, c2, bn) = &**parts;
                 let r = &shared_relu(relu, x, sink);

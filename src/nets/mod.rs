@@ -12,6 +12,7 @@ pub mod darts;
 pub mod layers;
 pub mod nb201;
 pub mod params;
+pub mod pool;
 pub mod seed;
 pub mod transnas;
 pub mod vgg;

@@ -51,7 +51,7 @@ impl EdgeOp {
     /// Runs the edge on node `xs`; `relu` caches the node's ReLU, computed once
     /// for all the conv edges that read it.
     fn forward(&self, x: &Tensor, relu: &mut Option<Tensor>, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
-        let pool = |t: &Tensor| t.avg_pool2d([3, 3], [1, 1], [1, 1], false, false, None::<i64>);
+        let pool = |t: &Tensor| super::pool::avg(t, 3, 1, 1, false);
         match self {
             EdgeOp::Zero(None) => x * 0.0,
             EdgeOp::Zero(Some(c)) => {
@@ -144,7 +144,7 @@ impl ResNetBlock {
     fn forward(&self, x: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
         let a = self.conv_a.forward(x, stats, sink);
         let b = self.conv_b.forward(&a, stats, sink);
-        let pooled = x.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>);
+        let pooled = super::pool::avg(x, 2, 2, 0, true);
         self.down.forward(&pooled, stats) + b
     }
 }

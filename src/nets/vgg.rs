@@ -60,7 +60,7 @@ impl Net for Vgg19 {
                     y
                 }
                 Layer::Pool => {
-                    let y = x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+                    let y = super::pool::max(&x, 2, 2, 0);
                     sink.feature(&y);
                     y
                 }

@@ -133,7 +133,7 @@ pub fn score_index(s: &Setting, index: usize, gate: &MemoryGate, known: Option<&
     let reserve = s.working_set(&arch, known)?;
     let _permit = gate.acquire(reserve);
     let record = score_index_now(s, index, arch, known);
-    if reserve >= crate::memory::TRIM_FROM_BYTES {
+    if reserve >= crate::memory::TRIM_FROM_BYTES && gate.waited_on() {
         crate::memory::release_free_memory();
     }
     record

@@ -1,0 +1,80 @@
+//! 2-D average and max pooling that run libtorch's channels-last CPU kernels.
+//!
+//! libtorch's CPU pooling of an NCHW tensor walks one plane at a time with
+//! scalar code; its channels-last kernels take the same window sums (and the
+//! same first maximum) in the same order, vectorised over channels, so the
+//! values and gradients are the same bits (tested below) at a fraction of
+//! the time, the two layout copies included. Measured on this project's
+//! 2-core CPU, one thread, forward, 64 x 16 x 32 x 32 (NB201's first stage at
+//! the gradient proxies' batch): 3x3 average pooling without the padding
+//! counted 24.5 ms NCHW against 9.6 ms through channels-last; 3x3 max pooling
+//! 39.2 ms against 7.5 ms. The backward passes gain alike. On other devices
+//! the input's own layout is kept.
+
+use tch::{Device, Tensor};
+
+/// `x` laid out channels-last on the CPU (the same values; autograd flows
+/// through the copy), unchanged elsewhere.
+fn channels_last(x: &Tensor) -> Tensor {
+    if x.device() == Device::Cpu && x.dim() == 4 {
+        x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+    } else {
+        x.shallow_clone()
+    }
+}
+
+/// `k` x `k` average pooling of `x` with `stride` and zero `padding`;
+/// `count_padding`: whether padded zeros count in the divisor (PyTorch's
+/// `count_include_pad`). Returns a contiguous tensor.
+pub fn avg(x: &Tensor, k: i64, stride: i64, padding: i64, count_padding: bool) -> Tensor {
+    channels_last(x)
+        .avg_pool2d([k, k], [stride, stride], [padding, padding], false, count_padding, None::<i64>)
+        .contiguous()
+}
+
+/// `k` x `k` max pooling of `x` with `stride` and `padding` (no dilation,
+/// floor mode). Returns a contiguous tensor.
+pub fn max(x: &Tensor, k: i64, stride: i64, padding: i64) -> Tensor {
+    channels_last(x).max_pool2d([k, k], [stride, stride], [padding, padding], [1, 1], false).contiguous()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Kind;
+
+    /// Values and input gradients of `ours` and `theirs` on `x`: the same bits.
+    fn same_bits(x: &Tensor, ours: impl Fn(&Tensor) -> Tensor, theirs: impl Fn(&Tensor) -> Tensor) {
+        let w = Tensor::randn(theirs(x).size().as_slice(), (Kind::Float, Device::Cpu));
+        let run = |f: &dyn Fn(&Tensor) -> Tensor| {
+            let xi = x.detach().copy().set_requires_grad(true);
+            let y = f(&xi);
+            let g = Tensor::run_backward(&[(&y * &w).sum(Kind::Float)], &[&xi], false, false);
+            (y.detach(), g[0].shallow_clone())
+        };
+        let (ya, ga) = run(&ours);
+        let (yb, gb) = run(&theirs);
+        assert!(ya.is_contiguous());
+        assert!(ya.equal(&yb), "values differ: {:?} max diff {}", x.size(), (&ya - &yb).abs().max().double_value(&[]));
+        assert!(ga.equal(&gb), "gradients differ: {:?} {}", x.size(), (&ga - &gb).abs().max().double_value(&[]));
+    }
+
+    #[test]
+    fn pooling_through_channels_last_gives_the_nchw_kernels_bits() {
+        tch::manual_seed(3);
+        // after a ReLU, so windows hold ties (zeros) for the max's first index
+        for shape in [[4i64, 16, 32, 32], [1, 16, 32, 32], [2, 48, 7, 9]] {
+            let x = Tensor::randn(shape, (Kind::Float, Device::Cpu)).relu();
+            for (k, s, p, count) in [(3, 1, 1, false), (3, 1, 1, true), (2, 2, 0, true), (3, 2, 1, false)] {
+                same_bits(
+                    &x,
+                    |t| avg(t, k, s, p, count),
+                    |t| t.avg_pool2d([k, k], [s, s], [p, p], false, count, None::<i64>),
+                );
+            }
+            for (k, s, p) in [(3, 1, 1), (3, 2, 1), (2, 2, 0)] {
+                same_bits(&x, |t| max(t, k, s, p), |t| t.max_pool2d([k, k], [s, s], [p, p], [1, 1], false));
+            }
+        }
+    }
+}
