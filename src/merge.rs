@@ -435,7 +435,7 @@ fn existing_run(out: &Path, first: &ShardDir) -> Result<bool> {
 
 /// Every proxy the run records settings for.
 fn run_proxies(s: &ShardDir) -> Result<Vec<std::sync::Arc<dyn proxies::Proxy>>> {
-    let opts = proxies::Options { gammas: proxies::rbflex::Gammas::default(), batch: None };
+    let opts = proxies::Options { gammas: proxies::rbflex::Gammas::default(), batch: None, channels_last: false };
     let names: Vec<String> =
         s.header.get("proxies").and_then(Value::as_object).map(|o| o.keys().cloned().collect()).unwrap_or_default();
     names

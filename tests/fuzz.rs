@@ -377,7 +377,7 @@ fn setting() -> &'static rbflex::run::Setting {
     static S: OnceLock<rbflex::run::Setting> = OnceLock::new();
     S.get_or_init(|| {
         let space: &dyn Space = &rbflex::spaces::nb201::Nb201;
-        let opts = rbflex::proxies::Options { gammas: Default::default(), batch: None };
+        let opts = rbflex::proxies::Options { gammas: Default::default(), batch: None, channels_last: false };
         let sel = rbflex::proxies::Selection::parse("rbflex", &opts).unwrap();
         let source = rbflex::inputs::Source::open(Dataset::Cifar10, None, None, true).unwrap();
         rbflex::run::Setting::new(space.into(), Dataset::Cifar10, 1, sel, &source, 3).unwrap()

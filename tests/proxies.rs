@@ -395,3 +395,33 @@ fn consensus_weighs_each_members_log_ranks_by_its_agreement_with_rbflex() {
     let acc = csv_column(&corr, "cifar10");
     assert!((num(&v["proxies"]["consensus"]["kendall"]) - tau_b(&got, &acc)).abs() < 1e-12);
 }
+
+#[test]
+fn channels_last_changes_proxy_values_only_in_rounding_and_never_rbflex() {
+    // NB201 (average pooling), NDS DARTS (max and average pooling), NDS
+    // ResNeXt (a max-pooling stem), TransNAS (no classifier)
+    let cases: [(&str, &str, &[&str]); 4] = [
+        ("nb201", "777", &["--proxy", "snip,grasp,naswot,az,rbflex"]),
+        ("nds-darts", "3", &["--proxy", "snip,naswot", "--proxy-batch", "4"]),
+        ("nds-resnext-a", "5", &["--proxy", "snip,naswot", "--proxy-batch", "4"]),
+        ("transnas-micro", "100", &["--proxy", "naswot,az", "--proxy-batch", "2"]),
+    ];
+    for (space, index, proxies) in cases {
+        let args = [&["score", "--space", space, "--index", index, "--json"][..], proxies].concat();
+        let nchw = ok_json(&args);
+        let cl = ok_json(&[&args[..], &["--channels-last"]].concat());
+        let mut changed = false;
+        for (name, v) in nchw.as_object().unwrap().iter().filter(|(_, v)| v.is_f64()) {
+            let (a, b) = (num(v), num(&cl[name]));
+            if ["score", "logdet_k", "logdet_q"].contains(&name.as_str()) {
+                assert_eq!(a, b, "{space}: RBFleX's {name} keeps the reference's layout");
+                continue;
+            }
+            assert!((a - b).abs() <= 1e-2 * a.abs().max(1e-9), "{space} {name}: {a} vs {b}");
+            changed |= a != b;
+        }
+        if space != "transnas-micro" {
+            assert!(changed, "{space}: the layout changed no value: {nchw} vs {cl}");
+        }
+    }
+}

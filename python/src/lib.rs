@@ -219,7 +219,7 @@ fn parse_device(name: &str) -> Result<Device> {
 fn selection(proxies: &str, gamma_k: f64, gamma_q: f64) -> Result<Selection> {
     let gammas = rbflex::proxies::rbflex::Gammas { gamma_k, gamma_q };
     gammas.check()?;
-    Selection::parse(proxies, &Options { gammas, batch: None })
+    Selection::parse(proxies, &Options { gammas, batch: None, channels_last: false })
 }
 
 /// An engine error as a one-line Python exception (a Ctrl-C inside the

@@ -10,6 +10,7 @@ pub mod anynet;
 pub mod bert;
 pub mod darts;
 pub mod layers;
+pub mod layout;
 pub mod nb201;
 pub mod params;
 pub mod pool;

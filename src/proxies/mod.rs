@@ -354,6 +354,9 @@ pub struct Options {
     /// Inputs per batch for every proxy that has its own protocol batch
     /// (not RBFleX, which takes `--batch`), instead of that batch.
     pub batch: Option<usize>,
+    /// Whether the proxies with a batch of their own run their networks in
+    /// channels-last memory layout (`--channels-last`; see [`Selection::channels_last`]).
+    pub channels_last: bool,
 }
 
 /// Builds the proxy called `name`.
@@ -384,6 +387,13 @@ pub struct Selection {
     pub asked: Vec<&'static str>,
     /// The protocol batch override (`--proxy-batch`).
     pub batch: Option<usize>,
+    /// Whether the proxies with a batch of their own (all but RBFleX) run
+    /// their networks on channels-last inputs (`--channels-last`):
+    /// libtorch's CPU convolutions and pooling run about twice as fast on
+    /// them, but its convolutions sum in another order than on NCHW, so
+    /// values differ from the reference's in float32 rounding (ranks hardly:
+    /// see the README). Off by default, for bit-parity.
+    pub channels_last: bool,
     /// Names that only `all` brought (not named, nor a named aggregation's
     /// member): a run skips those it cannot serve, with a note, where a
     /// named one is an error.
@@ -423,7 +433,7 @@ impl Selection {
         let proxies =
             registered().filter(|r| needed.contains(r)).map(|r| by_name(r, opts)).collect::<Result<Vec<_>>>()?;
         let implied = needed.iter().copied().filter(|n| !named.contains(n)).collect();
-        Ok(Self { proxies, aggregates, asked: dedup, batch: opts.batch, implied })
+        Ok(Self { proxies, aggregates, asked: dedup, batch: opts.batch, channels_last: opts.channels_last, implied })
     }
 
     /// The selection without the proxies `names` and the aggregations
@@ -516,7 +526,7 @@ mod tests {
 
     #[test]
     fn all_implies_what_was_not_named_and_without_drops_aggregates_over_it() {
-        let opts = Options { gammas: rbflex::Gammas::default(), batch: None };
+        let opts = Options { gammas: rbflex::Gammas::default(), batch: None, channels_last: false };
         let sel = Selection::parse("all,ensemble,naswot", &opts).unwrap();
         // the ensemble's members and naswot were named; snip only came from all
         assert!(sel.implied.contains(&"snip") && sel.implied.contains(&"zen"));
@@ -530,7 +540,7 @@ mod tests {
 
     #[test]
     fn unknown_proxy_lists_the_known_ones() {
-        let opts = Options { gammas: rbflex::Gammas::default(), batch: None };
+        let opts = Options { gammas: rbflex::Gammas::default(), batch: None, channels_last: false };
         let e = Selection::parse("rbflex,nope", &opts).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.starts_with("unknown proxy 'nope' (known: rbflex"), "{e}");
     }

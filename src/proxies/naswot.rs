@@ -47,7 +47,7 @@ impl Sink for CodeKernel {
     /// fewer than 2^24 units, summed in float64.
     fn activation(&mut self, out: &Tensor) {
         let n = out.size()[0];
-        let c = out.view([n, -1]).gt(0.0).to_kind(Kind::Float);
+        let c = out.reshape([n, -1]).gt(0.0).to_kind(Kind::Float);
         let len = c.size()[1] as f64;
         let both = c.mm(&c.tr()).to_kind(Kind::Double);
         let s = c.sum_dim_intlist([1i64].as_slice(), false, Kind::Double);

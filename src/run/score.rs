@@ -100,6 +100,9 @@ fn score_some(
     let shared = std::cell::RefCell::new(BTreeMap::new());
     let mut todo: Vec<&Arc<dyn Proxy>> = s.selection.proxies.iter().filter(|p| !skip(&p.columns())).collect();
     let names: Vec<&'static str> = todo.iter().map(|p| p.name()).collect();
+    let channels_last = |init: Init| -> Result<Box<dyn crate::nets::Net>> {
+        Ok(Box::new(crate::nets::layout::ChannelsLast(build(init)?)))
+    };
     // a pass that also yields other asked proxies runs before them
     todo.sort_by_key(|p| !p.also_yields().iter().any(|n| names.contains(n)));
     for (k, p) in todo.iter().enumerate() {
@@ -108,6 +111,8 @@ fn score_some(
         let (x, labels) = (x.to_device(s.device), labels.map(|l| l.to_device(s.device)));
         let t0 = Instant::now();
         let pending: Vec<&'static str> = todo[k + 1..].iter().map(|p| p.name()).collect();
+        let build: &dyn Fn(Init) -> Result<Box<dyn crate::nets::Net>> =
+            if s.selection.channels_last && p.needs().batch.is_some() { &channels_last } else { build };
         let probe = Probe {
             build,
             x: &x,
