@@ -112,7 +112,7 @@ fn score_some(
         let t0 = Instant::now();
         let pending: Vec<&'static str> = todo[k + 1..].iter().map(|p| p.name()).collect();
         let build: &dyn Fn(Init) -> Result<Box<dyn crate::nets::Net>> =
-            if s.selection.channels_last && p.needs().batch.is_some() { &channels_last } else { build };
+            if s.selection.channels_last_for(p.as_ref()) { &channels_last } else { build };
         let probe = Probe {
             build,
             x: &x,

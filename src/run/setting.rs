@@ -337,7 +337,7 @@ pub(crate) fn proxy_settings(p: &dyn Proxy, sel: &Selection) -> serde_json::Valu
     let mut v = p.settings();
     if let (Some(obj), true) = (v.as_object_mut(), p.needs().batch.is_some()) {
         obj.insert("batch".into(), sel.batch_of(p, 0).into());
-        if sel.channels_last {
+        if sel.channels_last_for(p) {
             // recorded only when set: folders written before it stay valid
             obj.insert("layout".into(), "channels_last".into());
         }
