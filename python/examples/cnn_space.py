@@ -34,25 +34,34 @@ def build(arch: str) -> nn.Module:
     return nn.Sequential(nn.Sequential(*layers), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
 
 
-def mutate(arch: str, rng) -> str:
+def space(choices: "dict[str, tuple]" = CHOICES) -> "list[str]":
+    """Every arch of the family: one per combination of the choices."""
+    return [f"d{d}-w{w}-k{k}-{a}" for d, w, k, a in itertools.product(*choices.values())]
+
+
+def mutate(arch: str, rng, choices: "dict[str, tuple]" = CHOICES) -> str:
     """A neighbour: one of depth, width, kernel, activation changed."""
     d, w, k, a = arch.split("-")
     parts = {"d": int(d[1:]), "w": int(w[1:]), "k": int(k[1:]), "a": a}
-    key = rng.choice(sorted(CHOICES))
-    parts[key] = rng.choice([v for v in CHOICES[key] if v != parts[key]])
+    key = rng.choice(sorted(choices))
+    parts[key] = rng.choice([v for v in choices[key] if v != parts[key]])
     return f"d{parts['d']}-w{parts['w']}-k{parts['k']}-{parts['a']}"
 
 
-archs = [f"d{d}-w{w}-k{k}-{a}" for d, w, k, a in itertools.product(*CHOICES.values())]
-x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))  # or real images
-out = sys.argv[1] if len(sys.argv) > 1 else None
-df = rbflex.score_many((build, archs), x, proxies=["rbflex", "az", "ensemble"], seed=1, out=out)
-ranked = df.sort_values("ensemble", ascending=False)
-print(ranked[["arch", "score", "az", "ensemble"]].head(10).to_string())
-print("best by the ensemble:", ranked.iloc[0]["arch"])
+def main(out: "str | None") -> None:
+    archs = space()
+    x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))  # or real images
+    df = rbflex.score_many((build, archs), x, proxies=["rbflex", "az", "ensemble"], seed=1, out=out)
+    ranked = df.sort_values("ensemble", ascending=False)
+    print(ranked[["arch", "score", "az", "ensemble"]].head(10).to_string())
+    print("best by the ensemble:", ranked.iloc[0]["arch"])
 
-# guided search: 3 trials of 8 networks each, at random and by evolution
-# (the same seeds and budget); with accuracy={arch: acc} the picks get theirs
-picks = rbflex.search((build, archs), x, mutate=mutate, strategy=("random", "evolution"), networks=8, trials=3,
-                      population=4, tournament=2, children=2, seed=1, out=out and f"{out}-search")
-print(picks[["strategy", "trial", "arch", "score"]].to_string())
+    # guided search: 3 trials of 8 networks each, at random and by evolution
+    # (the same seeds and budget); with accuracy={arch: acc} the picks get theirs
+    picks = rbflex.search((build, archs), x, mutate=mutate, strategy=("random", "evolution"), networks=8,
+                          trials=3, population=4, tournament=2, children=2, seed=1, out=out and f"{out}-search")
+    print(picks[["strategy", "trial", "arch", "score"]].to_string())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else None)

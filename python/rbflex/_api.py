@@ -250,6 +250,10 @@ def score(model: nn.Module, inputs: Inputs, proxies: Proxies = ("rbflex",),
         every asked proxy's value and parts, by the CLI's JSON column names
         (RBFleX's value is ``score``); notes on degenerate values under
         ``"<proxy>_note"``.
+
+    The model runs on one libtorch intra-op thread, as in the CLI, so the
+    values are the same bits on any machine (torch's own setting is restored
+    afterwards).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")

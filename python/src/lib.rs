@@ -234,6 +234,24 @@ fn to_py(e: anyhow::Error) -> PyErr {
     PyValueError::new_err(msg)
 }
 
+/// Runs engine work `f` as the CLI runs it: without the GIL (libtorch_python's
+/// autograd engine refuses to run while this thread holds it) and with one
+/// libtorch intra-op thread, restored afterwards. One thread makes the values
+/// the CLI's, bit for bit, on any machine: libtorch splits its reductions
+/// (BatchNorm's statistics, matrix products) by thread, so torch's default
+/// of one thread per core moves the last digits with the core count.
+fn on_engine<T: Send>(py: Python, f: impl FnOnce() -> Result<T> + Send) -> PyResult<T> {
+    struct Restore(i32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            tch::set_num_threads(self.0);
+        }
+    }
+    let _restore = Restore(tch::get_num_threads());
+    tch::set_num_threads(1);
+    py.allow_threads(f).map_err(to_py)
+}
+
 /// Scores one model: `factory(init)` returns a fresh `Prepared` copy
 /// (`init` 0 default, else the proxy's re-draw follows). Returns every
 /// column's value and each proxy's note.
@@ -289,8 +307,7 @@ fn score(
         }
         Ok((values, notes))
     };
-    // libtorch_python's autograd engine refuses to run while this thread holds the GIL
-    py.allow_threads(run).map_err(to_py)
+    on_engine(py, run)
 }
 
 /// A run over a user's design space (`build(index)` prepares
@@ -373,7 +390,7 @@ impl Run {
     fn score(&mut self, py: Python, index: usize) -> PyResult<()> {
         let (s, cache) = (&self.setting, &mut self.cache);
         let workers = Workers { jobs: 1, memory_budget_mb: 0 };
-        py.allow_threads(|| rbflex::run::score_many(s, &[index], workers, cache, true)).map_err(to_py)?;
+        on_engine(py, || rbflex::run::score_many(s, &[index], workers, cache, true))?;
         Ok(())
     }
 
@@ -475,7 +492,7 @@ fn correlate_space(
         let rep = rbflex::correlate::run(&s, &*truth, &idx, workers, &mut cache, &out, quiet)?;
         Ok(serde_json::to_string(&rep)?)
     };
-    py.allow_threads(run).map_err(to_py)
+    on_engine(py, run)
 }
 
 /// `n` images of `dataset`'s embedded sample chosen with `seed`, with the
@@ -501,6 +518,7 @@ fn images(dataset: &str, n: usize, seed: u64) -> PyResult<(PyTensor, Option<PyTe
 #[allow(clippy::too_many_arguments)]
 #[pyo3(signature = (name, archs, build, x, seed, networks, device))]
 fn hda(
+    py: Python,
     name: String,
     archs: Vec<String>,
     build: Py<PyAny>,
@@ -509,12 +527,12 @@ fn hda(
     networks: usize,
     device: &str,
 ) -> PyResult<(f64, f64, Vec<usize>)> {
-    let run = || -> Result<_> {
+    let run = move || -> Result<_> {
         let space = UserSpace::new(name, archs, build, None);
         let d = rbflex::hda::detect(&space, Dataset::Cifar10, seed, networks, &x.0, parse_device(device)?)?;
         Ok((d.gamma_k, d.gamma_q, d.networks.iter().map(|n| n.0).collect()))
     };
-    run().map_err(to_py)
+    on_engine(py, run)
 }
 
 /// Every architecture of built-in space `name`, in its official index order.
@@ -726,7 +744,7 @@ fn search_user(
         let cfg = evo_config(population, tournament, children);
         run_search(&s, &truth, strategy, trials, networks, cfg, 1, &out, true, quiet)
     };
-    py.allow_threads(run).map_err(to_py)
+    on_engine(py, run)
 }
 
 /// The CLI's `search` on a built-in space into `out`; the report as JSON.
@@ -761,7 +779,7 @@ fn search_space(
         let cfg = evo_config(population, tournament, children);
         run_search(&s, &*truth, strategy, trials, networks, cfg, jobs, &out, false, quiet)
     };
-    py.allow_threads(run).map_err(to_py)
+    on_engine(py, run)
 }
 
 #[pymodule]

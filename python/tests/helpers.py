@@ -13,6 +13,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(os.environ.get("RBFLEX_BIN", ROOT / "target" / "release" / "rbflex"))
+EXAMPLES = ROOT / "python" / "examples"
 OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
 
 

@@ -4,40 +4,29 @@ the built-in space), the reports written, and the refusals in one line."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import subprocess
+import sys
 
 import pytest
 import torch
-from torch import nn
 
 import rbflex
-from helpers import CLI
+from helpers import CLI, EXAMPLES
 from test_score_many import build as nb201_build
 
-ACTS = {"relu": nn.ReLU, "gelu": nn.GELU}
-CHOICES = {"d": (1, 2, 3), "w": (8, 16), "k": (1, 3), "a": tuple(ACTS)}
-ARCHS = [f"d{d}-w{w}-k{k}-{a}" for d, w, k, a in itertools.product(*CHOICES.values())]
+sys.path.insert(0, str(EXAMPLES))
+import cnn_space  # noqa: E402
+from cnn_space import build  # noqa: E402
 
-
-def build(arch: str) -> nn.Module:
-    """A small CNN: ``d{depth}-w{width}-k{kernel}-{act}``."""
-    d, w, k, act = arch.split("-")
-    layers, c = [], 3
-    for _ in range(int(d[1:])):
-        layers += [nn.Conv2d(c, int(w[1:]), int(k[1:]), padding=int(k[1:]) // 2), ACTS[act]()]
-        c = int(w[1:])
-    return nn.Sequential(nn.Sequential(*layers), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
+#: the example's CNN family (python/examples/cnn_space.py), made small
+CHOICES = {"d": (1, 2, 3), "w": (8, 16), "k": (1, 3), "a": ("relu", "gelu")}
+ARCHS = cnn_space.space(CHOICES)
 
 
 def mutate(arch: str, rng) -> str:
     """One choice changed."""
-    d, w, k, a = arch.split("-")
-    parts = {"d": int(d[1:]), "w": int(w[1:]), "k": int(k[1:]), "a": a}
-    key = rng.choice(sorted(CHOICES))
-    parts[key] = rng.choice([v for v in CHOICES[key] if v != parts[key]])
-    return f"d{parts['d']}-w{parts['w']}-k{parts['k']}-{parts['a']}"
+    return cnn_space.mutate(arch, rng, CHOICES)
 
 
 def x4() -> torch.Tensor:
@@ -157,7 +146,6 @@ rbflex.search((stops, ARCHS), x4(), mutate=mutate, networks=12, trials=2, out={o
 
 
 def test_ctrl_c_stops_a_search_and_keeps_its_scores(tmp_path):
-    import sys
     from pathlib import Path
 
     out = tmp_path / "s"
@@ -177,3 +165,13 @@ def test_ctrl_c_stops_a_search_and_keeps_its_scores(tmp_path):
     rbflex.search((counted, ARCHS), x4(), mutate=mutate, networks=12, trials=2, out=str(out), progress=False)
     total = len((out / "scores.csv").read_text().splitlines()) - 1
     assert len(calls) == 1 + total - kept  # the classes probe, then only what was not kept
+
+
+def test_the_cnn_space_example_runs_end_to_end(tmp_path, capsys):
+    cnn_space.main(str(tmp_path / "run"))
+    printed = capsys.readouterr().out
+    best = printed.split("best by the ensemble: ")[1].split("\n")[0]
+    assert best in cnn_space.space()
+    assert len((tmp_path / "run" / "scores.csv").read_text().splitlines()) == 1 + len(cnn_space.space())
+    picks = json.loads((tmp_path / "run-search" / "search.json").read_text())
+    assert [len(picks[s]["trials"]) for s in ("random", "evolution")] == [3, 3]

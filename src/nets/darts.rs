@@ -4,7 +4,7 @@
 //! drop path 0. Captured: every `nn.ReLU` and `ReLUConvBN` output.
 
 use super::layers::{factorized_reduce_forward, BatchNorm, Conv2d, ConvSpec, Linear, ReluConvBn};
-use super::{shared_relu, BnStats, Net, Params, Sink};
+use super::{node_relu, BnStats, Net, Params, Sink};
 use anyhow::{bail, Result};
 use serde::Deserialize;
 use tch::Tensor;
@@ -263,11 +263,11 @@ impl Op {
             Op::MaxPool(k, s, pad) => super::pool::max(x, *k, *s, *pad),
             Op::Reduce(parts) => {
                 let (c1, c2, bn) = &**parts;
-                let r = &shared_relu(relu, x, sink);
+                let r = &node_relu(relu, x, sink);
                 factorized_reduce_forward(r, c1, c2, bn, stats)
             }
             Op::Seq(steps) => {
-                let mut y = shared_relu(relu, x, sink);
+                let mut y = node_relu(relu, x, sink);
                 for step in &steps[1..] {
                     y = match step {
                         Step::Relu => {

@@ -242,7 +242,7 @@ impl ReluConvBn {
     }
 
     /// Runs the block on an input whose ReLU `r` is already computed and
-    /// reported (see [`super::shared_relu`]).
+    /// reported (see [`super::node_relu`]).
     pub fn after_relu(&self, r: &Tensor, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
         let y = self.bn.forward(&self.conv.forward(r, stats), stats);
         sink.block_output(&y);

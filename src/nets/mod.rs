@@ -75,14 +75,25 @@ pub struct NoProbe;
 
 impl Sink for NoProbe {}
 
-/// The ReLU of node `x`, computed once and shared by every block that reads
-/// the node (the values are the same); each use is reported, repeats as
-/// [`Sink::activation_again`].
-pub fn shared_relu(cache: &mut Option<Tensor>, x: &Tensor, sink: &mut dyn Sink) -> Tensor {
+/// The ReLU of node `x` for one block that reads it; each use is reported,
+/// repeats as [`Sink::activation_again`].
+///
+/// Without gradients it is computed once and shared by every reader (the
+/// values are the same). When `x` takes part in autograd every reader gets
+/// its own ReLU, as in the reference's graph (a ReLU module per edge): the
+/// node's gradient is then summed edge by edge in the reference's order, so
+/// gradient proxies match xautodl's and pycls' networks bit for bit (one
+/// shared ReLU would group the sum differently and move the last digits).
+pub fn node_relu(cache: &mut Option<Tensor>, x: &Tensor, sink: &mut dyn Sink) -> Tensor {
     match cache {
-        Some(r) => {
+        Some(r) if !x.requires_grad() => {
             sink.activation_again(r);
             r.shallow_clone()
+        }
+        Some(_) => {
+            let r = x.relu();
+            sink.activation_again(&r);
+            r
         }
         None => {
             let r = x.relu();

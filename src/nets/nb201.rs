@@ -4,7 +4,7 @@
 //! per-layer channels it is NATS-Bench's size-space `DynamicShapeTinyNet`.
 
 use super::layers::{BatchNorm, Conv2d, ConvSpec, Linear, ReluConvBn};
-use super::{shared_relu, BnStats, Net, Params, Sink};
+use super::{node_relu, BnStats, Net, Params, Sink};
 use tch::Tensor;
 
 /// A cell operation, numbered as NB201's `OP_NAMES`.
@@ -48,8 +48,8 @@ enum EdgeOp {
 }
 
 impl EdgeOp {
-    /// Runs the edge on node `xs`; `relu` caches the node's ReLU, computed once
-    /// for all the conv edges that read it.
+    /// Runs the edge on node `xs`; `relu` caches the node's ReLU, shared by
+    /// the conv edges that read it when no gradient flows (see [`node_relu`]).
     fn forward(&self, x: &Tensor, relu: &mut Option<Tensor>, stats: BnStats, sink: &mut dyn Sink) -> Tensor {
         let pool = |t: &Tensor| super::pool::avg(t, 3, 1, 1, false);
         match self {
@@ -62,13 +62,15 @@ impl EdgeOp {
             EdgeOp::Identity => x.shallow_clone(),
             EdgeOp::Reduce(conv, bn) => bn.forward(&conv.forward(x, stats), stats),
             EdgeOp::AvgPool(None) => pool(x),
-            EdgeOp::AvgPool(Some(pre)) => pool(&pre.after_relu(&shared_relu(relu, x, sink), stats, sink)),
-            EdgeOp::Conv(op) => op.after_relu(&shared_relu(relu, x, sink), stats, sink),
+            EdgeOp::AvgPool(Some(pre)) => pool(&pre.after_relu(&node_relu(relu, x, sink), stats, sink)),
+            EdgeOp::Conv(op) => op.after_relu(&node_relu(relu, x, sink), stats, sink),
         }
     }
 }
 
 /// `InferCell`: node k = sum of its incoming edges, evaluated in edge order.
+/// With gradients the backward graph is xautodl's too (a ReLU per edge, the
+/// sum started at 0), so gradient proxies give the reference's bits.
 #[derive(Debug)]
 struct InferCell {
     edges: Vec<EdgeOp>,
@@ -112,6 +114,10 @@ impl InferCell {
             let src = EDGE_INPUT[i];
             let out = edge.forward(&nodes[src], &mut relus[src], stats, sink);
             acc = Some(match acc {
+                // xautodl sums a node with Python's `sum()`, `0 + e0 + e1 ...`:
+                // with gradients, that extra add is a node of the backward
+                // graph, which orders the gradient sums as the reference's
+                None if out.requires_grad() => out + 0.0,
                 None => out,
                 Some(a) => a + out,
             });

@@ -6,7 +6,7 @@
 //! order; Q = the input of the last head BN.
 
 use super::layers::{factorized_reduce_forward, BatchNorm, Conv2d, ConvSpec, ReluConvBn};
-use super::{shared_relu, BnStats, Net, Params, Sink};
+use super::{node_relu, BnStats, Net, Params, Sink};
 use tch::Tensor;
 
 /// A TransNAS cell: a micro cell code `[[a], [b, c], [d, e, f]]` (ops 0 none,
@@ -86,8 +86,8 @@ impl Edge {
                 x.new_zeros([s[0], *c, h, w], (x.kind(), x.device()))
             }
             Edge::Identity => x.shallow_clone(),
-            Edge::Reduce(c1, c2, bn) => factorized_reduce_forward(&shared_relu(relu, x, sink), c1, c2, bn, stats),
-            Edge::Conv(op) => op.after_relu(&shared_relu(relu, x, sink), stats, sink),
+            Edge::Reduce(c1, c2, bn) => factorized_reduce_forward(&node_relu(relu, x, sink), c1, c2, bn, stats),
+            Edge::Conv(op) => op.after_relu(&node_relu(relu, x, sink), stats, sink),
         }
     }
 }
