@@ -589,6 +589,12 @@ def search(models=None, inputs: Optional[Inputs] = None, accuracy=None, *, mutat
     needed, _asked = _rbflex.selection_names(spec)
     gk, gq = gammas if gammas is not None else _rbflex_gammas()
     bar = _Progress(progress)
+
+    def plan(networks: int) -> "dict[str, Any]":
+        """The engine's search plan (the CLI's --strategy, --trials, --networks, ...)."""
+        return {"strategy": spec_strategy, "trials": int(trials), "networks": int(networks),
+                "population": population, "tournament": tournament, "children": children, "quiet": False}
+
     if space is not None:
         if models is not None or mutate is not None or accuracy is not None:
             raise ValueError("search: space=NAME searches a built-in space (its own archs, mutation and "
@@ -597,8 +603,7 @@ def search(models=None, inputs: Optional[Inputs] = None, accuracy=None, *, mutat
         out = out if out is not None else tempfile.mkdtemp(prefix="rbflex-search-")
         return _searched(bar, out, lambda: _rbflex.search_space(
             space, spec, 1 if seed is None else int(seed), int(batch), float(gk), float(gq), dataset,
-            int(jobs or os.cpu_count() or 1), str(out), spec_strategy, int(trials), int(networks), population,
-            tournament, children, False))
+            int(jobs or os.cpu_count() or 1), str(out), plan(networks)))
     if models is None or inputs is None:
         raise TypeError("search: give (build, archs) and inputs, or space=NAME")
     us = _UserSpace(models, _device(device), stages, bar)
@@ -625,8 +630,7 @@ def search(models=None, inputs: Optional[Inputs] = None, accuracy=None, *, mutat
     out = out if out is not None else tempfile.mkdtemp(prefix="rbflex-search-")
     return _searched(bar, out, lambda: _rbflex.search_user(
         name, us.names, us.prepare, child, acc_list, x, labels, _digest(x, labels), spec, float(gk), float(gq),
-        seed, classes, str(dev), str(out), spec_strategy, int(trials), int(networks), population, tournament,
-        children, False))
+        seed, classes, str(dev), str(out), plan(networks)))
 
 
 def _searched(bar: _Progress, out: str, call: Callable[[], str]) -> "pandas.DataFrame":

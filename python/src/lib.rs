@@ -615,17 +615,30 @@ fn set_progress(progress: Option<Py<PyAny>>) {
     rbflex::progress::set_observer(observer);
 }
 
-/// The evolution's settings, defaults filled in.
-fn evo_config(
+/// A search's plan, as the Python side passes it (a dict with these keys):
+/// the CLI's `--strategy`, `--trials`, `--networks` and the evolution's
+/// settings (None: the CLI's defaults).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct Plan {
+    strategy: String,
+    trials: usize,
+    networks: usize,
     population: Option<usize>,
     tournament: Option<usize>,
     children: Option<usize>,
-) -> rbflex::evolution::Config {
-    let d = rbflex::evolution::Config::default();
-    rbflex::evolution::Config {
-        population: population.unwrap_or(d.population),
-        tournament: tournament.unwrap_or(d.tournament),
-        children: children.unwrap_or(d.children),
+    quiet: bool,
+}
+
+impl Plan {
+    /// The evolution's settings, defaults filled in.
+    fn evolution(&self) -> rbflex::evolution::Config {
+        let d = rbflex::evolution::Config::default();
+        rbflex::evolution::Config {
+            population: self.population.unwrap_or(d.population),
+            tournament: self.tournament.unwrap_or(d.tournament),
+            children: self.children.unwrap_or(d.children),
+        }
     }
 }
 
@@ -633,19 +646,16 @@ fn evo_config(
 /// `search.json` (and `search.png` when there are accuracies) and returns
 /// the report as JSON. A user's space (`user`) reports its accuracies under
 /// `accuracy` instead of the nominal dataset's key.
-#[allow(clippy::too_many_arguments)]
 fn run_search(
     s: &Setting,
     truth: &dyn GroundTruth,
-    strategy: &str,
-    trials: usize,
-    networks: usize,
-    cfg: rbflex::evolution::Config,
+    plan: &Plan,
     jobs: usize,
     out: &Path,
     user: bool,
-    quiet: bool,
 ) -> Result<String> {
+    let (strategy, trials, networks, quiet) = (plan.strategy.as_str(), plan.trials, plan.networks, plan.quiet);
+    let cfg = plan.evolution();
     let (random, evolution) = rbflex::guided::strategies(strategy)?;
     let len = s.space.len();
     let workers = Workers { jobs: jobs.max(1), memory_budget_mb: 0 };
@@ -705,7 +715,7 @@ fn rename_keys(v: &mut serde_json::Value, from: &str, to: &str) {
 /// arch or none) into `out`; the report as JSON.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (name, archs, build, mutate, accuracy, x, labels, images, proxies, gamma_k, gamma_q, seed, classes, device, out, strategy, trials, networks, population, tournament, children, quiet))]
+#[pyo3(signature = (name, archs, build, mutate, accuracy, x, labels, images, proxies, gamma_k, gamma_q, seed, classes, device, out, plan))]
 fn search_user(
     py: Python,
     name: String,
@@ -723,13 +733,7 @@ fn search_user(
     classes: i64,
     device: &str,
     out: PathBuf,
-    strategy: &str,
-    trials: usize,
-    networks: usize,
-    population: Option<usize>,
-    tournament: Option<usize>,
-    children: Option<usize>,
-    quiet: bool,
+    plan: Plan,
 ) -> PyResult<String> {
     let run = move || -> Result<String> {
         rbflex::run::check_run_seed(seed)?;
@@ -741,8 +745,7 @@ fn search_user(
         let mut s = Setting::with_batch(space, Dataset::Cifar10, seed, sel, batch, images).on(device);
         s.classes = Some(classes);
         let truth = UserTruth { accuracy };
-        let cfg = evo_config(population, tournament, children);
-        run_search(&s, &truth, strategy, trials, networks, cfg, 1, &out, true, quiet)
+        run_search(&s, &truth, &plan, 1, &out, true)
     };
     on_engine(py, run)
 }
@@ -750,7 +753,7 @@ fn search_user(
 /// The CLI's `search` on a built-in space into `out`; the report as JSON.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (space, proxies, seed, batch, gamma_k, gamma_q, dataset, jobs, out, strategy, trials, networks, population, tournament, children, quiet))]
+#[pyo3(signature = (space, proxies, seed, batch, gamma_k, gamma_q, dataset, jobs, out, plan))]
 fn search_space(
     py: Python,
     space: &str,
@@ -762,13 +765,7 @@ fn search_space(
     dataset: Option<&str>,
     jobs: usize,
     out: PathBuf,
-    strategy: &str,
-    trials: usize,
-    networks: usize,
-    population: Option<usize>,
-    tournament: Option<usize>,
-    children: Option<usize>,
-    quiet: bool,
+    plan: Plan,
 ) -> PyResult<String> {
     let run = move || -> Result<String> {
         let opened = rbflex::catalog::open(space, &SpaceOptions::default(), true)?;
@@ -776,8 +773,7 @@ fn search_space(
         let ds = dataset_named(dataset, &*opened.space)?;
         let src = Source::for_run(ds, &no_input_options())?;
         let s = Setting::new(opened.space.clone(), ds, seed, selection(proxies, gamma_k, gamma_q)?, &src, batch)?;
-        let cfg = evo_config(population, tournament, children);
-        run_search(&s, &*truth, strategy, trials, networks, cfg, jobs, &out, false, quiet)
+        run_search(&s, &*truth, &plan, jobs, &out, false)
     };
     on_engine(py, run)
 }
