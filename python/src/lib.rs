@@ -460,6 +460,25 @@ fn no_input_options() -> InputOptions<'static> {
     InputOptions { images: None, sentences: None, no_sep: false }
 }
 
+/// Built-in space `space` opened for a run as the CLI opens it: the run's
+/// setting (the dataset's embedded images, `batch` of them) and the space's
+/// ground truth.
+fn builtin_run(
+    space: &str,
+    proxies: &str,
+    seed: u64,
+    batch: usize,
+    (gamma_k, gamma_q): (f64, f64),
+    dataset: Option<&str>,
+) -> Result<(Setting, Shared<dyn GroundTruth>)> {
+    let opened = rbflex::catalog::open(space, &SpaceOptions::default(), true)?;
+    let truth = opened.truth()?;
+    let ds = dataset_named(dataset, &*opened.space)?;
+    let src = Source::for_run(ds, &no_input_options())?;
+    let s = Setting::new(opened.space.clone(), ds, seed, selection(proxies, gamma_k, gamma_q)?, &src, batch)?;
+    Ok((s, truth))
+}
+
 /// `correlate` on a built-in space, as the CLI's (its report as JSON; the
 /// results folder, `correlate.csv` and `.png` in `out`).
 #[pyfunction]
@@ -480,11 +499,7 @@ fn correlate_space(
     quiet: bool,
 ) -> PyResult<String> {
     let run = move || -> Result<String> {
-        let opened = rbflex::catalog::open(space, &SpaceOptions::default(), true)?;
-        let truth = opened.truth()?;
-        let ds = dataset_named(dataset, &*opened.space)?;
-        let src = Source::for_run(ds, &no_input_options())?;
-        let s = Setting::new(opened.space.clone(), ds, seed, selection(proxies, gamma_k, gamma_q)?, &src, batch)?;
+        let (s, truth) = builtin_run(space, proxies, seed, batch, (gamma_k, gamma_q), dataset)?;
         let idx = rbflex::correlate::sample_indices(s.space.len(), sample, seed)?;
         truth.require(&idx, s.dataset)?;
         let mut cache = ScoreCache::open(&out, &s)?;
@@ -768,11 +783,7 @@ fn search_space(
     plan: Plan,
 ) -> PyResult<String> {
     let run = move || -> Result<String> {
-        let opened = rbflex::catalog::open(space, &SpaceOptions::default(), true)?;
-        let truth = opened.truth()?;
-        let ds = dataset_named(dataset, &*opened.space)?;
-        let src = Source::for_run(ds, &no_input_options())?;
-        let s = Setting::new(opened.space.clone(), ds, seed, selection(proxies, gamma_k, gamma_q)?, &src, batch)?;
+        let (s, truth) = builtin_run(space, proxies, seed, batch, (gamma_k, gamma_q), dataset)?;
         run_search(&s, &*truth, &plan, jobs, &out, false)
     };
     on_engine(py, run)
