@@ -216,12 +216,6 @@ impl GammaArgs {
         if self.proxy_batch.is_some() && !own_batch {
             bail!("--proxy-batch is for proxies with a batch of their own; {} takes --batch", self.proxy);
         }
-        if self.channels_last && !own_batch {
-            bail!(
-                "--channels-last is for proxies with a batch of their own; {} keeps the reference's layout",
-                self.proxy
-            );
-        }
         Ok(sel)
     }
 }

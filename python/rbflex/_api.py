@@ -224,7 +224,7 @@ def _check_model(prep: Prepared, x: torch.Tensor, needed: "list[str]") -> int:
 def score(model: nn.Module, inputs: Inputs, proxies: Proxies = ("rbflex",),
           labels: Optional[torch.Tensor] = None, gammas: Optional["tuple[float, float]"] = None,
           seed: int = 0, device: Union[str, torch.device, None] = None,
-          stages: Optional[Sequence[str]] = None) -> "dict[str, float]":
+          stages: Optional[Sequence[str]] = None, channels_last: bool = False) -> "dict[str, float]":
     """Scores ``model`` with training-free proxies; higher is better.
 
     Args:
@@ -245,6 +245,10 @@ def score(model: nn.Module, inputs: Inputs, proxies: Proxies = ("rbflex",),
             be there already.
         stages: module names whose outputs AZ-NAS reads as stages (default:
             top-level children holding a convolution or attention).
+        channels_last: run every proxy but RBFleX on channels-last inputs
+            (the CLI's ``--channels-last``): faster on the CPU for most
+            gradient proxies, values differ from the reference's in float32
+            rounding (the default keeps them bit for bit).
 
     Returns:
         every asked proxy's value and parts, by the CLI's JSON column names
@@ -284,7 +288,8 @@ def score(model: nn.Module, inputs: Inputs, proxies: Proxies = ("rbflex",),
         return Prepared(model, dev, stages=stages)
 
     try:
-        values, notes = _rbflex.score(factory, x, labels, spec, gk, gq, int(seed), classes, str(dev))
+        values, notes = _rbflex.score(factory, x, labels, spec, gk, gq, int(seed), classes, str(dev),
+                                      channels_last=bool(channels_last))
     finally:
         torch.set_rng_state(state)
     out = {k: float(v) for k, v in values}
@@ -371,7 +376,7 @@ def score_many(models, inputs: Inputs, proxies: Proxies = ("rbflex",), seed: int
                out: Optional[str] = None, labels: Optional[torch.Tensor] = None,
                gammas: Optional["tuple[float, float]"] = None, device: Union[str, torch.device, None] = None,
                name: str = "user", stages: Optional[Sequence[str]] = None, progress: bool = True,
-               indices: Optional[Sequence[int]] = None, shard: Optional[str] = None):
+               indices: Optional[Sequence[int]] = None, shard: Optional[str] = None, channels_last: bool = False):
     """Scores a set of networks; returns a ``pandas.DataFrame`` with one row
     per network and a column per asked proxy (and rank aggregation such as
     ``az``, ``ensemble`` or ``consensus``, ranked over this set), plus every part.
@@ -381,7 +386,8 @@ def score_many(models, inputs: Inputs, proxies: Proxies = ("rbflex",), seed: int
             ``(build, archs)``: ``build(arch) -> nn.Module`` is called lazily,
             one network at a time, right after
             ``torch.manual_seed(seed * 1_000_000 + i)`` (as the CLI seeds).
-        inputs, labels, gammas, device, stages: as :func:`score`.
+        inputs, labels, gammas, device, stages, channels_last: as :func:`score`
+            (``channels_last`` is recorded in ``run.json``, as the CLI's).
         proxies: names, ``"all"`` or a comma list.
         seed: the run seed (network ``i`` gets ``seed * 1_000_000 + i``).
         out: a results folder, the CLI's (``run.json``, ``scores.csv``,
@@ -422,7 +428,7 @@ def score_many(models, inputs: Inputs, proxies: Proxies = ("rbflex",), seed: int
     classes = space.classes(x, needed, seed, chosen[0] if chosen else 0)
     run = _rbflex.Run(name, names, space.prepare, x, labels, _digest(x, labels), spec, float(gk), float(gq),
                       int(seed), classes, str(dev), None if out is None else str(out), k_of_n,
-                      None if indices is None else chosen)
+                      None if indices is None else chosen, channels_last=bool(channels_last))
     share = run.share()
     if share is not None:
         chosen = list(share)
@@ -534,7 +540,7 @@ def search(models=None, inputs: Optional[Inputs] = None, accuracy=None, *, mutat
            device: Union[str, torch.device, None] = None, name: str = "user",
            stages: Optional[Sequence[str]] = None, progress: bool = True, population: Optional[int] = None,
            tournament: Optional[int] = None, children: Optional[int] = None, space: Optional[str] = None,
-           batch: int = 3, dataset: Optional[str] = None, jobs: int = 0):
+           batch: int = 3, dataset: Optional[str] = None, jobs: int = 0, channels_last: bool = False):
     """Searches a design space with proxies as the only guide (no training),
     as the CLI's ``search``; returns a ``pandas.DataFrame`` with one row per
     trial per strategy (and per proxy): ``strategy``, ``proxy``, ``trial``,
@@ -565,7 +571,7 @@ def search(models=None, inputs: Optional[Inputs] = None, accuracy=None, *, mutat
         out: the results folder (the CLI's: ``scores.csv``, ``run.json``,
             ``search.json`` and, with accuracies, ``search.png``); a rerun
             resumes it, scoring nothing twice. Default: a new temporary one.
-        labels, gammas, device, name, stages: as :func:`score_many`.
+        labels, gammas, device, name, stages, channels_last: as :func:`score_many`.
         progress: show a progress bar on stderr.
         population, tournament, children: the evolution's settings (the
             CLI's defaults 10, 5, 8).
@@ -603,7 +609,7 @@ def search(models=None, inputs: Optional[Inputs] = None, accuracy=None, *, mutat
         out = out if out is not None else tempfile.mkdtemp(prefix="rbflex-search-")
         return _searched(bar, out, lambda: _rbflex.search_space(
             space, spec, 1 if seed is None else int(seed), int(batch), float(gk), float(gq), dataset,
-            int(jobs or os.cpu_count() or 1), str(out), plan(networks)))
+            int(jobs or os.cpu_count() or 1), str(out), plan(networks), channels_last=bool(channels_last)))
     if models is None or inputs is None:
         raise TypeError("search: give (build, archs) and inputs, or space=NAME")
     us = _UserSpace(models, _device(device), stages, bar)
@@ -630,7 +636,7 @@ def search(models=None, inputs: Optional[Inputs] = None, accuracy=None, *, mutat
     out = out if out is not None else tempfile.mkdtemp(prefix="rbflex-search-")
     return _searched(bar, out, lambda: _rbflex.search_user(
         name, us.names, us.prepare, child, acc_list, x, labels, _digest(x, labels), spec, float(gk), float(gq),
-        seed, classes, str(dev), str(out), plan(networks)))
+        seed, classes, str(dev), str(out), plan(networks), channels_last=bool(channels_last)))
 
 
 def _searched(bar: _Progress, out: str, call: Callable[[], str]) -> "pandas.DataFrame":
@@ -730,12 +736,13 @@ def images(dataset: str = "cifar10", n: int = 3, seed: int = 1) -> "tuple[torch.
 def correlate_space(space: str = "nb201", sample: Optional[int] = 1000, proxies: Proxies = ("rbflex",),
                     seed: int = 1, batch: int = 3, gammas: Optional["tuple[float, float]"] = None,
                     dataset: Optional[str] = None, jobs: int = 0, out: Optional[str] = None,
-                    progress: bool = True):
+                    progress: bool = True, channels_last: bool = False):
     """The CLI's ``correlate`` on a built-in space (see :func:`spaces`):
     ``sample`` networks (None: all) scored with ``proxies`` and correlated
     with the space's benchmark accuracy, in ``out`` (the CLI's results
     folder, resumable, with ``correlate.csv``/``.png``; default: a new
-    temporary folder), with a progress bar unless ``progress=False``.
+    temporary folder), with a progress bar unless ``progress=False``;
+    ``channels_last`` as the CLI's ``--channels-last``.
     Returns one row per proxy (``kendall``, ``spearman``, ``pearson``,
     ``n``) with the report's ``csv``/``plot`` paths in ``.attrs``."""
     import json
@@ -749,7 +756,8 @@ def correlate_space(space: str = "nb201", sample: Optional[int] = 1000, proxies:
     jobs = jobs or os.cpu_count() or 1
     with _Progress(progress).observing():
         rep = json.loads(_rbflex.correlate_space(space, sample, _proxy_spec(proxies), int(seed), int(batch),
-                                                 float(gk), float(gq), dataset, int(jobs), str(out), False))
+                                                 float(gk), float(gq), dataset, int(jobs), str(out), False,
+                                                 bool(channels_last)))
     df = pd.DataFrame([{"proxy": k, "n": v["n"], "n_nonfinite": v["n_nonfinite"], "kendall": v["kendall"],
                         "spearman": v["spearman"], "pearson": v["pearson"]} for k, v in rep["proxies"].items()])
     df = df.set_index("proxy")

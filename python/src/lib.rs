@@ -216,10 +216,10 @@ fn parse_device(name: &str) -> Result<Device> {
     }
 }
 
-fn selection(proxies: &str, gamma_k: f64, gamma_q: f64) -> Result<Selection> {
+fn selection(proxies: &str, gamma_k: f64, gamma_q: f64, channels_last: bool) -> Result<Selection> {
     let gammas = rbflex::proxies::rbflex::Gammas { gamma_k, gamma_q };
     gammas.check()?;
-    Selection::parse(proxies, &Options { gammas, batch: None, channels_last: false })
+    Selection::parse(proxies, &Options { gammas, batch: None, channels_last })
 }
 
 /// An engine error as a one-line Python exception (a Ctrl-C inside the
@@ -257,7 +257,7 @@ fn on_engine<T: Send>(py: Python, f: impl FnOnce() -> Result<T> + Send) -> PyRes
 /// column's value and each proxy's note.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (factory, x, labels, proxies, gamma_k, gamma_q, seed, classes, device))]
+#[pyo3(signature = (factory, x, labels, proxies, gamma_k, gamma_q, seed, classes, device, channels_last=false))]
 fn score(
     py: Python,
     factory: Py<PyAny>,
@@ -269,10 +269,11 @@ fn score(
     seed: u64,
     classes: i64,
     device: &str,
+    channels_last: bool,
 ) -> PyResult<Scored> {
     let run = move || -> Result<_> {
         let device = parse_device(device)?;
-        let sel = selection(proxies, gamma_k, gamma_q)?;
+        let sel = selection(proxies, gamma_k, gamma_q, channels_last)?;
         let batch =
             Batch::new(&x.0.to_device(Device::Cpu), labels.as_ref().map(|l| l.0.to_device(Device::Cpu)).as_ref())?;
         let build = Python::with_gil(|py| factory.clone_ref(py));
@@ -326,7 +327,7 @@ struct Run {
 impl Run {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (name, archs, build, x, labels, images, proxies, gamma_k, gamma_q, seed, classes, device, out, shard=None, candidates=None))]
+    #[pyo3(signature = (name, archs, build, x, labels, images, proxies, gamma_k, gamma_q, seed, classes, device, out, shard=None, candidates=None, channels_last=false))]
     fn new(
         name: String,
         archs: Vec<String>,
@@ -343,11 +344,12 @@ impl Run {
         out: Option<PathBuf>,
         shard: Option<(usize, usize)>,
         candidates: Option<Vec<usize>>,
+        channels_last: bool,
     ) -> PyResult<Self> {
         let make = || -> Result<Self> {
             rbflex::run::check_run_seed(seed)?;
             let device = parse_device(device)?;
-            let sel = selection(proxies, gamma_k, gamma_q)?;
+            let sel = selection(proxies, gamma_k, gamma_q, channels_last)?;
             let batch =
                 Batch::new(&x.0.to_device(Device::Cpu), labels.as_ref().map(|l| l.0.to_device(Device::Cpu)).as_ref())?;
             let len = archs.len();
@@ -469,13 +471,14 @@ fn builtin_run(
     seed: u64,
     batch: usize,
     (gamma_k, gamma_q): (f64, f64),
+    channels_last: bool,
     dataset: Option<&str>,
 ) -> Result<(Setting, Shared<dyn GroundTruth>)> {
     let opened = rbflex::catalog::open(space, &SpaceOptions::default(), true)?;
     let truth = opened.truth()?;
     let ds = dataset_named(dataset, &*opened.space)?;
     let src = Source::for_run(ds, &no_input_options())?;
-    let s = Setting::new(opened.space.clone(), ds, seed, selection(proxies, gamma_k, gamma_q)?, &src, batch)?;
+    let s = Setting::new(opened.space.clone(), ds, seed, selection(proxies, gamma_k, gamma_q, channels_last)?, &src, batch)?;
     Ok((s, truth))
 }
 
@@ -483,7 +486,7 @@ fn builtin_run(
 /// results folder, `correlate.csv` and `.png` in `out`).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (space, sample, proxies, seed, batch, gamma_k, gamma_q, dataset, jobs, out, quiet=true))]
+#[pyo3(signature = (space, sample, proxies, seed, batch, gamma_k, gamma_q, dataset, jobs, out, quiet=true, channels_last=false))]
 fn correlate_space(
     py: Python,
     space: &str,
@@ -497,9 +500,10 @@ fn correlate_space(
     jobs: usize,
     out: PathBuf,
     quiet: bool,
+    channels_last: bool,
 ) -> PyResult<String> {
     let run = move || -> Result<String> {
-        let (s, truth) = builtin_run(space, proxies, seed, batch, (gamma_k, gamma_q), dataset)?;
+        let (s, truth) = builtin_run(space, proxies, seed, batch, (gamma_k, gamma_q), channels_last, dataset)?;
         let idx = rbflex::correlate::sample_indices(s.space.len(), sample, seed)?;
         truth.require(&idx, s.dataset)?;
         let mut cache = ScoreCache::open(&out, &s)?;
@@ -730,7 +734,7 @@ fn rename_keys(v: &mut serde_json::Value, from: &str, to: &str) {
 /// arch or none) into `out`; the report as JSON.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (name, archs, build, mutate, accuracy, x, labels, images, proxies, gamma_k, gamma_q, seed, classes, device, out, plan))]
+#[pyo3(signature = (name, archs, build, mutate, accuracy, x, labels, images, proxies, gamma_k, gamma_q, seed, classes, device, out, plan, channels_last=false))]
 fn search_user(
     py: Python,
     name: String,
@@ -749,11 +753,12 @@ fn search_user(
     device: &str,
     out: PathBuf,
     plan: Plan,
+    channels_last: bool,
 ) -> PyResult<String> {
     let run = move || -> Result<String> {
         rbflex::run::check_run_seed(seed)?;
         let device = parse_device(device)?;
-        let sel = selection(proxies, gamma_k, gamma_q)?;
+        let sel = selection(proxies, gamma_k, gamma_q, channels_last)?;
         let batch =
             Batch::new(&x.0.to_device(Device::Cpu), labels.as_ref().map(|l| l.0.to_device(Device::Cpu)).as_ref())?;
         let space: Shared<dyn Space> = Shared::Owned(Arc::new(UserSpace::new(name, archs, build, mutate)));
@@ -768,7 +773,7 @@ fn search_user(
 /// The CLI's `search` on a built-in space into `out`; the report as JSON.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (space, proxies, seed, batch, gamma_k, gamma_q, dataset, jobs, out, plan))]
+#[pyo3(signature = (space, proxies, seed, batch, gamma_k, gamma_q, dataset, jobs, out, plan, channels_last=false))]
 fn search_space(
     py: Python,
     space: &str,
@@ -781,9 +786,10 @@ fn search_space(
     jobs: usize,
     out: PathBuf,
     plan: Plan,
+    channels_last: bool,
 ) -> PyResult<String> {
     let run = move || -> Result<String> {
-        let (s, truth) = builtin_run(space, proxies, seed, batch, (gamma_k, gamma_q), dataset)?;
+        let (s, truth) = builtin_run(space, proxies, seed, batch, (gamma_k, gamma_q), channels_last, dataset)?;
         run_search(&s, &*truth, &plan, jobs, &out, false)
     };
     on_engine(py, run)

@@ -52,11 +52,11 @@ def save_safetensors(path: Path, **tensors: torch.Tensor) -> None:
     Path(path).write_bytes(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
-def cli_score(arch: str, seed: int, x_path: Path, proxies: str) -> dict:
-    """``rbflex score --arch A --seed S --input X --proxy P --json --device cpu``."""
+def cli_score(arch: str, seed: int, x_path: Path, proxies: str, *extra: str) -> dict:
+    """``rbflex score --arch A --seed S --input X --proxy P --json --device cpu [EXTRA]``."""
     out = subprocess.run(
         [str(CLI), "score", "--arch", arch, "--seed", str(seed), "--input", str(x_path), "--proxy", proxies,
-         "--json", "--device", "cpu"],
+         "--json", "--device", "cpu", *extra],
         check=True, capture_output=True, text=True,
     ).stdout
     return json.loads(out)

@@ -158,3 +158,19 @@ def test_the_values_do_not_depend_on_torchs_thread_setting():
     finally:
         torch.set_num_threads(before)
     assert many == one
+
+
+def test_channels_last_is_the_clis_flag(tmp_path):
+    x = batch()
+    path = tmp_path / "x.safetensors"
+    save_safetensors(path, x=x)
+    proxies = "rbflex,grad_norm,jacob_cov,az_trainability"
+    want = cli_score(ARCHS[0], 1, path, proxies, "--channels-last")
+    got = rbflex.score(nb201(ARCHS[0], 1), x, proxies=proxies, seed=1, channels_last=True)
+    plain = rbflex.score(nb201(ARCHS[0], 1), x, proxies=proxies, seed=1)
+    assert got["score"] == plain["score"]  # RBFleX keeps the reference's layout
+    assert any(got[c] != plain[c] for c in ("grad_norm", "jacob_cov", "az_trainability"))
+    for c in ("score", "grad_norm", "jacob_cov", "az_trainability"):
+        assert got[c] == float(want[c]), c
+    with pytest.raises(ValueError, match=r"^channels-last is for proxies with a batch of their own; rbflex keeps"):
+        rbflex.score(nb201(ARCHS[0], 1), x, channels_last=True)

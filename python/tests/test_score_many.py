@@ -131,3 +131,13 @@ def test_ctrl_c_stops_after_the_current_network_and_keeps_the_scores(tmp_path):
     assert r.stdout == "3 True\n"
     assert "rbflex: interrupted; 3 of 6 networks scored, kept in" in r.stderr
     assert len((out / "scores.csv").read_text().splitlines()) == 1 + 3
+
+
+def test_a_channels_last_folder_records_its_layout_and_refuses_the_other(tmp_path):
+    out = tmp_path / "cl"
+    df = rbflex.score_many((build, ARCHS[:2]), x8(), proxies="rbflex,grad_norm", out=str(out), progress=False,
+                           channels_last=True)
+    assert df["grad_norm"].notna().all()
+    assert '"layout": "channels_last"' in (out / "run.json").read_text()
+    with pytest.raises(ValueError, match="layout"):
+        rbflex.score_many((build, ARCHS[:2]), x8(), proxies="rbflex,grad_norm", out=str(out), progress=False)

@@ -433,6 +433,9 @@ impl Selection {
         let proxies =
             registered().filter(|r| needed.contains(r)).map(|r| by_name(r, opts)).collect::<Result<Vec<_>>>()?;
         let implied = needed.iter().copied().filter(|n| !named.contains(n)).collect();
+        if opts.channels_last && !proxies.iter().any(|p| p.needs().batch.is_some()) {
+            bail!("channels-last is for proxies with a batch of their own; {spec} keeps the reference's layout");
+        }
         Ok(Self { proxies, aggregates, asked: dedup, batch: opts.batch, channels_last: opts.channels_last, implied })
     }
 
@@ -549,5 +552,15 @@ mod tests {
         let opts = Options { gammas: rbflex::Gammas::default(), batch: None, channels_last: false };
         let e = Selection::parse("rbflex,nope", &opts).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.starts_with("unknown proxy 'nope' (known: rbflex"), "{e}");
+    }
+
+    #[test]
+    fn channels_last_needs_a_proxy_with_its_own_batch() {
+        let opts = Options { gammas: rbflex::Gammas::default(), batch: None, channels_last: true };
+        let e = Selection::parse("rbflex", &opts).err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(e, "channels-last is for proxies with a batch of their own; rbflex keeps the reference's layout");
+        let sel = Selection::parse("rbflex,snip", &opts).unwrap();
+        let layout: Vec<bool> = sel.proxies.iter().map(|p| sel.channels_last_for(p.as_ref())).collect();
+        assert_eq!(layout, vec![false, true], "RBFleX keeps the reference's layout");
     }
 }
