@@ -20,7 +20,7 @@ use super::naswot::CodeKernel;
 use super::{Measure, Needs, Probe, Proxy};
 use crate::nets::Init;
 use crate::nets::{layers::flops, BnStats, Sink};
-use anyhow::Result;
+use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
 /// Which of the four.
@@ -72,19 +72,32 @@ impl Sink for Features {
     }
 }
 
-/// Entropy of the normalised eigenvalues of the channel covariance of `f`
-/// (`[b, c, h, w]`).
-pub fn eigen_entropy(f: &Tensor) -> f64 {
+/// `f`'s values as one row per position and a column per channel, and the
+/// row count: a feature map `[b, c, h, w]` (channels second), a token map
+/// `[b, l, d]` (channels last, as AZ-NAS' transformer code reads tokens) or
+/// `[b, d]`.
+fn channel_rows(f: &Tensor) -> Result<(Tensor, i64)> {
     let s = f.size();
-    let (b, c) = (s[0], s[1]);
-    let rows: i64 = b * s[2..].iter().product::<i64>();
+    let t = match s.len() {
+        4 => f.permute([0, 2, 3, 1]).reshape([s[0] * s[2] * s[3], s[1]]),
+        3 => f.reshape([s[0] * s[1], s[2]]),
+        2 => f.shallow_clone(),
+        _ => bail!("AZ-NAS reads feature maps [N, C, H, W], token maps [N, L, D] or [N, D]; a stage gave {s:?}"),
+    };
+    let rows = t.size()[0];
+    Ok((t, rows))
+}
+
+/// Entropy of the normalised eigenvalues of the channel covariance of `f`
+/// (see [`channel_rows`] for the layouts).
+pub fn eigen_entropy(f: &Tensor) -> Result<f64> {
+    let (x, rows) = channel_rows(&f.detach())?;
     // centred and multiplied in float32 as the reference; the eigenvalues in float64
-    let x = f.detach().permute([0, 2, 3, 1]).reshape([rows, c]);
     let x = &x - x.mean_dim([0i64].as_slice(), true, Kind::Float);
     let sigma = x.tr().mm(&x).to_kind(Kind::Double) / rows as f64;
     let ev = sigma.linalg_eigvalsh("L");
     let p = &ev / ev.sum(Kind::Double);
-    (-(&p * (&p + 1e-8).log())).sum(Kind::Double).double_value(&[])
+    Ok((-(&p * (&p + 1e-8).log())).sum(Kind::Double).double_value(&[]))
 }
 
 /// `2 - s - 1 / (s + 1e-6)` for the stage mapping `f_in` to `f_out`
@@ -96,10 +109,17 @@ fn stage_trainability(f_in: &Tensor, f_out: &Tensor, g_out: &Tensor) -> Result<f
         return Ok(f64::NEG_INFINITY);
     }
     let (so, si) = (g_out.size(), g_in.size());
-    let g_in = if si[2] != so[2] { g_in.pixel_unshuffle(si[2] / so[2]) } else { g_in };
-    let rows = so[0] * so[2] * so[3];
-    let go = g_out.permute([0, 2, 3, 1]).reshape([rows, so[1]]);
-    let gi = g_in.permute([0, 2, 3, 1]).reshape([rows, -1]);
+    // a stride: the input's pixels unshuffled onto the output's positions
+    let g_in =
+        if so.len() == 4 && si.len() == 4 && si[2] != so[2] { g_in.pixel_unshuffle(si[2] / so[2]) } else { g_in };
+    let (go, rows) = channel_rows(g_out)?;
+    let (gi, rows_in) = channel_rows(&g_in)?;
+    if rows_in != rows {
+        bail!(
+            "AZ-NAS' trainability pairs each position of a stage's output with its input's; a stage maps {si:?} to \
+             {so:?} (name stages whose outputs keep the positions)"
+        );
+    }
     let m = gi.tr().mm(&go).to_kind(Kind::Double) / rows as f64;
     // the largest singular value, as the root of M^T M's largest eigenvalue
     // (libtorch's svdvals takes no driver on the CPU through tch)
@@ -120,7 +140,7 @@ pub fn az_values(p: &Probe) -> Result<[f64; 4]> {
         p.yield_value(super::naswot::NAME, super::naswot::value_of(k));
     }
     let f = sink.maps;
-    let e: Vec<f64> = f.iter().map(eigen_entropy).collect();
+    let e: Vec<f64> = f.iter().map(eigen_entropy).collect::<Result<_>>()?;
     let expressivity = super::nan_as_lowest(e.iter().sum());
     // NaN anywhere (an all-zero map) makes it NaN, as numpy's min does
     let steps = e.windows(2).map(|w| w[1] - w[0]);
@@ -185,10 +205,28 @@ mod tests {
         // two channels, independent +-1 patterns: covariance I, eigenvalues
         // (1, 1): entropy ln 2 (minus the 1e-8 guard's effect)
         let f = Tensor::from_slice(&[1.0f32, -1., 1., -1., 1., 1., -1., -1.]).view([1, 2, 2, 2]);
-        assert!((eigen_entropy(&f) - 2f64.ln()).abs() < 1e-7);
+        assert!((eigen_entropy(&f).unwrap() - 2f64.ln()).abs() < 1e-7);
         // identical channels: eigenvalues (0, 2): entropy 0
         let g = Tensor::from_slice(&[1.0f32, -1., 1., -1., 1., -1., 1., -1.]).view([1, 2, 2, 2]);
-        assert!(eigen_entropy(&g).abs() < 1e-7);
+        assert!(eigen_entropy(&g).unwrap().abs() < 1e-7);
+        // the same four positions as tokens [1, 4, 2] (channels last): ln 2
+        let tokens = f.permute([0, 2, 3, 1]).reshape([1, 4, 2]);
+        assert!((eigen_entropy(&tokens).unwrap() - 2f64.ln()).abs() < 1e-7);
+        let e = eigen_entropy(&f.unsqueeze(0)).err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(
+            e,
+            "AZ-NAS reads feature maps [N, C, H, W], token maps [N, L, D] or [N, D]; a stage gave [1, 1, 2, 2, 2]"
+        );
+    }
+
+    #[test]
+    fn a_stage_that_changes_the_positions_is_named() {
+        // [1, 2, 2, 2] (4 positions) -> [1, 3, 2] tokens (3 positions)
+        let f0 = Tensor::ones([1, 2, 2, 2], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+        let f1 = f0.reshape([1, 2, 4]).narrow(2, 0, 3).transpose(1, 2) * 2.0;
+        let g = Tensor::ones([1, 3, 2], (Kind::Float, tch::Device::Cpu));
+        let e = stage_trainability(&f0, &f1, &g).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.starts_with("AZ-NAS' trainability pairs each position of a stage's output with its input's; a stage maps [1, 2, 2, 2] to [1, 3, 2]"), "{e}");
     }
 
     /// f0 = w x (two channels of the input, w a parameter equal to 1), f1 =

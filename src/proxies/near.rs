@@ -51,10 +51,16 @@ pub fn effective_rank(m: &Tensor) -> f64 {
 }
 
 /// The reference's matrix of a layer output: rows `(n, w, h)` of C values,
-/// C of them from row `start` (see [`window_starts`]).
+/// C of them from row `start` (see [`window_starts`]). A token map
+/// `[N, L, D]` (a transformer's; the reference takes only maps and vectors)
+/// gives rows `(n, l)` of its D channels.
 pub fn layer_matrix(out: &Tensor, start: i64) -> Tensor {
     let out = out.detach();
-    let m = if out.dim() > 2 { out.transpose(1, 3).flatten(0, 2) } else { out.flatten(1, -1) };
+    let m = match out.dim() {
+        3 => out.flatten(0, 1),
+        d if d > 2 => out.transpose(1, 3).flatten(0, 2),
+        _ => out.flatten(1, -1),
+    };
     let (rows, cols) = (m.size()[0], m.size()[1]);
     let take = cols.min(rows - start);
     m.narrow(0, start, take)
@@ -65,7 +71,11 @@ pub fn layer_matrix(out: &Tensor, start: i64) -> Tensor {
 /// 0; one draw per layer from `u` (uniform in [0, 1)).
 pub fn window_start(out: &Tensor, u: f64) -> i64 {
     let size = out.size().last().copied().unwrap_or(1).max(1);
-    let rows: i64 = if out.dim() > 2 { out.numel() as i64 / out.size()[1] } else { out.size()[0] };
+    let rows: i64 = match out.dim() {
+        3 => out.size()[0] * out.size()[1],
+        d if d > 2 => out.numel() as i64 / out.size()[1],
+        _ => out.size()[0],
+    };
     let hi = rows / size - 1;
     if hi > 0 {
         ((u * hi as f64) as i64).min(hi - 1) * size

@@ -122,7 +122,7 @@ fn score_some(
             shared: &shared,
             pending: &pending,
         };
-        let m = p.score(&probe).with_context(|| format!("proxy {}", p.name()))?;
+        let m = guarded(|| p.score(&probe)).with_context(|| format!("proxy {}", p.name()))?;
         out.push((p.name(), m, cols, t0.elapsed().as_secs_f64()));
     }
     // reported in the selection's order, whatever order the passes ran in
@@ -166,4 +166,34 @@ fn lowest_if_undefined(v: f64, proxy: &str, column: &str, index: usize) -> f64 {
         return f64::NEG_INFINITY;
     }
     v
+}
+
+/// `score()`, with a panic inside it (a libtorch call on a shape the proxy
+/// did not foresee, as a user's model can give) turned into an error: the
+/// network's run fails with a message and the process goes on.
+fn guarded(score: impl FnOnce() -> Result<Measure>) -> Result<Measure> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(score)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic");
+        // libtorch's messages run to a C++ backtrace: the first line says it
+        Err(anyhow::anyhow!("internal error: {}", what.lines().next().unwrap_or(what)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_a_proxy_is_an_error_with_its_first_line() {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let e = guarded(|| panic!("Torch(\"Dimension out of range\nframe #0: ...\")")).err().map(|e| e.to_string());
+        std::panic::set_hook(prev);
+        assert_eq!(e.as_deref(), Some("internal error: Torch(\"Dimension out of range"));
+        assert_eq!(guarded(|| Ok(Measure::value(2.0))).map(|m| m.value).ok(), Some(2.0));
+    }
 }
