@@ -300,6 +300,11 @@ struct SearchArgs {
     /// Evolution: children per step of a trial, scored together [default: 8].
     #[arg(long, value_parser = count::<1, 10_000>)]
     children: Option<usize>,
+    /// Evolution: share of children that are the mutation of a crossover of
+    /// two tournaments' winners, 0 to 1 (nb201, nats-sss, transnas-micro)
+    /// [default: 0].
+    #[arg(long)]
+    crossover: Option<f64>,
 }
 
 #[derive(Args)]
@@ -610,8 +615,13 @@ fn run_shard(s: &mut Setting, r: &RunArgs, k: Shard, plan: shard::Plan) -> Resul
 
 fn cmd_search(mut a: SearchArgs) -> Result<()> {
     let (random, evolution) = crate::guided::strategies(&a.strategy)?;
-    let evo_opts = [(a.population, "--population"), (a.tournament, "--tournament"), (a.children, "--children")];
-    if let (false, Some((_, name))) = (evolution, evo_opts.iter().find(|o| o.0.is_some())) {
+    let evo_opts = [
+        (a.population.is_some(), "--population"),
+        (a.tournament.is_some(), "--tournament"),
+        (a.children.is_some(), "--children"),
+        (a.crossover.is_some(), "--crossover"),
+    ];
+    if let (false, Some((_, name))) = (evolution, evo_opts.iter().find(|o| o.0)) {
         bail!("{name} is for --strategy evolution");
     }
     if evolution {
@@ -691,11 +701,13 @@ fn cmd_search_guided(mut a: SearchArgs, random: bool) -> Result<()> {
         population: a.population.unwrap_or(d.population),
         tournament: a.tournament.unwrap_or(d.tournament),
         children: a.children.unwrap_or(d.children),
+        crossover: a.crossover.unwrap_or(d.crossover),
     };
     cfg.check()?;
     let (s, opened) = setting(&mut a.run, false, true)?;
     let truth = opened.truth()?;
     crate::evolution::check_space(&*s.space)?;
+    crate::evolution::check_crossover(&*s.space, &cfg)?;
     let len = s.space.len();
     let networks = a.networks.min(len);
     if networks < a.networks {

@@ -4,7 +4,9 @@
 //! Each trial starts from `population` random networks, then repeats: a
 //! step of `children` children per trial, each the mutation
 //! ([`crate::spaces::Space::mutate`]) of the best of a tournament of
-//! `tournament` members drawn from the population; the step's children are
+//! `tournament` members drawn from the population (with `crossover` > 0, on
+//! a space that has one, a child is at that rate the mutation of a
+//! crossover of two tournaments' winners); the step's children are
 //! scored together ([`score_many`]: in parallel, appended to `scores.csv`)
 //! and join the population, each pushing its oldest member out. The trial
 //! stops when `networks` distinct networks have been scored; its pick is
@@ -48,11 +50,14 @@ pub const TOURNAMENT: usize = 5;
 /// Default children per step of a trial (independent of `--jobs`, so that
 /// the history does not depend on the machine).
 pub const CHILDREN: usize = 8;
+/// Default crossover rate: none (see the README, "Guided search", for how
+/// it was chosen).
+pub const CROSSOVER: f64 = 0.0;
 /// Revisits in a row after which a child is a random unseen network.
 pub const MAX_MISSES: usize = 100;
 
 /// The evolution's settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Config {
     /// Population size P.
     pub population: usize,
@@ -60,11 +65,14 @@ pub struct Config {
     pub tournament: usize,
     /// Children per step of a trial.
     pub children: usize,
+    /// Share of children that are the mutation of a crossover of two
+    /// tournaments' winners rather than of one (spaces with a crossover).
+    pub crossover: f64,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { population: POPULATION, tournament: TOURNAMENT, children: CHILDREN }
+        Self { population: POPULATION, tournament: TOURNAMENT, children: CHILDREN, crossover: CROSSOVER }
     }
 }
 
@@ -79,6 +87,19 @@ impl Config {
         }
         if self.children == 0 {
             bail!("--children must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.crossover) {
+            bail!("--crossover is a rate between 0 and 1, got {}", self.crossover);
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "population {}, tournament {}, {} children a step", self.population, self.tournament, self.children)?;
+        if self.crossover > 0.0 {
+            write!(f, ", crossover {}", self.crossover)?;
         }
         Ok(())
     }
@@ -131,6 +152,23 @@ impl Population {
     }
 }
 
+/// A network a trial scores, and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proposal {
+    /// Its official index.
+    pub index: usize,
+    /// The network it was mutated from (none: a random network).
+    pub parent: Option<usize>,
+    /// The other parent, when it is the mutation of a crossover.
+    pub mate: Option<usize>,
+}
+
+impl Proposal {
+    fn random(index: usize) -> Self {
+        Self { index, parent: None, mate: None }
+    }
+}
+
 /// One network a trial scored.
 #[derive(Debug, Clone, Serialize)]
 pub struct Evaluation {
@@ -141,6 +179,9 @@ pub struct Evaluation {
     /// The index of the network it was mutated from (none: the initial
     /// population, or a random fill).
     pub parent: Option<usize>,
+    /// The index of the other parent, when the network is the mutation of a
+    /// crossover of `parent` and this one.
+    pub mate: Option<usize>,
     /// Its fitness at the trial's end (for rank aggregations: over every
     /// network the trial scored).
     pub fitness: f64,
@@ -153,8 +194,8 @@ pub struct Trajectory {
     /// The proxy (or aggregation) that is the fitness.
     pub proxy: &'static str,
     rng: ChaCha8Rng,
-    /// (index, parent) of every network scored, in order.
-    pub history: Vec<(usize, Option<usize>)>,
+    /// Every network scored, in order.
+    pub history: Vec<Proposal>,
     seen: HashSet<usize>,
     population: Population,
     /// Fitness of each history entry, as of the last step.
@@ -163,6 +204,8 @@ pub struct Trajectory {
     pub revisits: usize,
     /// Children that were random unseen networks (after [`MAX_MISSES`]).
     pub random_fills: usize,
+    /// Children that are the mutation of a crossover.
+    pub crossovers: usize,
     budget: usize,
 }
 
@@ -180,6 +223,7 @@ impl Trajectory {
             fitness: Vec::new(),
             revisits: 0,
             random_fills: 0,
+            crossovers: 0,
             budget,
         }
     }
@@ -191,14 +235,14 @@ impl Trajectory {
 
     /// The next networks to score: the initial population (random, without
     /// repeats), then a step of children.
-    pub fn propose(&mut self, space: &dyn Space, cfg: &Config) -> Result<Vec<(usize, Option<usize>)>> {
+    pub fn propose(&mut self, space: &dyn Space, cfg: &Config) -> Result<Vec<Proposal>> {
         let len = space.len();
         if self.history.is_empty() {
             let n = cfg.population.min(self.budget).min(len);
-            return Ok(sample(&mut self.rng, len, n).into_iter().map(|i| (i, None)).collect());
+            return Ok(sample(&mut self.rng, len, n).into_iter().map(Proposal::random).collect());
         }
         let k = cfg.children.min(self.budget.saturating_sub(self.history.len()));
-        let mut out: Vec<(usize, Option<usize>)> = Vec::with_capacity(k);
+        let mut out: Vec<Proposal> = Vec::with_capacity(k);
         let mut taken: HashSet<usize> = HashSet::new();
         let mut misses = 0;
         while out.len() < k {
@@ -208,48 +252,74 @@ impl Trajectory {
                     break; // the whole space is scored
                 };
                 taken.insert(i);
-                out.push((i, None));
+                out.push(Proposal::random(i));
                 self.random_fills += 1;
                 misses = 0;
                 continue;
             }
-            let pos = self
-                .population
-                .tournament(cfg.tournament, &self.fitness, &mut self.rng)
-                .context("evolution: empty population")?;
-            let parent = self.history[pos].0;
-            let arch = space.arch(parent)?;
-            let child_arch = space.mutate(&arch, &mut self.rng).with_context(|| no_mutation(space))??;
-            let child = space
-                .index_of(&child_arch)
-                .with_context(|| format!("{}: a mutation of index {parent} is not in the space", space.name()))?;
-            if child == parent {
-                bail!("{}: the mutation of index {parent} returned the same network", space.name());
-            }
-            if self.seen.contains(&child) || taken.contains(&child) {
+            let child = self.child(space, cfg)?;
+            if self.seen.contains(&child.index) || taken.contains(&child.index) {
                 self.revisits += 1;
                 misses += 1;
                 continue;
             }
             misses = 0;
-            taken.insert(child);
-            out.push((child, Some(parent)));
+            self.crossovers += usize::from(child.mate.is_some());
+            taken.insert(child.index);
+            out.push(child);
         }
         Ok(out)
+    }
+
+    /// One child: the mutation of a tournament's winner, or (at the
+    /// crossover rate, on a space with a crossover) the mutation of a
+    /// crossover of two winners. Draws the rate's coin only when it is
+    /// positive, so that histories without crossover stay as they were.
+    fn child(&mut self, space: &dyn Space, cfg: &Config) -> Result<Proposal> {
+        let winner = |rng: &mut ChaCha8Rng| -> Result<usize> {
+            let pos = self
+                .population
+                .tournament(cfg.tournament, &self.fitness, rng)
+                .context("evolution: empty population")?;
+            Ok(self.history[pos].index)
+        };
+        let parent = winner(&mut self.rng)?;
+        let mut arch = space.arch(parent)?;
+        let mut mate = None;
+        if cfg.crossover > 0.0 && self.rng.random_bool(cfg.crossover) {
+            let other = winner(&mut self.rng)?;
+            if other != parent {
+                if let Some(crossed) = space.crossover(&arch, &space.arch(other)?, &mut self.rng) {
+                    arch = crossed?;
+                    mate = Some(other);
+                }
+            }
+        }
+        let from = space.index_of(&arch).with_context(|| {
+            format!("{}: the crossover of indices {parent} and {mate:?} is not in the space", space.name())
+        })?;
+        let child_arch = space.mutate(&arch, &mut self.rng).with_context(|| no_mutation(space))??;
+        let child = space
+            .index_of(&child_arch)
+            .with_context(|| format!("{}: a mutation of index {from} is not in the space", space.name()))?;
+        if child == from {
+            bail!("{}: the mutation of index {from} returned the same network", space.name());
+        }
+        Ok(Proposal { index: child, parent: Some(parent), mate })
     }
 
     /// Adds scored networks to the history and the population, then
     /// recomputes every entry's fitness with `fitness` (given the history's
     /// indices in order).
-    pub fn accept(&mut self, scored: &[(usize, Option<usize>)], fitness: &dyn Fn(&[usize]) -> Vec<f64>) -> Result<()> {
-        for (i, parent) in scored {
-            if !self.seen.insert(*i) {
-                bail!("evolution: index {i} scored twice in trial {}", self.trial);
+    pub fn accept(&mut self, scored: &[Proposal], fitness: &dyn Fn(&[usize]) -> Vec<f64>) -> Result<()> {
+        for p in scored {
+            if !self.seen.insert(p.index) {
+                bail!("evolution: index {} scored twice in trial {}", p.index, self.trial);
             }
             self.population.push(self.history.len());
-            self.history.push((*i, *parent));
+            self.history.push(*p);
         }
-        let indices: Vec<usize> = self.history.iter().map(|h| h.0).collect();
+        let indices: Vec<usize> = self.history.iter().map(|h| h.index).collect();
         self.fitness = fitness(&indices);
         Ok(())
     }
@@ -259,10 +329,11 @@ impl Trajectory {
         self.history
             .iter()
             .enumerate()
-            .map(|(order, (index, parent))| Evaluation {
+            .map(|(order, p)| Evaluation {
                 order,
-                index: *index,
-                parent: *parent,
+                index: p.index,
+                parent: p.parent,
+                mate: p.mate,
                 fitness: self.fitness.get(order).copied().unwrap_or(f64::NAN),
             })
             .collect()
@@ -282,6 +353,21 @@ pub fn check_space(space: &dyn Space) -> Result<()> {
         None => bail!("{}", no_mutation(space)),
         Some(r) => r.map(|_| ()),
     }
+}
+
+/// Refuses a crossover rate on a space without a crossover, before
+/// anything runs (rather than silently only mutating).
+pub fn check_crossover(space: &dyn Space, cfg: &Config) -> Result<()> {
+    if cfg.crossover > 0.0 && space.len() > 1 {
+        let (a, b) = (space.arch(0)?, space.arch(1)?);
+        if space.crossover(&a, &b, &mut ChaCha8Rng::seed_from_u64(0)).is_none() {
+            bail!(
+                "space {} has no crossover (its encoding is not a fixed list of genes): leave --crossover at 0",
+                space.name()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `name`'s fitness of `indices` (in that order) from their records.
@@ -441,6 +527,8 @@ pub struct EvoTrial {
     pub revisits: usize,
     /// Children that were random unseen networks.
     pub random_fills: usize,
+    /// Children that are the mutation of a crossover.
+    pub crossovers: usize,
     /// Every network the trial scored, in order.
     pub evaluations: Vec<Evaluation>,
 }
@@ -558,6 +646,7 @@ pub fn run(
     let t0 = std::time::Instant::now();
     let space: &dyn Space = &*s.space;
     check_space(space)?;
+    check_crossover(space, cfg)?;
     let len = space.len();
     let mut notes = Vec::new();
     let budget = networks.min(len);
@@ -578,11 +667,11 @@ pub fn run(
     let mut search_seconds = 0.0;
     let mut scored_now: HashSet<usize> = HashSet::new();
     loop {
-        let mut proposals: Vec<Vec<(usize, Option<usize>)>> = Vec::with_capacity(trajs.len());
+        let mut proposals: Vec<Vec<Proposal>> = Vec::with_capacity(trajs.len());
         for tr in trajs.iter_mut() {
             proposals.push(if tr.done() { Vec::new() } else { tr.propose(space, cfg)? });
         }
-        let all: Vec<usize> = proposals.iter().flatten().map(|p| p.0).collect();
+        let all: Vec<usize> = proposals.iter().flatten().map(|p| p.index).collect();
         if all.is_empty() {
             break;
         }
@@ -628,7 +717,7 @@ pub fn run(
         let mine: Vec<&Trajectory> = trajs.iter().filter(|t| t.proxy == *name).collect();
         let mut pe = ProxyEvolution::default();
         for tr in &mine {
-            let cands: Vec<(usize, f64)> = tr.history.iter().map(|h| h.0).zip(tr.fitness.iter().copied()).collect();
+            let cands: Vec<(usize, f64)> = tr.history.iter().map(|h| h.index).zip(tr.fitness.iter().copied()).collect();
             let Some(b) = best(&cands) else { bail!("trial {}: no network could be scored by {name}", tr.trial) };
             let index = cands[b].0;
             distinct.extend(cands.iter().map(|c| c.0));
@@ -649,6 +738,7 @@ pub fn run(
                 ceiling_gap,
                 revisits: tr.revisits,
                 random_fills: tr.random_fills,
+                crossovers: tr.crossovers,
                 evaluations: tr.evaluations(),
             });
         }
@@ -659,7 +749,7 @@ pub fn run(
             pe.std.insert(d.key().to_string(), sd);
             pe.gap.insert(d.key().to_string(), best_in_space[d.key()] - m);
         }
-        let orders: Vec<Vec<usize>> = mine.iter().map(|t| t.history.iter().map(|h| h.0).collect()).collect();
+        let orders: Vec<Vec<usize>> = mine.iter().map(|t| t.history.iter().map(|h| h.index).collect()).collect();
         pe.curve = curve(s, truth, cache, name, &orders);
         match ceil {
             Ok(c) => {
@@ -760,15 +850,13 @@ impl fmt::Display for EvolutionReport {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         writeln!(
             f,
-            "{} on {} (seed {}): evolution, {} trials x {} networks (population {}, tournament {}, {} children a step), {} distinct scored, {} in this run",
+            "{} on {} (seed {}): evolution, {} trials x {} networks ({}), {} distinct scored, {} in this run",
             self.space,
             self.dataset,
             self.seed,
             self.trials.len(),
             self.networks,
-            self.evolution.population,
-            self.evolution.tournament,
-            self.evolution.children,
+            self.evolution,
             self.networks_scored,
             self.scored_now
         )?;
@@ -831,16 +919,14 @@ impl fmt::Display for Comparison {
         let (r, e) = (&self.random, &self.evolution);
         writeln!(
             f,
-            "{} on {} (seed {}), proxy {}: {} trials x {} networks, random vs evolution (population {}, tournament {}, {} children a step)",
+            "{} on {} (seed {}), proxy {}: {} trials x {} networks, random vs evolution ({})",
             e.space,
             e.dataset,
             e.seed,
             e.proxy,
             e.trials.len(),
             e.networks,
-            e.evolution.population,
-            e.evolution.tournament,
-            e.evolution.children
+            e.evolution
         )?;
         writeln!(f, "{:>15} {:>16} {:>16} {:>11}", "accuracy of", "random", "evolution", "space best")?;
         for k in e.mean.keys() {
@@ -909,26 +995,56 @@ mod tests {
 
     #[test]
     fn a_trial_spends_its_budget_on_distinct_children_of_its_population_and_reproduces() {
-        let cfg = Config { population: 10, tournament: 3, children: 4 };
+        let cfg = Config { population: 10, tournament: 3, children: 4, crossover: 0.0 };
         let t = history(7, &cfg, 57);
         assert_eq!(t.history.len(), 57);
         let mut seen = HashSet::new();
-        assert!(t.history.iter().all(|h| seen.insert(h.0)), "a network was scored twice");
-        assert!(t.history[..10].iter().all(|h| h.1.is_none()));
-        for (k, (i, parent)) in t.history.iter().enumerate().skip(10) {
-            let parent = parent.expect("a child has a parent");
+        assert!(t.history.iter().all(|h| seen.insert(h.index)), "a network was scored twice");
+        assert!(t.history[..10].iter().all(|h| h.parent.is_none()));
+        for (k, h) in t.history.iter().enumerate().skip(10) {
+            let parent = h.parent.expect("a child has a parent");
+            assert_eq!(h.mate, None, "no crossover at rate 0");
             // the parent was scored before, and the child is one mutation from it
-            assert!(t.history[..k].iter().any(|h| h.0 == parent));
-            let (a, b) = (Nb201.arch(*i).unwrap(), Nb201.arch(parent).unwrap());
+            assert!(t.history[..k].iter().any(|e| e.index == parent));
+            let (a, b) = (Nb201.arch(h.index).unwrap(), Nb201.arch(parent).unwrap());
             let diff = a.split('|').zip(b.split('|')).filter(|(x, y)| x != y).count();
             assert_eq!(diff, 1, "{a} vs {b}");
         }
         // the fitness climbs: the best of the last children beats the initial population's
-        let init_best = t.history[..10].iter().map(|h| h.0).max().unwrap();
-        assert!(t.history.iter().map(|h| h.0).max().unwrap() >= init_best);
+        let init_best = t.history[..10].iter().map(|h| h.index).max().unwrap();
+        assert!(t.history.iter().map(|h| h.index).max().unwrap() >= init_best);
         let again = history(7, &cfg, 57);
         assert_eq!(again.history, t.history);
         assert_ne!(history(8, &cfg, 57).history, t.history);
+    }
+
+    #[test]
+    fn crossover_children_mix_two_scored_parents_then_mutate_once() {
+        let cfg = Config { population: 10, tournament: 3, children: 4, crossover: 0.5 };
+        let t = history(7, &cfg, 80);
+        assert_eq!(t.history.len(), 80);
+        let ops = |i: usize| -> Vec<String> {
+            Nb201.arch(i).unwrap().split('|').filter(|s| !s.is_empty() && *s != "+").map(str::to_string).collect()
+        };
+        let mut crossed = 0;
+        for (k, h) in t.history.iter().enumerate().skip(10) {
+            let before: Vec<usize> = t.history[..k].iter().map(|e| e.index).collect();
+            assert!(before.contains(&h.parent.unwrap()));
+            let Some(mate) = h.mate else { continue };
+            crossed += 1;
+            assert!(before.contains(&mate) && mate != h.parent.unwrap());
+            // every edge but (at most) the mutated one comes from a parent
+            let (c, a, b) = (ops(h.index), ops(h.parent.unwrap()), ops(mate));
+            let foreign = (0..6).filter(|e| c[*e] != a[*e] && c[*e] != b[*e]).count();
+            assert!(foreign <= 1, "{c:?} from {a:?} x {b:?}");
+        }
+        assert_eq!(crossed, t.crossovers);
+        assert!((10..=60).contains(&crossed), "{crossed} of 70 children crossed at rate 0.5");
+        assert_eq!(history(7, &cfg, 80).history, t.history);
+        // rate 0 draws no coin: the history is the one without crossover
+        let plain = Config { crossover: 0.0, ..cfg };
+        assert_ne!(history(7, &plain, 80).history, t.history);
+        assert!(Config { crossover: 1.5, ..cfg }.check().unwrap_err().to_string().contains("--crossover is a rate"));
     }
 
     struct NoMutation;
@@ -954,6 +1070,18 @@ mod tests {
     }
 
     #[test]
+    fn a_crossover_rate_on_a_space_without_one_is_refused() {
+        let cfg = Config { crossover: 0.3, ..Config::default() };
+        let e = check_crossover(&crate::spaces::transnas::TransNas { micro: false }, &cfg).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "space transnas-macro has no crossover (its encoding is not a fixed list of genes): leave --crossover at 0"
+        );
+        assert!(check_crossover(&crate::spaces::transnas::TransNas { micro: false }, &Config::default()).is_ok());
+        assert!(check_crossover(&Nb201, &cfg).is_ok());
+    }
+
+    #[test]
     fn a_space_without_a_mutation_is_refused_in_one_line() {
         let e = check_space(&NoMutation).unwrap_err().to_string();
         assert_eq!(e, "space fixed has no mutation: --strategy evolution cannot search it (use --strategy random)");
@@ -963,7 +1091,7 @@ mod tests {
     #[test]
     fn settings_are_checked_and_curve_points_end_at_the_budget() {
         assert!(Config::default().check().is_ok());
-        let e = Config { population: 4, tournament: 5, children: 1 }.check().unwrap_err().to_string();
+        let e = Config { population: 4, tournament: 5, children: 1, crossover: 0.0 }.check().unwrap_err().to_string();
         assert!(e.contains("--tournament must be between 1 and --population (4)"), "{e}");
         assert_eq!(curve_points(5), vec![1, 2, 3, 4, 5]);
         let p = curve_points(1000);

@@ -43,6 +43,44 @@ proptest! {
     }
 }
 
+/// A space's genes, for the spaces with a crossover.
+fn genes(space: &dyn Space, arch: &str) -> Vec<String> {
+    match space.name() {
+        "nb201" => arch.split('|').filter(|g| !g.is_empty() && *g != "+").map(str::to_string).collect(),
+        "nats-sss" => arch.split(':').map(str::to_string).collect(),
+        _ => arch.rsplit_once('-').unwrap().1.chars().map(String::from).collect(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    #[test]
+    fn every_crossover_is_a_network_of_its_space_with_each_gene_from_a_parent(
+        i in 0usize..1_000_000, j in 0usize..1_000_000, seed in any::<u64>()
+    ) {
+        let crossing: [&dyn Space; 3] =
+            [&spaces::nb201::Nb201, &spaces::nats_sss::NatsSss, &spaces::transnas::TransNas { micro: true }];
+        for space in crossing {
+            let (a, b) = (space.arch(i % space.len()).unwrap(), space.arch(j % space.len()).unwrap());
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let child = space.crossover(&a, &b, &mut rng).expect("the space has a crossover").unwrap();
+            let k = space.index_of(&child).unwrap();
+            prop_assert_eq!(space.arch(k).unwrap(), child.clone());
+            let (c, ga, gb) = (genes(space, &child), genes(space, &a), genes(space, &b));
+            prop_assert_eq!(c.len(), ga.len());
+            for g in 0..c.len() {
+                prop_assert!(c[g] == ga[g] || c[g] == gb[g], "{} gene {}: {} from {} x {}", space.name(), g, child, a, b);
+            }
+        }
+        let single: [&dyn Space; 3] =
+            [&spaces::transnas::TransNas { micro: false }, &spaces::nafbee::NAFBEE_VGG19, &spaces::nafbee::NAFBEE_BERT];
+        for space in single {
+            let (a, b) = (space.arch(0).unwrap(), space.arch(1).unwrap());
+            prop_assert!(space.crossover(&a, &b, &mut ChaCha8Rng::seed_from_u64(seed)).is_none(), "{}", space.name());
+        }
+    }
+}
+
 /// NB201 changes exactly one edge; NATS-SSS one layer by one step.
 #[test]
 fn nb201_and_nats_sss_mutations_are_one_step() {
@@ -141,6 +179,30 @@ fn evolution_reproduces_its_history_and_resumes_scoring_nothing_twice() {
     assert_eq!(resumed["trials"], v["trials"]);
     assert_eq!(resumed["scored_now"].as_u64().unwrap() as usize, scored - scored / 2);
     assert_eq!(rows(&a), scored);
+}
+
+#[test]
+fn crossover_children_name_both_parents_and_reproduce() {
+    let d = tmp();
+    let run = |o: &Path| {
+        let mut a: Vec<&str> = EVO.to_vec();
+        a.extend(["--out", o.to_str().unwrap(), "--crossover", "0.5"]);
+        ok_json(&a)
+    };
+    let v = run(&d.path().join("a"));
+    assert_eq!(v["evolution"]["crossover"], 0.5);
+    for t in v["trials"].as_array().unwrap() {
+        let ev = t["evaluations"].as_array().unwrap();
+        let crossed: Vec<&serde_json::Value> = ev.iter().filter(|e| !e["mate"].is_null()).collect();
+        assert_eq!(crossed.len() as u64, t["crossovers"].as_u64().unwrap());
+        assert!(!crossed.is_empty(), "no crossover in {} children at rate 0.5", ev.len() - 10);
+        for e in crossed {
+            let earlier =
+                |k: &serde_json::Value| ev.iter().take_while(|x| x["order"] != e["order"]).any(|x| x["index"] == *k);
+            assert!(earlier(&e["parent"]) && earlier(&e["mate"]) && e["parent"] != e["mate"], "{e}");
+        }
+    }
+    assert_eq!(run(&d.path().join("b"))["trials"], v["trials"]);
 }
 
 #[test]
@@ -265,6 +327,12 @@ fn bad_strategy_options_are_named() {
     assert!(e.contains("unknown strategy 'annealing' (valid: random, evolution"), "{e}");
     let e = fails(&["search", "--population", "5", "--out", o]);
     assert!(e.contains("--population is for --strategy evolution"), "{e}");
+    let e = fails(&["search", "--crossover", "0.5", "--out", o]);
+    assert!(e.contains("--crossover is for --strategy evolution"), "{e}");
+    let e = fails(&["search", "--strategy", "evolution", "--crossover", "2", "--out", o]);
+    assert!(e.contains("--crossover is a rate between 0 and 1, got 2"), "{e}");
+    let e = fails(&["search", "--strategy", "evolution", "--space", "nafbee-vgg19", "--crossover", "0.5", "--out", o]);
+    assert!(e.contains("space nafbee-vgg19 has no crossover"), "{e}");
     let e = fails(&["search", "--strategy", "evolution", "--shard", "0/2", "--out", o]);
     assert!(e.contains("evolution chooses each step's networks from the scores so far"), "{e}");
     let e = fails(&["search", "--strategy", "evolution", "--population", "3", "--tournament", "4", "--out", o]);

@@ -539,8 +539,8 @@ def search(models=None, inputs: Optional[Inputs] = None, accuracy=None, *, mutat
            labels: Optional[torch.Tensor] = None, gammas: Optional["tuple[float, float]"] = None,
            device: Union[str, torch.device, None] = None, name: str = "user",
            stages: Optional[Sequence[str]] = None, progress: bool = True, population: Optional[int] = None,
-           tournament: Optional[int] = None, children: Optional[int] = None, space: Optional[str] = None,
-           batch: int = 3, dataset: Optional[str] = None, jobs: int = 0, channels_last: bool = False):
+           tournament: Optional[int] = None, children: Optional[int] = None,
+           crossover: Optional[float] = None, space: Optional[str] = None, batch: int = 3, dataset: Optional[str] = None, jobs: int = 0, channels_last: bool = False):
     """Searches a design space with proxies as the only guide (no training),
     as the CLI's ``search``; returns a ``pandas.DataFrame`` with one row per
     trial per strategy (and per proxy): ``strategy``, ``proxy``, ``trial``,
@@ -575,6 +575,10 @@ def search(models=None, inputs: Optional[Inputs] = None, accuracy=None, *, mutat
         progress: show a progress bar on stderr.
         population, tournament, children: the evolution's settings (the
             CLI's defaults 10, 5, 8).
+        crossover: the share of children that are the mutation of a
+            crossover of two tournaments' winners (the CLI's
+            ``--crossover``, default 0); built-in spaces with a crossover
+            only (nb201, nats-sss, transnas-micro).
         space, batch, dataset, jobs: a built-in space, its images a batch,
             its dataset and the worker threads (0: every core).
 
@@ -599,7 +603,8 @@ def search(models=None, inputs: Optional[Inputs] = None, accuracy=None, *, mutat
     def plan(networks: int) -> "dict[str, Any]":
         """The engine's search plan (the CLI's --strategy, --trials, --networks, ...)."""
         return {"strategy": spec_strategy, "trials": int(trials), "networks": int(networks),
-                "population": population, "tournament": tournament, "children": children, "quiet": False}
+                "population": population, "tournament": tournament, "children": children,
+                "crossover": None if crossover is None else float(crossover), "quiet": False}
 
     if space is not None:
         if models is not None or mutate is not None or accuracy is not None:
@@ -612,6 +617,9 @@ def search(models=None, inputs: Optional[Inputs] = None, accuracy=None, *, mutat
             int(jobs or os.cpu_count() or 1), str(out), plan(networks), channels_last=bool(channels_last)))
     if models is None or inputs is None:
         raise TypeError("search: give (build, archs) and inputs, or space=NAME")
+    if crossover:
+        raise ValueError("search: crossover= is for built-in spaces with a crossover (nb201, nats-sss, "
+                         "transnas-micro); a user space only mutates")
     us = _UserSpace(models, _device(device), stages, bar)
     if evolution and mutate is None:
         raise ValueError("strategy evolution needs mutate=: a function mutate(arch, rng) returning a neighbour "

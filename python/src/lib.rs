@@ -478,7 +478,14 @@ fn builtin_run(
     let truth = opened.truth()?;
     let ds = dataset_named(dataset, &*opened.space)?;
     let src = Source::for_run(ds, &no_input_options())?;
-    let s = Setting::new(opened.space.clone(), ds, seed, selection(proxies, gamma_k, gamma_q, channels_last)?, &src, batch)?;
+    let s = Setting::new(
+        opened.space.clone(),
+        ds,
+        seed,
+        selection(proxies, gamma_k, gamma_q, channels_last)?,
+        &src,
+        batch,
+    )?;
     Ok((s, truth))
 }
 
@@ -646,6 +653,7 @@ struct Plan {
     population: Option<usize>,
     tournament: Option<usize>,
     children: Option<usize>,
+    crossover: Option<f64>,
     quiet: bool,
 }
 
@@ -657,6 +665,7 @@ impl Plan {
             population: self.population.unwrap_or(d.population),
             tournament: self.tournament.unwrap_or(d.tournament),
             children: self.children.unwrap_or(d.children),
+            crossover: self.crossover.unwrap_or(d.crossover),
         }
     }
 }

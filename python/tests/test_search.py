@@ -100,6 +100,8 @@ def test_bad_arguments_are_one_line():
         rbflex.search((build, ARCHS), x4(), networks=25)
     with pytest.raises(ValueError, match=r"^accuracy: no value for 23 of the 24 archs, e\.g\. 'd1-w8-k1-gelu'"):
         rbflex.search((build, ARCHS), x4(), {ARCHS[0]: 1.0})
+    with pytest.raises(ValueError, match=r"^search: crossover= is for built-in spaces with a crossover"):
+        rbflex.search((build, ARCHS), x4(), mutate=mutate, strategy="evolution", crossover=0.5)
 
 
 def cli_search(tmp_path, *args: str) -> dict:
@@ -118,15 +120,17 @@ def test_nb201_as_a_user_space_picks_as_the_clis_random_search(tmp_path):
 
 
 def test_a_builtin_space_is_searched_as_the_cli(tmp_path):
-    evo = ["--networks", "5", "--trials", "1", "--strategy", "evolution", "--population", "3", "--tournament",
-           "2", "--children", "2"]
+    evo = ["--networks", "9", "--trials", "1", "--strategy", "evolution", "--population", "3", "--tournament",
+           "2", "--children", "2", "--crossover", "1"]
     want = cli_search(tmp_path, *evo)
-    df = rbflex.search(space="nb201", strategy="evolution", networks=5, trials=1, population=3, tournament=2,
-                       children=2, jobs=1, out=str(tmp_path / "py"), progress=False)
+    df = rbflex.search(space="nb201", strategy="evolution", networks=9, trials=1, population=3, tournament=2,
+                       children=2, crossover=1.0, jobs=1, out=str(tmp_path / "py"), progress=False)
     assert list(df["index"]) == [t["index"] for t in want["trials"]]
     assert list(df["score"]) == [t["score"] for t in want["trials"]]
     assert list(df["accuracy"]) == [t["accuracy"]["cifar10"] for t in want["trials"]]
     assert df.attrs["report"]["trials"][0]["evaluations"] == want["trials"][0]["evaluations"]
+    assert df.attrs["report"]["evolution"]["crossover"] == 1.0
+    assert any(e["mate"] is not None for e in want["trials"][0]["evaluations"]), "no child was crossed at rate 1"
 
 
 STOPPED = """

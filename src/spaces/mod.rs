@@ -44,6 +44,12 @@ pub trait Space: Send + Sync {
     fn mutate(&self, _arch: &str, _rng: &mut dyn rand::RngCore) -> Option<Result<String>> {
         None
     }
+    /// A network of the space that mixes the genes of `a` and `b`
+    /// (`search --crossover`), drawn from `rng` alone; `None`: this space's
+    /// encoding has no crossover (the evolution then only mutates).
+    fn crossover(&self, _a: &str, _b: &str, _rng: &mut dyn rand::RngCore) -> Option<Result<String>> {
+        None
+    }
 }
 
 /// Builds `arch` right after `tch::manual_seed(seed)`, as the reference does

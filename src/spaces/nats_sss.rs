@@ -69,6 +69,9 @@ impl Space for NatsSss {
     fn mutate(&self, arch: &str, rng: &mut dyn rand::RngCore) -> Option<Result<String>> {
         Some(super::mutation::nats_sss::mutate(arch, rng))
     }
+    fn crossover(&self, a: &str, b: &str, rng: &mut dyn rand::RngCore) -> Option<Result<String>> {
+        Some(super::mutation::nats_sss::crossover(a, b, rng))
+    }
 }
 
 #[cfg(test)]

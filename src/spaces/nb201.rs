@@ -146,6 +146,9 @@ impl Space for Nb201 {
     fn mutate(&self, arch: &str, rng: &mut dyn rand::RngCore) -> Option<Result<String>> {
         Some(super::mutation::nb201::mutate(arch, rng))
     }
+    fn crossover(&self, a: &str, b: &str, rng: &mut dyn rand::RngCore) -> Option<Result<String>> {
+        Some(super::mutation::nb201::crossover(a, b, rng))
+    }
 }
 
 #[cfg(test)]

@@ -168,6 +168,9 @@ impl Space for TransNas {
         use super::mutation::transnas::{mutate_macro, mutate_micro};
         Some(if self.micro { mutate_micro(arch, rng) } else { mutate_macro(arch, rng) })
     }
+    fn crossover(&self, a: &str, b: &str, rng: &mut dyn rand::RngCore) -> Option<Result<String>> {
+        self.micro.then(|| super::mutation::transnas::crossover_micro(a, b, rng))
+    }
     /// Measured at 512x512 (peak RSS minus the process's base, batch 3):
     /// 2.7-7.1 times the largest feature map of the batch, for the three
     /// sizes of largest map in the macro space; 7 times is the estimate.

@@ -3,6 +3,8 @@
 //! of the layout: a block's code changed (1 plain, 2 downsampling, 3 channels
 //! doubled, 4 both), a block inserted or one removed; of those neighbours,
 //! only the codes in the table (3,255 of the layouts) are drawn from.
+//! Crossover (micro only: a macro layout's length varies): each of the
+//! cell's operations from one parent or the other.
 
 use crate::spaces::transnas::{parse, TransNas};
 use crate::spaces::Space;
@@ -21,6 +23,20 @@ pub fn mutate_micro(arch: &str, rng: &mut dyn RngCore) -> Result<String> {
     ops[at] = others[rng.random_range(0..others.len())];
     let code = format!("{head}-{}", String::from_utf8_lossy(&ops));
     space.index_of(&code).with_context(|| format!("micro mutation of '{arch}'"))?;
+    Ok(code)
+}
+
+/// A micro cell whose operations each come from `a` or `b` (uniform
+/// crossover; the result must be in the table).
+pub fn crossover_micro(a: &str, b: &str, rng: &mut dyn RngCore) -> Result<String> {
+    let space = TransNas { micro: true };
+    space.index_of(a)?;
+    space.index_of(b)?;
+    let (head, ca) = a.trim().rsplit_once('-').context("a micro code has a cell")?;
+    let (_, cb) = b.trim().rsplit_once('-').context("a micro code has a cell")?;
+    let ops = super::uniform(ca.as_bytes(), cb.as_bytes(), rng);
+    let code = format!("{head}-{}", String::from_utf8_lossy(&ops));
+    space.index_of(&code).with_context(|| format!("micro crossover of '{a}' and '{b}'"))?;
     Ok(code)
 }
 
