@@ -240,6 +240,18 @@ fn jacobian_proxies_share_one_pass_and_agree_with_separate_runs() {
 }
 
 #[test]
+fn az_values_of_an_nb201_network_are_pinned() {
+    // the values rbflex gave before AZ-NAS' random output gradients were
+    // drawn by the Rust replay of libtorch's generator (nets::seed::signs_like):
+    // the same bits
+    let v = ok_json(&["score", "--index", "4404", "--proxy", "az", "--json"]);
+    assert_eq!(num(&v["az_expressivity"]), 58.91366174924728, "{v}");
+    assert_eq!(num(&v["az_progressivity"]), -0.020051220650484147, "{v}");
+    assert_eq!(num(&v["az_trainability"]), -0.05073986885118573, "{v}");
+    assert_eq!(num(&v["az_complexity"]), 157205120.0, "{v}");
+}
+
+#[test]
 fn naswot_from_the_az_pass_and_snip_from_grasp_equal_their_own_passes() {
     // AZ-NAS' pass also sums NASWOT's kernel, GraSP's first gradient is
     // SNIP's: the shared values are the separate runs' bit for bit

@@ -105,7 +105,7 @@ pub fn eigen_entropy(f: &Tensor) -> Result<f64> {
 fn stage_trainability(f_in: &Tensor, f_out: &Tensor, g_out: &Tensor) -> Result<f64> {
     let grads = super::backward(&[(f_out * g_out).sum(Kind::Float)], std::slice::from_ref(f_in), false)?;
     let Some(g_in) = grads.into_iter().next().flatten() else { return Ok(f64::NEG_INFINITY) };
-    if g_in.size() == g_out.size() && bool::try_from(g_in.eq_tensor(g_out).all()).unwrap_or(false) {
+    if g_in.size() == g_out.size() && g_in.equal(g_out) {
         return Ok(f64::NEG_INFINITY);
     }
     let (so, si) = (g_out.size(), g_in.size());
@@ -150,11 +150,7 @@ pub fn az_values(p: &Probe) -> Result<[f64; 4]> {
         );
     let mut t = Vec::new();
     for i in (1..f.len()).rev() {
-        let g_out = crate::nets::seeded(p.seed ^ (0x7a00_0000_0000 + i as i64), || {
-            let mut u = f[i].detach().empty_like();
-            let _ = u.bernoulli_float_(0.5);
-            (u - 0.5) * 2.0
-        });
+        let g_out = crate::nets::seed::signs_like(p.seed ^ (0x7a00_0000_0000 + i as i64), &f[i]);
         t.push(stage_trainability(&f[i - 1], &f[i], &g_out)?);
     }
     let trainability = super::nan_as_lowest(t.iter().sum::<f64>() / t.len().max(1) as f64);
