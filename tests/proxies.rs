@@ -277,6 +277,20 @@ fn fisher_values_of_the_relu_version_are_refused_not_mixed() {
 }
 
 #[test]
+fn zen_values_drawn_with_the_input_as_perturbation_are_refused_not_mixed() {
+    let d = tempfile::tempdir().unwrap();
+    let o = d.path().to_str().unwrap();
+    ok_json(&["correlate", "--sample", "2", "--proxy", "zen", "--out", o, "--json"]);
+    // the run.json zen wrote while its perturbation equalled its input
+    let path = d.path().join("run.json");
+    let mut run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    run["proxies"]["zen"] = serde_json::json!({ "batch": 64 });
+    std::fs::write(&path, run.to_string()).unwrap();
+    let e = fails(&["correlate", "--sample", "2", "--proxy", "zen", "--out", o]);
+    assert!(e.contains(r#"proxy zen was {"batch":64} (now {"batch":64,"perturbation":"independent"})"#), "{e}");
+}
+
+#[test]
 fn a_budget_smaller_than_one_network_says_the_workers_take_turns() {
     let d = tempfile::tempdir().unwrap();
     let o = d.path().to_str().unwrap();

@@ -92,15 +92,26 @@ impl Probe<'_> {
 impl Probe<'_> {
     /// Standard-normal noise of `shape`, the same for every call on this
     /// network (drawn from torch's generator seeded by the network's seed).
+    ///
+    /// The salts XORed into the high bits here and in some proxies (noise,
+    /// labels, NEAR's windows, SWAP's re-draws, AZ-NAS' stages) do not part
+    /// their streams from the network's seed: libtorch keeps a seed's low 32
+    /// bits (see [`crate::nets::seed::salted`]). Those draws are kept as they
+    /// are so that published values stay reproducible; a stream that must
+    /// differ from another one uses `salted`.
     pub fn noise(&self, shape: &[i64]) -> Tensor {
         crate::nets::seeded(self.seed ^ 0x5eed_0000_0000, || Tensor::randn(shape, (Kind::Float, Device::Cpu)))
             .to_device(self.x.device())
     }
 
-    /// A second, independent noise tensor of `shape`, fixed per network.
+    /// A second noise tensor of `shape`, independent of [`Probe::noise`],
+    /// fixed per network. (Until 2026-12-06 it was seeded `seed ^ 0x2eed << 32`,
+    /// which libtorch reads as `seed`: it equalled `noise`.)
     pub fn noise2(&self, shape: &[i64]) -> Tensor {
-        crate::nets::seeded(self.seed ^ 0x2eed_0000_0000, || Tensor::randn(shape, (Kind::Float, Device::Cpu)))
-            .to_device(self.x.device())
+        crate::nets::seeded(crate::nets::seed::salted(self.seed, 0x2eed), || {
+            Tensor::randn(shape, (Kind::Float, Device::Cpu))
+        })
+        .to_device(self.x.device())
     }
 
     /// Random labels in `0..classes` for `n` inputs, fixed per network.
@@ -505,6 +516,21 @@ fn members_of(agg: &Aggregate, per: &[(&'static str, Vec<f64>)]) -> Vec<(&'stati
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_networks_two_noise_draws_differ_and_repeat() {
+        // zen runs x and x + 0.01 e: with e equal to x (as before 2026-12-06)
+        // its perturbation was a rescaling that BatchNorm takes out
+        let build = |_: crate::nets::Init| -> Result<Box<dyn crate::nets::Net>> { anyhow::bail!("not built") };
+        let x = Tensor::zeros([2, 3, 4, 4], (Kind::Float, Device::Cpu));
+        let shared = std::cell::RefCell::new(std::collections::BTreeMap::new());
+        let p = test_nets::probe(&build, &x, None, &shared);
+        let shape = [2i64, 3, 4, 4];
+        let (a, e) = (p.noise(&shape), p.noise2(&shape));
+        assert!(a.equal(&p.noise(&shape)) && e.equal(&p.noise2(&shape)));
+        let r = (&e / &a).std(true).double_value(&[]);
+        assert!(r > 0.1, "noise2 is noise times a constant (spread of the ratio {r})");
+    }
 
     #[test]
     fn rank_sum_is_azs_log_rank_rule() {

@@ -48,6 +48,12 @@ impl Proxy for Zen {
     fn name(&self) -> &'static str {
         "zen"
     }
+    /// Folders scored before the perturbation was drawn independently of
+    /// the input (it equalled it until 2026-12-06) lack `perturbation` and are
+    /// refused instead of mixed.
+    fn settings(&self) -> serde_json::Value {
+        serde_json::json!({ "perturbation": "independent" })
+    }
     fn needs(&self) -> Needs {
         Needs { batch: Some(64), labels: false, classifier: true }
     }
