@@ -262,31 +262,31 @@ fn naswot_from_the_az_pass_and_snip_from_grasp_equal_their_own_passes() {
     assert_eq!(num(&both["snip"]), num(&alone["snip"]));
 }
 
-#[test]
-fn fisher_values_of_the_relu_version_are_refused_not_mixed() {
+/// Scores two networks with `proxy`, rewrites its `run.json` settings to
+/// those an earlier version wrote (`{"batch": 64}`), and returns the error a
+/// rerun gives.
+fn rerun_over_older_settings(proxy: &str) -> String {
     let d = tempfile::tempdir().unwrap();
     let o = d.path().to_str().unwrap();
-    ok_json(&["correlate", "--sample", "2", "--proxy", "fisher", "--out", o, "--json"]);
-    // the run.json the earlier fisher (ReLU outputs) wrote: no `outputs`
+    ok_json(&["correlate", "--sample", "2", "--proxy", proxy, "--out", o, "--json"]);
     let path = d.path().join("run.json");
     let mut run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    run["proxies"]["fisher"] = serde_json::json!({ "batch": 64 });
+    run["proxies"][proxy] = serde_json::json!({ "batch": 64 });
     std::fs::write(&path, run.to_string()).unwrap();
-    let e = fails(&["correlate", "--sample", "2", "--proxy", "fisher", "--out", o]);
+    fails(&["correlate", "--sample", "2", "--proxy", proxy, "--out", o])
+}
+
+#[test]
+fn fisher_values_of_the_relu_version_are_refused_not_mixed() {
+    // the earlier fisher (ReLU outputs) wrote no `outputs`
+    let e = rerun_over_older_settings("fisher");
     assert!(e.contains(r#"proxy fisher was {"batch":64} (now {"batch":64,"outputs":"conv-linear"})"#), "{e}");
 }
 
 #[test]
 fn zen_values_drawn_with_the_input_as_perturbation_are_refused_not_mixed() {
-    let d = tempfile::tempdir().unwrap();
-    let o = d.path().to_str().unwrap();
-    ok_json(&["correlate", "--sample", "2", "--proxy", "zen", "--out", o, "--json"]);
-    // the run.json zen wrote while its perturbation equalled its input
-    let path = d.path().join("run.json");
-    let mut run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    run["proxies"]["zen"] = serde_json::json!({ "batch": 64 });
-    std::fs::write(&path, run.to_string()).unwrap();
-    let e = fails(&["correlate", "--sample", "2", "--proxy", "zen", "--out", o]);
+    // zen wrote no `perturbation` while its perturbation equalled its input
+    let e = rerun_over_older_settings("zen");
     assert!(e.contains(r#"proxy zen was {"batch":64} (now {"batch":64,"perturbation":"independent"})"#), "{e}");
 }
 
