@@ -252,6 +252,23 @@ fn az_values_of_an_nb201_network_are_pinned() {
 }
 
 #[test]
+fn gradients_through_skipped_zero_edges_are_the_references_bits() {
+    // index 127 `|none~0|+|none~0|avg_pool_3x3~1|+|nor_conv_1x1~0|...`: a node
+    // of zeros and a `none` first into node 2. The values rbflex gave when
+    // every `none` edge ran `x * 0` and the sum started with `out + 0`, as
+    // xautodl's; the cells now skip those edges and alias the first output
+    let v = ok_json(&["score", "--index", "127", "--proxy", "snip,grad_norm,grasp,zico,fisher,az", "--json"]);
+    assert_eq!(num(&v["snip"]), 51.31332895016361, "{v}");
+    assert_eq!(num(&v["grad_norm"]), 3.651498498694218, "{v}");
+    assert_eq!(num(&v["grasp"]), 2.2658056846609043, "{v}");
+    assert_eq!(num(&v["zico"]), 214.22677323132925, "{v}");
+    assert_eq!(num(&v["fisher"]), 0.04597103966103345, "{v}");
+    assert_eq!(num(&v["az_expressivity"]), 50.80806363038473, "{v}");
+    assert_eq!(num(&v["az_progressivity"]), -0.3354460016436063, "{v}");
+    assert_eq!(num(&v["az_trainability"]), -0.28146034776129003, "{v}");
+}
+
+#[test]
 fn naswot_from_the_az_pass_and_snip_from_grasp_equal_their_own_passes() {
     // AZ-NAS' pass also sums NASWOT's kernel, GraSP's first gradient is
     // SNIP's: the shared values are the separate runs' bit for bit
