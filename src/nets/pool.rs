@@ -1,18 +1,29 @@
-//! 2-D average and max pooling that run libtorch's channels-last CPU kernels.
+//! 2-D average and max pooling, faster than libtorch's NCHW CPU kernels and
+//! with their bits.
 //!
-//! libtorch's CPU pooling of an NCHW tensor walks one plane at a time with
-//! scalar code; its channels-last kernels take the same window sums (and the
-//! same first maximum) in the same order, vectorised over channels, so the
-//! values and gradients are the same bits (tested below) at a fraction of
-//! the time, the two layout copies included. Measured on this project's
-//! 2-core CPU, one thread, forward, 64 x 16 x 32 x 32 (NB201's first stage at
-//! the gradient proxies' batch): 3x3 average pooling without the padding
-//! counted 24.5 ms NCHW against 9.6 ms through channels-last; 3x3 max pooling
-//! 39.2 ms against 7.5 ms. The backward passes gain alike. On other devices
-//! the input's own layout is kept.
+//! libtorch's CPU pooling of an NCHW tensor walks one window at a time with
+//! scalar code. Stride-1 average pooling of float32 NCHW tensors (NB201's and
+//! DARTS' `avg_pool_3x3`) runs `csrc/avg_pool.cpp` instead, a custom autograd
+//! function whose loops, vectorised across a row's pixels, add the same
+//! operands in the same order as libtorch's NCHW kernels, forward and
+//! backward (written by hand: libtorch has no vectorised NCHW average
+//! pooling, and tch cannot define an autograd node). Every other pooling goes
+//! through libtorch's channels-last kernels, which take the same window sums
+//! (and the same first maximum) in the same order, vectorised over channels.
+//! Values and gradients are the same bits either way (tested below).
+//!
+//! Measured on this project's 2-core CPU, one thread, 64 x 16 x 32 x 32
+//! (NB201's first stage at the gradient proxies' batch), 3x3 average pooling
+//! without the padding counted, the three side by side in one run: forward
+//! 12.5 ms on libtorch's NCHW kernel, 3.5 ms through channels-last (the two
+//! layout copies included), 1.3 ms in `csrc`; forward and backward with a
+//! weighted sum as the loss 25.5, 10.5 and 3.8 ms. 3x3 max pooling forward:
+//! 39.2 ms NCHW against 7.5 ms through channels-last. On other devices the
+//! input's own layout is kept.
 
 use super::layout::{channels_last, is_channels_last};
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
+use torch_sys::C_tensor;
 
 /// `pool(x)` through the channels-last kernel on the CPU, in `x`'s layout.
 fn pooled(x: &Tensor, pool: impl Fn(&Tensor) -> Tensor) -> Tensor {
@@ -40,7 +51,40 @@ fn identity_view(x: &Tensor) -> Tensor {
 /// `count_padding`: whether padded zeros count in the divisor (PyTorch's
 /// `count_include_pad`). The output has `x`'s layout.
 pub fn avg(x: &Tensor, k: i64, stride: i64, padding: i64, count_padding: bool) -> Tensor {
+    let s = x.size();
+    let own = x.device() == Device::Cpu
+        && x.kind() == Kind::Float
+        && s.len() == 4
+        && x.is_contiguous()
+        && stride == 1
+        && k >= 1
+        && (0..=k / 2).contains(&padding)
+        && s[2] + 2 * padding >= k
+        && s[3] + 2 * padding >= k;
+    if own {
+        return avg_stride_1(x, k, padding, count_padding);
+    }
     pooled(x, |t| t.avg_pool2d([k, k], [stride, stride], [padding, padding], false, count_padding, None::<i64>))
+}
+
+extern "C" {
+    fn rbflex_avg_pool_s1(x: *const C_tensor, k: i64, p: i64, count_padding: i32) -> *mut C_tensor;
+    fn rbflex_last_error() -> *const std::os::raw::c_char;
+}
+
+/// `csrc/avg_pool.cpp` on a float32 NCHW CPU tensor (checked by [`avg`]).
+fn avg_stride_1(x: &Tensor, k: i64, padding: i64, count_padding: bool) -> Tensor {
+    // SAFETY: `x` is a live tensor; a non-null result is a new `at::Tensor`
+    // that the returned `Tensor` owns, as tch's own calls hand them over
+    let out = unsafe { rbflex_avg_pool_s1(x.as_ptr(), k, padding, i32::from(count_padding)) };
+    if out.is_null() {
+        // SAFETY: the message of this thread's failed call, NUL-terminated
+        let why = unsafe { std::ffi::CStr::from_ptr(rbflex_last_error()) };
+        // as tch's panicking ops do with libtorch's errors
+        panic!("average pooling of {:?}: {}", x.size(), why.to_string_lossy());
+    }
+    // SAFETY: see above
+    unsafe { Tensor::from_ptr(out) }
 }
 
 /// `k` x `k` max pooling of `x` with `stride` and `padding` (no dilation,
@@ -52,7 +96,6 @@ pub fn max(x: &Tensor, k: i64, stride: i64, padding: i64) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Kind;
 
     /// Values and input gradients of `ours` and `theirs` on `x`: the same bits.
     fn same_bits(x: &Tensor, ours: impl Fn(&Tensor) -> Tensor, theirs: impl Fn(&Tensor) -> Tensor) {
@@ -78,15 +121,57 @@ mod tests {
         for shape in [[4i64, 16, 32, 32], [1, 16, 32, 32], [2, 48, 7, 9]] {
             let x = Tensor::randn(shape, (Kind::Float, Device::Cpu)).relu();
             for (k, s, p, count) in [(3, 1, 1, false), (3, 1, 1, true), (2, 2, 0, true), (3, 2, 1, false)] {
-                same_bits(
-                    &x,
-                    |t| avg(t, k, s, p, count),
-                    |t| t.avg_pool2d([k, k], [s, s], [p, p], false, count, None::<i64>),
-                );
+                let theirs = |t: &Tensor| t.avg_pool2d([k, k], [s, s], [p, p], false, count, None::<i64>);
+                same_bits(&x, |t| avg(t, k, s, p, count), theirs);
+                same_bits(&x, |t| pooled(t, theirs), theirs);
             }
             for (k, s, p) in [(3, 1, 1), (3, 2, 1), (2, 2, 0)] {
                 same_bits(&x, |t| max(t, k, s, p), |t| t.max_pool2d([k, k], [s, s], [p, p], [1, 1], false));
             }
+        }
+    }
+
+    #[test]
+    fn stride_one_average_pooling_gives_the_nchw_kernels_bits() {
+        tch::manual_seed(4);
+        let shapes = [[3i64, 5, 32, 32], [2, 4, 16, 16], [2, 3, 8, 8], [1, 2, 7, 9], [2, 2, 1, 5], [1, 1, 3, 1]];
+        for shape in shapes {
+            let x = Tensor::randn(shape, (Kind::Float, Device::Cpu));
+            for (k, p) in [(3, 1), (3, 0), (1, 0), (2, 1), (2, 0), (5, 2), (5, 1), (4, 2)] {
+                if shape[2] + 2 * p < k || shape[3] + 2 * p < k {
+                    continue;
+                }
+                for count in [false, true] {
+                    let theirs = |t: &Tensor| t.avg_pool2d([k, k], [1, 1], [p, p], false, count, None::<i64>);
+                    same_bits(&x, |t| avg_stride_1(t, k, p, count), theirs);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn stride_one_average_pooling_differentiates_twice_as_libtorch() {
+        // GraSP differentiates the gradient again: the pooling's backward is then
+        // libtorch's own, and the second gradient is the same bits
+        tch::manual_seed(5);
+        let x = Tensor::randn([2, 3, 9, 8], (Kind::Float, Device::Cpu));
+        let w = Tensor::randn([2, 3, 9, 8], (Kind::Float, Device::Cpu));
+        let v = Tensor::randn([2, 3, 9, 8], (Kind::Float, Device::Cpu));
+        let run = |f: &dyn Fn(&Tensor) -> Tensor| {
+            let xi = x.detach().copy().set_requires_grad(true);
+            // a loss whose gradient depends on x: sum(w * pool(x)^2)
+            let y = f(&xi);
+            let loss = (&w * &y * &y).sum(Kind::Float);
+            let g = Tensor::run_backward(&[loss], &[&xi], true, true);
+            let gv = (&g[0] * &v).sum(Kind::Float);
+            let h = Tensor::run_backward(&[gv], &[&xi], false, false);
+            (g[0].detach(), h[0].shallow_clone())
+        };
+        for count in [false, true] {
+            let (ga, ha) = run(&|t| avg_stride_1(t, 3, 1, count));
+            let (gb, hb) = run(&|t| t.avg_pool2d([3, 3], [1, 1], [1, 1], false, count, None::<i64>));
+            assert!(ga.equal(&gb), "first gradients differ");
+            assert!(ha.equal(&hb), "second gradients differ: {}", (&ha - &hb).abs().max().double_value(&[]));
         }
     }
 }
