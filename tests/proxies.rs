@@ -279,6 +279,20 @@ fn naswot_from_the_az_pass_and_snip_from_grasp_equal_their_own_passes() {
     assert_eq!(num(&both["snip"]), num(&alone["snip"]));
 }
 
+#[test]
+fn plain_from_the_fisher_pass_equals_its_own_pass() {
+    // fisher's backward also gives plain's weight gradients (the same init,
+    // batch, labels and BatchNorm): the shared value is the separate run's
+    for index in ["777", "127"] {
+        let both = ok_json(&["score", "--index", index, "--proxy", "fisher,plain", "--json"]);
+        let plain = ok_json(&["score", "--index", index, "--proxy", "plain", "--json"]);
+        let fisher = ok_json(&["score", "--index", index, "--proxy", "fisher", "--json"]);
+        assert!(num(&both["plain"]) != 0.0 && num(&both["fisher"]) > 0.0, "{both}");
+        assert_eq!(num(&both["plain"]), num(&plain["plain"]));
+        assert_eq!(num(&both["fisher"]), num(&fisher["fisher"]));
+    }
+}
+
 /// Scores two networks with `proxy`, rewrites its `run.json` settings to
 /// those an earlier version wrote (`{"batch": 64}`), and returns the error a
 /// rerun gives.

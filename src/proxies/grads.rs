@@ -185,6 +185,8 @@ impl Proxy for GradNorm {
     }
 }
 
+const PLAIN: &str = "plain";
+
 /// zero-cost-nas' `plain`: sum of w * dL/dw (signed).
 #[derive(Debug, Clone, Copy)]
 pub struct Plain;
@@ -194,12 +196,15 @@ impl Proxy for Plain {
         2300
     }
     fn name(&self) -> &'static str {
-        "plain"
+        PLAIN
     }
     fn needs(&self) -> Needs {
         LABELLED
     }
     fn score(&self, p: &Probe) -> Result<Measure> {
+        if let Some(v) = p.yielded(PLAIN) {
+            return Ok(Measure::value(v));
+        }
         let (ws, g) = ce_weight_grads(p, Init::Default)?;
         Ok(Measure::value(nan_as_lowest(product_sum(&ws, &g, false))))
     }
@@ -229,16 +234,27 @@ impl Proxy for Fisher {
     fn needs(&self) -> Needs {
         LABELLED
     }
+    fn also_yields(&self) -> &'static [&'static str] {
+        &[PLAIN]
+    }
     fn score(&self, p: &Probe) -> Result<Measure> {
         let net = (p.build)(Init::Default)?;
         net.params().set_requires_grad(true);
         let (logits, outs) = layer_outputs::collect(|| net.forward(p.x, BnStats::Batch, &mut NoProbe));
         let logits = logits?;
         let loss = logits.cross_entropy_for_logits(p.labels()?);
-        let acts: Vec<Tensor> = outs.iter().map(|(a, _)| a.shallow_clone()).collect();
-        let g = grads(&loss, &acts, false)?;
+        let mut wanted: Vec<Tensor> = outs.iter().map(|(a, _)| a.shallow_clone()).collect();
+        // plain's protocol is this pass's (init, batch, labels, BatchNorm): the
+        // same backward also gives its weight gradients, the same bits
+        let ws = if p.is_pending(PLAIN) { net.params().layer_weights() } else { Vec::new() };
+        wanted.extend(ws.iter().map(Tensor::shallow_clone));
+        let g = grads(&loss, &wanted, false)?;
+        let (g_acts, g_ws) = g.split_at(outs.len());
+        if !ws.is_empty() {
+            p.yield_value(PLAIN, nan_as_lowest(product_sum(&ws, g_ws, false)));
+        }
         let mut v = 0.0;
-        for ((a, per_channel), g) in outs.iter().zip(&g) {
+        for ((a, per_channel), g) in outs.iter().zip(g_acts) {
             v += fisher_of_layer(&a.detach(), g) * *per_channel as f64;
         }
         Ok(Measure::value(nan_as_lowest(v)))
