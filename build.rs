@@ -2,19 +2,25 @@
 //! `scripts/env.sh`) so the binary runs without LD_LIBRARY_PATH, and compiles
 //! `csrc/` (a custom autograd function, see `src/nets/pool.rs`) against the
 //! libtorch that torch-sys links: its headers sit beside its `lib` folder, in
-//! the PyPI wheel as in a libtorch archive.
+//! the PyPI wheel as in a libtorch archive (or under `LIBTORCH_INCLUDE`, as
+//! torch-sys reads it).
 use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_INCLUDE");
     println!("cargo:rerun-if-changed=csrc/avg_pool.cpp");
     if let Ok(dir) = std::env::var("LIBTORCH") {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}/lib");
     }
     // torch-sys' `cargo:libtorch_lib` (its manifest has `links = "tch"`)
     let lib = PathBuf::from(std::env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys gives its libtorch lib folder"));
-    let root = lib.parent().expect("libtorch's lib folder has a parent").to_path_buf();
+    // torch-sys' own override for headers kept apart from the libraries
+    let root = match std::env::var("LIBTORCH_INCLUDE") {
+        Ok(dir) => PathBuf::from(dir),
+        Err(_) => lib.parent().expect("libtorch's lib folder has a parent").to_path_buf(),
+    };
     // torch 2.13's wheels and archives use the C++11 ABI, as torch-sys assumes
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
     cc::Build::new()
