@@ -109,8 +109,12 @@ def test_correlate_over_a_user_space(tmp_path):
         rbflex.correlate((build, ARCHS), x8(), csv, seed=3, progress=False)
 
 
+# Python installs its Ctrl-C handler only where SIGINT is not ignored, and a
+# shell ignores it in what it starts in the background (`make test &`): the
+# scripts below set the handler a terminal's Python has.
 INTERRUPTED = textwrap.dedent("""
     import os, signal, sys
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, {here!r})
     import rbflex
     from test_score_many import ARCHS, build, x8

@@ -133,8 +133,11 @@ def test_a_builtin_space_is_searched_as_the_cli(tmp_path):
     assert any(e["mate"] is not None for e in want["trials"][0]["evaluations"]), "no child was crossed at rate 1"
 
 
+# with Python's Ctrl-C handler even where the shell started the tests with
+# SIGINT ignored (in the background): see test_score_many.INTERRUPTED
 STOPPED = """
 import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {here!r})
 import rbflex
 from test_search import ARCHS, build, mutate, x4
