@@ -131,8 +131,13 @@ mod tests {
         }
     }
 
-    #[test]
-    fn stride_one_average_pooling_gives_the_nchw_kernels_bits() {
+    extern "C" {
+        fn rbflex_avg_pool_four_lanes_only(on: i32);
+    }
+
+    /// Stride-1 average pooling against libtorch's NCHW kernel over shapes
+    /// that run the vector loop and its scalar remainder.
+    fn stride_one_pools_as_libtorch() {
         tch::manual_seed(4);
         let shapes = [[3i64, 5, 32, 32], [2, 4, 16, 16], [2, 3, 8, 8], [1, 2, 7, 9], [2, 2, 1, 5], [1, 1, 3, 1]];
         for shape in shapes {
@@ -147,6 +152,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn stride_one_average_pooling_gives_the_nchw_kernels_bits() {
+        // eight lanes where the CPU has AVX2, else four; then four lanes
+        stride_one_pools_as_libtorch();
+        // SAFETY: sets an atomic flag
+        unsafe { rbflex_avg_pool_four_lanes_only(1) };
+        let four = std::panic::catch_unwind(stride_one_pools_as_libtorch);
+        // SAFETY: as above
+        unsafe { rbflex_avg_pool_four_lanes_only(0) };
+        assert!(four.is_ok(), "the four-lane loop differs");
     }
 
     #[test]
