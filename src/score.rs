@@ -138,7 +138,7 @@ pub fn run(r: Request) -> Result<ScoreReport> {
             let batch = Batch::new(&x, None)?;
             (
                 Some((x, name.clone())),
-                Setting::with_batch(r.space.clone(), r.dataset, r.image_seed, r.selection, batch, name),
+                Setting::with_batch(r.space.clone(), r.dataset, r.image_seed, r.selection, batch, name)?,
             )
         }
         Inputs::Drawn { source, batch } => {

@@ -156,6 +156,9 @@ impl Space for UserSpace {
             Ok(Box::new(PyNet::new(py, prepared)?) as Box<dyn Net>)
         })
     }
+    fn reports_layer_calls(&self) -> bool {
+        false // the Python hooks report outputs, not each call's input and parameters
+    }
     fn datasets(&self) -> &'static [Dataset] {
         &[]
     }
@@ -279,7 +282,7 @@ fn score(
         let build = Python::with_gil(|py| factory.clone_ref(py));
         let space = UserSpace::new("model".into(), vec!["model".into()], build, None);
         let space: Shared<dyn Space> = Shared::Owned(Arc::new(space));
-        let mut s = Setting::with_batch(space, Dataset::Cifar10, seed, sel, batch, "inputs".into()).on(device);
+        let mut s = Setting::with_batch(space, Dataset::Cifar10, seed, sel, batch, "inputs".into())?.on(device);
         s.classes = Some(classes);
         let build = |init: Init| -> Result<Box<dyn Net>> {
             let code = match init {
@@ -354,7 +357,7 @@ impl Run {
                 Batch::new(&x.0.to_device(Device::Cpu), labels.as_ref().map(|l| l.0.to_device(Device::Cpu)).as_ref())?;
             let len = archs.len();
             let space: Shared<dyn Space> = Shared::Owned(Arc::new(UserSpace::new(name, archs, build, None)));
-            let mut setting = Setting::with_batch(space, Dataset::Cifar10, seed, sel, batch, images).on(device);
+            let mut setting = Setting::with_batch(space, Dataset::Cifar10, seed, sel, batch, images)?.on(device);
             setting.classes = Some(classes);
             if let Some((k, n)) = shard {
                 let k = rbflex::shard::Shard::new(k, n)?;
@@ -771,7 +774,7 @@ fn search_user(
         let batch =
             Batch::new(&x.0.to_device(Device::Cpu), labels.as_ref().map(|l| l.0.to_device(Device::Cpu)).as_ref())?;
         let space: Shared<dyn Space> = Shared::Owned(Arc::new(UserSpace::new(name, archs, build, mutate)));
-        let mut s = Setting::with_batch(space, Dataset::Cifar10, seed, sel, batch, images).on(device);
+        let mut s = Setting::with_batch(space, Dataset::Cifar10, seed, sel, batch, images)?.on(device);
         s.classes = Some(classes);
         let truth = UserTruth { accuracy };
         run_search(&s, &truth, &plan, 1, &out, true)

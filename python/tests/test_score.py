@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 
 import pytest
 import torch
@@ -66,6 +67,19 @@ def test_the_model_is_unchanged():
     assert [p.requires_grad for p in net.parameters()] == flags
     after = net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_vkdnw_is_refused_on_a_users_module_before_any_work():
+    # it reads each layer call's input and parameters (near and meco: outputs),
+    # which a module's hooks do not report: its Fisher matrix would be zero and
+    # its entropy 0, as if measured
+    net = nb201(ARCHS[0], 1)
+    want = ("proxy vkdnw reads every Conv2d, BatchNorm and Linear call of the network, "
+            "which model's networks do not report (a user's nn.Module does not yet)")
+    with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+        rbflex.score(net, batch(), proxies=["synflow", "vkdnw"])
+    got = rbflex.score(net, batch(), proxies="all", labels=torch.arange(8) % 10)
+    assert "synflow" in got and not {"vkdnw", "vkdnw_single", "near", "meco"} & set(got)
 
 
 def test_the_proxies_and_spaces_are_listed():

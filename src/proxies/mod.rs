@@ -204,6 +204,12 @@ pub trait Proxy: Send + Sync {
     fn reads_inputs(&self) -> bool {
         true
     }
+    /// Whether it reads every Conv2d, BatchNorm and Linear call of the
+    /// forward pass (`nets::layers::sites`), which only networks whose
+    /// space [reports them](crate::spaces::Space::reports_layer_calls) give.
+    fn reads_layer_calls(&self) -> bool {
+        false
+    }
     /// Its settings, recorded in `run.json` (a rerun with other settings is
     /// refused instead of mixing values).
     fn settings(&self) -> serde_json::Value {

@@ -114,6 +114,9 @@ impl Proxy for Near {
     fn needs(&self) -> Needs {
         Needs { batch: Some(128), labels: false, classifier: false }
     }
+    fn reads_layer_calls(&self) -> bool {
+        true // every Conv2d/BatchNorm/Linear output, not only the activations
+    }
     fn score(&self, p: &Probe) -> Result<Measure> {
         let net = (p.build)(Init::Default)?;
         let _guard = tch::no_grad_guard();

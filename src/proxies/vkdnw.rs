@@ -46,7 +46,7 @@ use super::{Measure, Needs, Probe, Proxy};
 use crate::nets::layers::sites::{self, Site};
 use crate::nets::Init;
 use crate::nets::{BnStats, Sink};
-use anyhow::Result;
+use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
 /// VKDNW's entropy.
@@ -194,6 +194,13 @@ fn fisher_eigenvalues(p: &Probe) -> Result<(Option<Tensor>, usize)> {
             })
         })
         .collect();
+    if slots.iter().all(Option::is_none) {
+        // a zero Fisher matrix would score 0, as if measured
+        bail!(
+            "none of the network's first {TENSORS} parameter tensors belongs to a Conv2d, BatchNorm or Linear call \
+             it reported (a user's nn.Module reports none yet), so its Fisher matrix cannot be formed"
+        );
+    }
     let mut used: Vec<usize> = slots.iter().flatten().map(|(i, _)| *i).collect();
     used.sort_unstable();
     used.dedup();
@@ -245,6 +252,9 @@ impl Proxy for Vkdnw {
     fn reads_inputs(&self) -> bool {
         false // only the batch's shape: its own noise
     }
+    fn reads_layer_calls(&self) -> bool {
+        true // the weights' derivatives come from each layer's input and output
+    }
     fn settings(&self) -> serde_json::Value {
         serde_json::json!({ "tensors": TENSORS })
     }
@@ -282,6 +292,9 @@ impl Proxy for VkdnwSingle {
     }
     fn reads_inputs(&self) -> bool {
         false // only the batch's shape: its own noise
+    }
+    fn reads_layer_calls(&self) -> bool {
+        Vkdnw.reads_layer_calls()
     }
     fn settings(&self) -> serde_json::Value {
         Vkdnw.settings()

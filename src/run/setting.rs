@@ -107,29 +107,7 @@ impl Setting {
                 space.len()
             );
         }
-        // what `--proxy all` brought and this run cannot serve is skipped; a named proxy is an error
-        let mut skipped = Vec::new();
-        for p in &selection.proxies {
-            if let Err(e) = check_support(p.as_ref(), &*space, dataset, source) {
-                if !selection.implied.contains(&p.name()) {
-                    return Err(e);
-                }
-                skipped.push(p.name());
-            }
-        }
-        let selection = if skipped.is_empty() {
-            selection
-        } else {
-            eprintln!(
-                "note: --proxy all on {} ({dataset}) skips {}: they need a classifier network or labelled images",
-                space.name(),
-                skipped.join(", ")
-            );
-            selection.without(&skipped)
-        };
-        if selection.proxies.is_empty() {
-            bail!("no proxy asked for can run on {} ({dataset})", space.name());
-        }
+        let selection = served(selection, &*space, dataset, |p| check_support(p, &*space, dataset, source))?;
         // images are drawn only for the batch sizes of proxies that read
         // them; the others get the shape of one drawn input (each size is
         // drawn from its own seeded generator, so skipping one changes none)
@@ -195,12 +173,13 @@ impl Setting {
         selection: Selection,
         batch: Batch,
         images: String,
-    ) -> Self {
+    ) -> Result<Self> {
+        let selection = served(selection, &*space, dataset, |p| check_layer_calls(p, &*space))?;
         let n = batch.len() as usize;
         let mut batches: BTreeMap<usize, Batch> =
             selection.proxies.iter().map(|p| (selection.batch_of(p.as_ref(), n), batch.clone())).collect();
         batches.insert(n, batch);
-        Self {
+        Ok(Self {
             space,
             dataset,
             seed,
@@ -212,7 +191,7 @@ impl Setting {
             device: tch::Device::Cpu,
             shard: None,
             classes: None,
-        }
+        })
     }
 
     /// The same setting with its networks and inputs on `device`.
@@ -345,8 +324,56 @@ pub(crate) fn proxy_settings(p: &dyn Proxy, sel: &Selection) -> serde_json::Valu
     v
 }
 
+/// The selection less what `--proxy all` brought and `check` refuses
+/// (skipped with a note); a named proxy that `check` refuses is an error.
+fn served(
+    selection: Selection,
+    space: &dyn Space,
+    dataset: Dataset,
+    check: impl Fn(&dyn Proxy) -> Result<()>,
+) -> Result<Selection> {
+    let mut skipped = Vec::new();
+    for p in &selection.proxies {
+        if let Err(e) = check(p.as_ref()) {
+            if !selection.implied.contains(&p.name()) {
+                return Err(e);
+            }
+            skipped.push(p.name());
+        }
+    }
+    let selection = if skipped.is_empty() {
+        selection
+    } else {
+        eprintln!(
+            "note: --proxy all on {} ({dataset}) skips {}: they need what its networks or inputs cannot give \
+             (a classifier network, labelled images, or every layer call reported)",
+            space.name(),
+            skipped.join(", ")
+        );
+        selection.without(&skipped)
+    };
+    if selection.proxies.is_empty() {
+        bail!("no proxy asked for can run on {} ({dataset})", space.name());
+    }
+    Ok(selection)
+}
+
+/// Refuses a proxy that reads every layer call on networks that do not report them.
+fn check_layer_calls(p: &dyn Proxy, space: &dyn Space) -> Result<()> {
+    if p.reads_layer_calls() && !space.reports_layer_calls() {
+        bail!(
+            "proxy {} reads every Conv2d, BatchNorm and Linear call of the network, which {}'s networks do not report \
+             (a user's nn.Module does not yet)",
+            p.name(),
+            space.name()
+        );
+    }
+    Ok(())
+}
+
 /// Refuses a proxy that the space's networks or the inputs cannot serve.
 fn check_support(p: &dyn Proxy, space: &dyn Space, dataset: Dataset, source: &crate::inputs::Source) -> Result<()> {
+    check_layer_calls(p, space)?;
     let needs = p.needs();
     if needs.classifier && dataset.num_classes() == 0 {
         bail!(

@@ -32,6 +32,15 @@ pub trait Space: Send + Sync {
     fn build(&self, arch: &str, dataset: Dataset) -> Result<Box<dyn Net>>;
     /// The datasets with ground truth for this space.
     fn datasets(&self) -> &'static [Dataset];
+    /// Whether its networks report every Conv2d, BatchNorm and Linear call
+    /// to `nets::layers::sites` (the built-in networks do; a user's
+    /// nn.Module does not yet), which [`Proxy::reads_layer_calls`]
+    /// proxies need.
+    ///
+    /// [`Proxy::reads_layer_calls`]: crate::proxies::Proxy::reads_layer_calls
+    fn reports_layer_calls(&self) -> bool {
+        true
+    }
     /// Estimated bytes a network's scoring holds at once for an input of
     /// `input` shape (`[N, C, H, W]`), used to bound memory across parallel
     /// workers; 0 for spaces whose networks are small.
