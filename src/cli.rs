@@ -180,7 +180,7 @@ struct Common {
 #[derive(Args, Clone)]
 struct GammaArgs {
     /// Proxies to score: NAME[,NAME...], `all`, or an aggregation (`ensemble`,
-    /// `consensus`, `az`). An unknown name lists the known ones.
+    /// `consensus`, `az`, `vkdnw_agg`). An unknown name lists the known ones.
     #[arg(long, default_value = "rbflex")]
     proxy: String,
     /// Inputs per batch for every proxy except RBFleX (which takes --batch),

@@ -58,7 +58,7 @@ pub struct CorrelationReport {
     /// The plot written.
     pub plot: String,
     /// Every proxy's correlations, in the order asked for. Rank aggregations
-    /// (`az`, `ensemble`, `consensus`) are ranked over this run's candidates.
+    /// (`az`, `ensemble`, `consensus`, `vkdnw_agg`) are ranked over this run's candidates.
     pub proxies: BTreeMap<String, ProxyCorrelation>,
     /// What the aggregations that choose their members per run
     /// (`consensus`) chose over these candidates, a line each.

@@ -357,11 +357,22 @@ pub const AGGREGATES: &[Aggregate] = &[
         describe: "label-free: sum of ln(rank/n) of rbflex and of each member weighted by its agreement with rbflex over the candidates",
         rule: Rule::Consensus,
     },
+    Aggregate {
+        name: "vkdnw_agg",
+        members: VKDNW_AGG,
+        describe: "VKDNW_agg (Tybl & Neumann, CVPR 2025): sum of ln(rank/n) of vkdnw_single, AZ-NAS' expressivity, trainability and FLOPs, and jacob_cov",
+        rule: Rule::RankSum,
+    },
 ];
 
 /// The ensemble's members (chosen once; see the README).
 pub const ENSEMBLE: &[&str] =
     &["rbflex", "az_expressivity", "az_progressivity", "az_trainability", "az_complexity", "synflow"];
+
+/// VKDNW_agg's members: the authors' `vkdnw_comb_rank`
+/// (ondratybl/VKDNW `NB201/tss_utils.py`, `get_scores`), the aggregate
+/// their paper reports on NAS-Bench-201 (Kendall 0.750 / 0.753 / 0.743).
+pub const VKDNW_AGG: &[&str] = &["vkdnw_single", "az_expressivity", "az_trainability", "az_complexity", "jacob_cov"];
 
 /// Options that proxies take from the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -575,8 +586,26 @@ mod tests {
         let sel = Selection::parse("all", &opts).unwrap().without(&["synflow"]);
         assert!(sel.proxy("synflow").is_none() && sel.proxy("snip").is_some());
         let aggs: Vec<&str> = sel.aggregates.iter().map(|a| a.name).collect();
-        assert_eq!(aggs, vec!["az"], "the ensemble has synflow as a member");
+        assert_eq!(aggs, vec!["az", "vkdnw_agg"], "the ensemble and consensus have synflow as a member");
         assert!(!sel.asked.contains(&"ensemble") && !sel.asked.contains(&"synflow") && sel.asked.contains(&"az"));
+    }
+
+    #[test]
+    fn every_aggregate_is_over_registered_proxies() {
+        let known: Vec<&str> = registered().collect();
+        for a in AGGREGATES {
+            for m in a.members {
+                assert!(known.contains(m), "{}: member {m} is not a registered proxy", a.name);
+            }
+        }
+        let opts = Options { gammas: rbflex::Gammas::default(), batch: None, channels_last: false };
+        let sel = Selection::parse("vkdnw_agg", &opts).unwrap();
+        let mut got: Vec<&str> = sel.proxies.iter().map(|p| p.name()).collect();
+        let mut want = VKDNW_AGG.to_vec();
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(got, want);
+        assert_eq!(sel.aggregates.iter().map(|a| a.name).collect::<Vec<_>>(), vec!["vkdnw_agg"]);
     }
 
     #[test]
