@@ -370,8 +370,9 @@ pub const ENSEMBLE: &[&str] =
     &["rbflex", "az_expressivity", "az_progressivity", "az_trainability", "az_complexity", "synflow"];
 
 /// VKDNW_agg's members: the authors' `vkdnw_comb_rank`
-/// (ondratybl/VKDNW `NB201/tss_utils.py`, `get_scores`), the aggregate
-/// their paper reports on NAS-Bench-201 (Kendall 0.750 / 0.753 / 0.743).
+/// (ondratybl/VKDNW `NB201/tss_utils.py`, `get_scores`), taken to be the
+/// aggregate their paper reports on NAS-Bench-201 (Kendall 0.750 / 0.753 /
+/// 0.743; the repository does not say which of its four it is).
 pub const VKDNW_AGG: &[&str] = &["vkdnw_single", "az_expressivity", "az_trainability", "az_complexity", "jacob_cov"];
 
 /// Options that proxies take from the command line.
