@@ -239,33 +239,43 @@ fn jacobian_proxies_share_one_pass_and_agree_with_separate_runs() {
     assert_eq!(num(&both["epe_nas"]), num(&epe["epe_nas"]));
 }
 
+/// `got` within `rel` (relative) of the pinned `want`.
+fn near(got: f64, want: f64, rel: f64, v: &serde_json::Value) {
+    assert!((got - want).abs() <= rel * want.abs(), "{got} vs {want} (relative {rel}): {v}");
+}
+
 #[test]
 fn az_values_of_an_nb201_network_are_pinned() {
     // the values rbflex gave before AZ-NAS' random output gradients were
     // drawn by the Rust replay of libtorch's generator (nets::seed::signs_like):
-    // the same bits
+    // the same bits on the Intel Xeon that pinned them; another CPU rounds
+    // oneDNN's convolutions otherwise (an AMD EPYC: 1e-9 to 3e-7 relative)
     let v = ok_json(&["score", "--index", "4404", "--proxy", "az", "--json"]);
-    assert_eq!(num(&v["az_expressivity"]), 58.91366174924728, "{v}");
-    assert_eq!(num(&v["az_progressivity"]), -0.020051220650484147, "{v}");
-    assert_eq!(num(&v["az_trainability"]), -0.05073986885118573, "{v}");
+    near(num(&v["az_expressivity"]), 58.91366174924728, 1e-7, &v);
+    near(num(&v["az_progressivity"]), -0.020051220650484147, 1e-6, &v);
+    near(num(&v["az_trainability"]), -0.05073986885118573, 1e-6, &v);
     assert_eq!(num(&v["az_complexity"]), 157205120.0, "{v}");
 }
 
 #[test]
-fn gradients_through_skipped_zero_edges_are_the_references_bits() {
+fn gradients_through_skipped_zero_edges_keep_the_references_values() {
     // index 127 `|none~0|+|none~0|avg_pool_3x3~1|+|nor_conv_1x1~0|...`: a node
     // of zeros and a `none` first into node 2. The values rbflex gave when
     // every `none` edge ran `x * 0` and the sum started with `out + 0`, as
-    // xautodl's; the cells now skip those edges and alias the first output
+    // xautodl's; the cells now skip those edges and alias the first output.
+    // The same bits on the Intel Xeon that pinned them; another CPU rounds
+    // oneDNN's convolutions otherwise, and these proxies amplify it unevenly
+    // (an AMD EPYC, relative: snip 7e-9, grasp 4e-5, zico's ratio of two
+    // gradients' spread 8e-4), so each is held to a bound 7-70x the spread measured there
     let v = ok_json(&["score", "--index", "127", "--proxy", "snip,grad_norm,grasp,zico,fisher,az", "--json"]);
-    assert_eq!(num(&v["snip"]), 51.31332895016361, "{v}");
-    assert_eq!(num(&v["grad_norm"]), 3.651498498694218, "{v}");
-    assert_eq!(num(&v["grasp"]), 2.2658056846609043, "{v}");
-    assert_eq!(num(&v["zico"]), 214.22677323132925, "{v}");
-    assert_eq!(num(&v["fisher"]), 0.04597103966103345, "{v}");
-    assert_eq!(num(&v["az_expressivity"]), 50.80806363038473, "{v}");
-    assert_eq!(num(&v["az_progressivity"]), -0.3354460016436063, "{v}");
-    assert_eq!(num(&v["az_trainability"]), -0.28146034776129003, "{v}");
+    near(num(&v["snip"]), 51.31332895016361, 1e-7, &v);
+    near(num(&v["grad_norm"]), 3.651498498694218, 1e-6, &v);
+    near(num(&v["grasp"]), 2.2658056846609043, 4e-4, &v);
+    near(num(&v["zico"]), 214.22677323132925, 8e-3, &v);
+    near(num(&v["fisher"]), 0.04597103966103345, 1e-7, &v);
+    near(num(&v["az_expressivity"]), 50.80806363038473, 1e-7, &v);
+    near(num(&v["az_progressivity"]), -0.3354460016436063, 1e-6, &v);
+    near(num(&v["az_trainability"]), -0.28146034776129003, 1e-6, &v);
 }
 
 #[test]
