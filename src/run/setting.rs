@@ -164,8 +164,10 @@ impl Setting {
         Ok(s)
     }
 
-    /// A setting around one given batch (`score --input`): every proxy sees
-    /// it, whatever its protocol's batch.
+    /// A setting around one given batch (`score --input`, a user's model):
+    /// every proxy sees it, whatever its protocol's batch. A proxy that
+    /// reads layer calls the space's networks do not report is refused
+    /// (skipped under `all`), as [`Setting::new`] refuses its own.
     pub fn with_batch(
         space: Shared<dyn Space>,
         dataset: Dataset,
