@@ -99,6 +99,18 @@ def central(L, power=1.0, redundancy=0.0):
     return anchored(L, int(np.argmax(C.sum(1))), power, redundancy)
 
 
+def weight_vectors(rng, sparse, dense):
+    """Each member alone, `sparse` and `dense` Dirichlet draws from `rng`, and equal weights."""
+    n = len(MEMBERS)
+    return np.vstack([np.eye(n), rng.dirichlet(np.full(n, 0.3), sparse), rng.dirichlet(np.ones(n), dense),
+                      np.ones((1, n))])
+
+
+def within(margin, pairs):
+    """How many (column, value) pairs are within `margin` of the column's best member."""
+    return int(sum(r["best_tau"] - x <= margin for r, x in pairs))
+
+
 RULES = {
     "consensus (anchor rbflex)": lambda L: anchored(L),
     "anchor, weights squared": lambda L: anchored(L, power=2),
@@ -128,13 +140,12 @@ def main():
     for space, name, V, cons, ens, acc in cols:
         L = np.array([log_rank(v) for v in V])
         t = [tau(v, acc) for v in V]
-        rows.append(dict(space=space, column=name, n=int(np.isfinite(acc).sum()), L=L, acc=acc,
-                         best=MEMBERS[int(np.argmax(t))], best_tau=max(t), consensus=tau(cons, acc),
-                         ensemble=tau(ens, acc), rules={k: tau(f(L), acc) for k, f in RULES.items()}))
+        rows.append(dict(space=space, column=name, n=int(np.isfinite(acc).sum()), V=V, L=L, acc=acc,
+                         cons=cons, best_index=int(np.argmax(t)), best=MEMBERS[int(np.argmax(t))],
+                         best_tau=max(t), consensus=tau(cons, acc), ensemble=tau(ens, acc),
+                         rules={k: tau(f(L), acc) for k, f in RULES.items()}))
     # label-fit bounds
-    rng = np.random.default_rng(0)
-    W = np.vstack([np.eye(len(MEMBERS)), rng.dirichlet(np.full(len(MEMBERS), 0.3), 2000),
-                   rng.dirichlet(np.ones(len(MEMBERS)), 1000), np.ones((1, len(MEMBERS)))])
+    W = weight_vectors(np.random.default_rng(0), 2000, 1000)
     T = np.array([[tau(w @ r["L"], r["acc"]) for r in rows] for w in W])
     best = np.array([r["best_tau"] for r in rows])
     met = best - T <= args.margin
@@ -151,7 +162,7 @@ def main():
         print("%-14s %-16s %4d  %-18s %.3f %9.3f %9.3f %9.3f %9.3f" % (
             r["space"], r["column"][:16], r["n"], r["best"], r["best_tau"], r["consensus"], r["ensemble"], f, p))
     k = len(rows)
-    count = lambda v: int(sum(r["best_tau"] - x <= args.margin for r, x in zip(rows, v)))
+    count = lambda v: within(args.margin, zip(rows, v))
     gap = lambda v: float(np.mean([r["best_tau"] - x for r, x in zip(rows, v)]))
     print(f"\nwithin {args.margin} of the best member (mean gap):")
     for label, v in [("consensus", [r["consensus"] for r in rows]), ("ensemble", [r["ensemble"] for r in rows]),
@@ -174,26 +185,24 @@ def main():
         test = [r for r in rows if group(r["space"]) == g]
         held += [(r, r["rules"][rule]) for r in test]
         print("  held out %-8s chose %-32s met %d/%d" % (g, rule, count([r["rules"][rule] for r in test]), len(test)))
-    met_held = sum(r["best_tau"] - x <= args.margin for r, x in held)
-    print("  held out, all: %d/%d (%.3f)" % (met_held, len(held), np.mean([r["best_tau"] - x for r, x in held])))
-
-
+    print("  held out, all: %d/%d (%.3f)" % (within(args.margin, held), len(held),
+                                             np.mean([r["best_tau"] - x for r, x in held])))
     if args.bootstrap:
-        bootstrap(cols, args.bootstrap, args.margin)
+        bootstrap(rows, args.bootstrap, args.margin)
     if args.calibrate:
-        calibrate(cols, args.calibrate, args.margin)
+        calibrate(rows, args.calibrate, args.margin)
 
 
-def calibrate(cols, k, margin, draws=10):
+def calibrate(rows, k, margin, draws=10):
     """Not label-free: how far K labelled networks per column (e.g. K trained ones) take the
     weights, judged on the column's other networks against the best member there."""
     rng = np.random.default_rng(0)
-    W = np.vstack([np.eye(len(MEMBERS)), rng.dirichlet(np.full(len(MEMBERS), 0.3), 400),
-                   rng.dirichlet(np.ones(len(MEMBERS)), 200), np.ones((1, len(MEMBERS)))])
+    W = weight_vectors(rng, 400, 200)
     print(f"\ncalibrated on {k} labelled networks per column ({draws} draws), judged on the others:")
     met, gaps = 0.0, []
-    for space, name, V, _, _, acc in cols:
-        S = W @ np.array([log_rank(v) for v in V])
+    for r in rows:
+        space, name, V, acc = r["space"], r["column"], r["V"], r["acc"]
+        S = W @ r["L"]
         labelled = np.flatnonzero(np.isfinite(acc))
         hit, gap = 0, []
         for _ in range(draws):
@@ -205,17 +214,17 @@ def calibrate(cols, k, margin, draws=10):
         met, gaps = met + hit / draws, gaps + [np.mean(gap)]
         print("  %-14s %-16s mean gap %6.3f  within %.2f in %3.0f%% of draws" % (space, name[:16], np.mean(gap),
                                                                                margin, 100 * hit / draws))
-    print("  expected columns met %.1f / %d, mean gap %.3f" % (met, len(cols), np.mean(gaps)))
+    print("  expected columns met %.1f / %d, mean gap %.3f" % (met, len(rows), np.mean(gaps)))
 
 
-def bootstrap(cols, times, margin):
+def bootstrap(rows, times, margin):
     """Is a column's gap sampling noise? Resample its networks and see how often its best member
     (on all of them) is still within the margin of the best member on the resample."""
     rng = np.random.default_rng(1)
     print(f"\nbootstrap ({times} resamples): share of resamples within {margin} of the resample's best member")
     kept, cons = 0.0, 0.0
-    for space, name, V, c, _, acc in cols:
-        best = int(np.argmax([tau(v, acc) for v in V]))
+    for r in rows:
+        space, name, V, c, acc, best = r["space"], r["column"], r["V"], r["cons"], r["acc"], r["best_index"]
         hit = np.zeros(2)
         for _ in range(times):
             s = rng.integers(0, len(acc), len(acc))
@@ -224,7 +233,7 @@ def bootstrap(cols, times, margin):
         kept, cons = kept + hit[0] / times, cons + hit[1] / times
         print("  %-14s %-16s %-18s %4.0f%%   consensus %4.0f%%" % (space, name[:16], MEMBERS[best],
                                                                   100 * hit[0] / times, 100 * hit[1] / times))
-    print("  expected columns met: by each column's best member %.1f / %d, by consensus %.1f" % (kept, len(cols), cons))
+    print("  expected columns met: by each column's best member %.1f / %d, by consensus %.1f" % (kept, len(rows), cons))
 
 
 if __name__ == "__main__":
