@@ -200,10 +200,12 @@ fn fisher_eigenvalues(p: &Probe) -> Result<(Option<Tensor>, usize)> {
         })
         .collect();
     if slots.iter().all(Option::is_none) {
-        // a zero Fisher matrix would score 0, as if measured
+        // a zero Fisher matrix would score 0, as if measured; a space whose
+        // networks report no layer calls is refused before this (Setting), so
+        // this is a network whose space says they do
         bail!(
             "none of the network's first {TENSORS} parameter tensors belongs to a Conv2d, BatchNorm or Linear call \
-             it reported (a user's nn.Module reports none yet), so its Fisher matrix cannot be formed"
+             it reported, so its Fisher matrix cannot be formed"
         );
     }
     let mut used: Vec<usize> = slots.iter().flatten().map(|(i, _)| *i).collect();
